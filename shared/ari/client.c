@@ -453,6 +453,7 @@ static int client_config(ari_client *c, const ari_client_config *cfg)
 static int client_multi(ari_client *c)
 {
     CURLM *m;
+    struct curl_slist *hdr;
     int rc = 0;
 
     if (!(c->timer = evtimer_new(c->base, on_timer, c)))
@@ -466,8 +467,13 @@ static int client_multi(ari_client *c)
     rc |= curl_multi_setopt(m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)c->max_conns);
     rc |= curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)c->max_conns);
     rc |= curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)c->max_conns);
+    /* No "Expect: 100-continue" for bodies over 1 KiB: Asterisk never sends
+     * 100, so libcurl would wait a second before every such request. */
     if (!(c->json_hdr = curl_slist_append(NULL, "Content-Type: application/json")))
         return ARIQ_ENOMEM;
+    if (!(hdr = curl_slist_append(c->json_hdr, "Expect:")))
+        return ARIQ_ENOMEM;
+    c->json_hdr = hdr;
     return rc ? ARIQ_EIO : 0;
 }
 
