@@ -178,8 +178,10 @@ static void srv_start(srv *s, struct event_base *base)
 
 static void srv_stop(srv *s)
 {
-    evhttp_free(s->http);
+    if (s->http)
+        evhttp_free(s->http);
     s->http = NULL;
+    s->nconns = 0; /* its connections are gone with it */
 }
 
 /* ------------------------------------------------------------------------- */
@@ -457,6 +459,48 @@ static void test_chain_from_callback_reuses_connection(void **state)
     assert_int_equal(e->s.total_conns, 1); /* keep-alive */
 }
 
+/* Restarts the test server on the port it had. */
+static void srv_restart(srv *s)
+{
+    srv_stop(s);
+    s->http = evhttp_new(s->base);
+    assert_non_null(s->http);
+    evhttp_set_gencb(s->http, srv_handle, s);
+    assert_int_equal(evhttp_bind_socket(s->http, "127.0.0.1", (ev_uint16_t)s->port), 0);
+}
+
+/* The server goes away and comes back on the same port (an Asterisk
+ * restart): the kept-alive connection is dead, the next request notices and
+ * reconnects by itself. While the server is down, requests fail with EIO. */
+static void test_server_restart(void **state)
+{
+    env *e = *state;
+    got g = {0};
+
+    assert_int_equal(ari_asterisk_info(ari_client_rest(e->c), got_cb, &g), 0);
+    run_until(e->base, &g.calls, 1, 3000);
+    assert_int_equal(g.status, 200);
+
+    srv_restart(&e->s);
+    run_for(e->base, 20);
+    assert_int_equal(ari_asterisk_info(ari_client_rest(e->c), got_cb, &g), 0);
+    run_until(e->base, &g.calls, 2, 3000);
+    assert_int_equal(g.status, 200);
+    assert_int_equal(e->s.total_conns, 2);
+
+    srv_stop(&e->s);
+    assert_int_equal(ari_asterisk_info(ari_client_rest(e->c), got_cb, &g), 0);
+    run_until(e->base, &g.calls, 3, 3000);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.err, ARIQ_EIO);
+
+    srv_restart(&e->s);
+    assert_int_equal(ari_asterisk_info(ari_client_rest(e->c), got_cb, &g), 0);
+    run_until(e->base, &g.calls, 4, 3000);
+    assert_int_equal(g.calls, 4);
+    assert_int_equal(g.status, 200);
+}
+
 static void test_connection_refused(void **state)
 {
     env *e = *state;
@@ -713,6 +757,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_statuses_are_results, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_json_body, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_from_callback_reuses_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_500_concurrent, setup, teardown),
