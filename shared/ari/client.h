@@ -136,6 +136,48 @@ size_t ari_client_pending(const ari_client *c);
 const char *ari_client_errmsg(const ari_client *c);
 
 /* ------------------------------------------------------------------------- */
+/* A scripted transport for unit tests: no sockets, no loop.
+ *
+ * Every request is recorded (in order, never forgotten until freed) and stays
+ * unanswered until the test answers it with ari_fake_respond() or
+ * ari_fake_fail(); the callback runs inside that call, which plays the part
+ * of the event loop, so the contract above holds (never from inside the call
+ * that started the request). A callback may start new requests; they are
+ * appended. Indexes count every request since ari_fake_new, from 0. */
+
+typedef struct ari_fake ari_fake;
+
+ari_fake *ari_fake_new(void);
+/* Completes every unanswered request with ARIQ_ECLOSED, then frees.
+ * NULL is a no-op. */
+void ari_fake_free(ari_fake *f);
+/* The transport handle, owned by f. */
+ari_rest *ari_fake_rest(ari_fake *f);
+/* While err != 0, requests are refused with err (and not recorded). */
+void ari_fake_refuse(ari_fake *f, int err);
+
+size_t ari_fake_count(const ari_fake *f);   /* requests recorded */
+size_t ari_fake_pending(const ari_fake *f); /* of which unanswered */
+/* Fields of request i, borrowed from f; NULL / false if i is out of range.
+ * body is the serialized JSON body or NULL. */
+const char *ari_fake_method(const ari_fake *f, size_t i);
+const char *ari_fake_path(const ari_fake *f, size_t i);
+const char *ari_fake_body(const ari_fake *f, size_t i);
+bool ari_fake_answered(const ari_fake *f, size_t i);
+/* Index of the first unanswered request with this method (NULL: any) whose
+ * path starts with path_prefix (NULL: any), or -1. */
+long ari_fake_find(const ari_fake *f, const char *method,
+                   const char *path_prefix);
+
+/* Answers request i: its callback runs now with `status` and `body` (raw,
+ * parsed as JSON if it is; NULL for none). Returns 0, or ARIQ_ENOTFOUND if
+ * there is no such request, ARIQ_ESTATE if it was answered already. */
+int ari_fake_respond(ari_fake *f, size_t i, long status, const char *body);
+/* Fails request i as the transport would: status 0 and `err`
+ * (ARIQ_EIO, ARIQ_ETIMEDOUT, ...). Same returns as ari_fake_respond. */
+int ari_fake_fail(ari_fake *f, size_t i, int err);
+
+/* ------------------------------------------------------------------------- */
 /* Typed wrappers. Each builds the path with every id and query value escaped
  * (curl_easy_escape) and returns 0, or a negative ARIQ_ error (ARIQ_EINVAL for
  * a missing id or required argument) without calling cb. Optional string
