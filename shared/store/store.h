@@ -3,7 +3,8 @@
  * One store is one logical connection to Redis, driven by the daemon's
  * libevent loop through hiredis's async API and its libevent adapter. Nothing
  * in it blocks (except resolving a host *name*: use an IP address or a name in
- * /etc/hosts).
+ * /etc/hosts). hiredis writes with write(2): the process must ignore SIGPIPE
+ * (signal(SIGPIPE, SIG_IGN)), or a write to a dead Redis kills it.
  *
  * Lifecycle. store_new() only arms a timer: no callback ever runs inside it.
  * The store then connects, sends AUTH (if a password is set, before anything

@@ -1,0 +1,636 @@
+/* The Redis store against a real redis-server: handshake (AUTH, SELECT,
+ * scripts), EVALSHA and NOSCRIPT reload, lost connections, reconnect with
+ * backoff, store_free with pending commands and from callbacks, pipelining.
+ *
+ * Every test runs its own server on a free loopback port, bounds every wait,
+ * and ends with the store freed and the event base empty. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "redis_proc.h"
+#include "store/keys.h"
+#include "store/store.h"
+
+/* ---- log capture (the sink runs under the log lock) ---------------------- */
+
+#define MAX_LINES 512
+static char *g_lines[MAX_LINES];
+static int g_nlines;
+static pthread_mutex_t g_lines_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void sink(log_level lvl, const char *line, void *ud)
+{
+    (void)lvl;
+    (void)ud;
+    pthread_mutex_lock(&g_lines_lock);
+    if (g_nlines < MAX_LINES)
+        g_lines[g_nlines++] = strdup(line);
+    pthread_mutex_unlock(&g_lines_lock);
+}
+
+static void lines_clear(void)
+{
+    for (int i = 0; i < g_nlines; i++)
+        free(g_lines[i]);
+    g_nlines = 0;
+}
+
+static int lines_matching(const char *needle)
+{
+    int n = 0;
+    for (int i = 0; i < g_nlines; i++)
+        n += strstr(g_lines[i], needle) != NULL;
+    return n;
+}
+
+/* ---- fixture --------------------------------------------------------------- */
+
+typedef struct fx {
+    struct event_base *base;
+    struct event *tick;
+    redis_proc r;
+    bool have_redis;
+    store_config cfg;
+    store *s;
+    int ready, down;
+    char down_reason[256];
+    /* what a test's callbacks saw */
+    int replies, nulls, in_order_errors;
+    long long expect_next;
+    void (*on_ready_hook)(struct fx *f);
+} fx;
+
+static void on_ready(store *s, void *ud)
+{
+    fx *f = ud;
+    assert_ptr_equal(s, f->s);
+    f->ready++;
+    if (f->on_ready_hook)
+        f->on_ready_hook(f);
+}
+
+static void on_down(store *s, const char *reason, void *ud)
+{
+    (void)s;
+    fx *f = ud;
+    f->down++;
+    snprintf(f->down_reason, sizeof f->down_reason, "%s", reason);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->base = event_base_new();
+    f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
+    struct timeval tv = {0, 5000};
+    event_add(f->tick, &tv);
+    store_config_init(&f->cfg);
+    f->cfg.backoff_min_ms = 50;
+    f->cfg.backoff_max_ms = 400;
+    f->cfg.connect_timeout_ms = 2000;
+    *state = f;
+    return 0;
+}
+
+/* Frees everything and checks that nothing is left on the loop. */
+static int teardown(void **state)
+{
+    fx *f = *state;
+    store_free(f->s);
+    event_free(f->tick);
+    int left = event_base_get_num_events(f->base, EVENT_BASE_COUNT_ADDED);
+    event_base_free(f->base);
+    if (f->have_redis)
+        redis_proc_stop(&f->r, SIGKILL);
+    log_set_sink(NULL, NULL);
+    log_set_level(LOG_LVL_INFO);
+    lines_clear();
+    free(f);
+    assert_int_equal(left, 0);
+    return 0;
+}
+
+/* Runs the loop until *counter >= target or timeout_ms passed. */
+static bool wait_for(fx *f, const int *counter, int target, int timeout_ms)
+{
+    uint64_t end = clock_mono_ms() + (uint64_t)timeout_ms;
+    while (*counter < target && clock_mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+    return *counter >= target;
+}
+
+static void run_for(fx *f, int ms)
+{
+    uint64_t end = clock_mono_ms() + (uint64_t)ms;
+    while (clock_mono_ms() < end)
+        event_base_loop(f->base, EVLOOP_ONCE);
+}
+
+static void start_redis(fx *f, const redis_opts *o)
+{
+    assert_int_equal(redis_proc_start(&f->r, o), 0);
+    f->have_redis = true;
+    f->cfg.port = f->r.port;
+}
+
+static void new_store(fx *f)
+{
+    store_callbacks cbs = {.on_ready = on_ready, .on_down = on_down};
+    char err[256] = "";
+    int rc = store_new(f->base, &f->cfg, &cbs, f, &f->s, err, sizeof err);
+    if (rc != 0)
+        fail_msg("store_new: %s %s", ariq_strerror(rc), err);
+}
+
+/* Redis up, store ready. */
+static void start_ready(fx *f, const redis_opts *o)
+{
+    start_redis(f, o);
+    new_store(f);
+    assert_true(wait_for(f, &f->ready, 1, 5000));
+    assert_true(store_is_ready(f->s));
+}
+
+static int cmd(fx *f, store_cb cb, void *pd, int argc, const char **argv)
+{
+    return store_command_argv(f->s, argc, argv, NULL, cb, pd);
+}
+
+/* Counts replies, NULLs and checks INCR results arrive in order. */
+static void count_cb(store *s, const redisReply *r, void *pd)
+{
+    (void)s;
+    fx *f = pd;
+    if (!r) {
+        f->nulls++;
+        return;
+    }
+    f->replies++;
+    if (r->type == REDIS_REPLY_INTEGER && f->expect_next) {
+        if (r->integer != f->expect_next)
+            f->in_order_errors++;
+        f->expect_next++;
+    }
+}
+
+static long long redis_int(fx *f, const char *fmt, const char *arg)
+{
+    redisReply *rep = redis_proc_cmd(&f->r, fmt, arg);
+    assert_non_null(rep);
+    long long v = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -999;
+    freeReplyObject(rep);
+    return v;
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+/* Connects, calls on_ready once, and a command lands in Redis. */
+static void test_connect_ready(void **state)
+{
+    fx *f = *state;
+    start_ready(f, NULL);
+    assert_int_equal(f->ready, 1);
+    assert_int_equal(f->down, 0);
+    const char *set[] = {"SET", "{ariq}:probe", "hello"};
+    assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
+    assert_true(wait_for(f, &f->replies, 1, 2000));
+    redisReply *rep = redis_proc_cmd(&f->r, "GET {ariq}:probe");
+    assert_string_equal(rep->str, "hello");
+    freeReplyObject(rep);
+    store_stats st;
+    store_get_stats(f->s, &st);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.reconnects, 0);
+    assert_int_equal(st.pending, 0);
+    assert_true(st.replies >= 2); /* the handshake's and ours */
+    assert_true(st.rtt_sum_us > 0 && st.rtt_max_us > 0);
+}
+
+/* Before the store is ready, and for commands that would break the reply
+ * order, a send fails at once and its callback never runs. */
+static void test_not_ready_ebusy(void **state)
+{
+    fx *f = *state;
+    start_redis(f, NULL);
+    new_store(f);
+    const char *ping[] = {"PING"};
+    assert_int_equal(cmd(f, count_cb, f, 1, ping), ARIQ_EBUSY);
+    const char *keys[] = {"k1", "k2"}, *args[] = {"a", "1", "v"};
+    assert_int_equal(store_script(f->s, "node_heartbeat", 2, keys, 3, args, count_cb, f),
+                     ARIQ_EBUSY);
+    assert_true(wait_for(f, &f->ready, 1, 5000));
+    const char *sub[] = {"subscribe", "x"}, *sel[] = {"SELECT", "2"};
+    assert_int_equal(cmd(f, count_cb, f, 2, sub), ARIQ_EINVAL);
+    assert_int_equal(cmd(f, count_cb, f, 2, sel), ARIQ_EINVAL);
+    assert_int_equal(cmd(f, count_cb, f, 0, ping), ARIQ_EINVAL);
+    assert_int_equal(store_script(f->s, "no_such_script", 0, NULL, 0, NULL, count_cb, f),
+                     ARIQ_ENOTFOUND);
+    run_for(f, 100);
+    assert_int_equal(f->replies + f->nulls, 0);
+}
+
+static void test_auth_ok(void **state)
+{
+    fx *f = *state;
+    redis_opts o = {.password = "Corr3ct-horse"};
+    snprintf(f->cfg.password, sizeof f->cfg.password, "%s", o.password);
+    start_ready(f, &o);
+    const char *ping[] = {"PING"};
+    assert_int_equal(cmd(f, count_cb, f, 1, ping), 0);
+    assert_true(wait_for(f, &f->replies, 1, 2000));
+}
+
+/* A wrong password: never ready, one on_down, a clear error repeated at each
+ * retry, and the password in no log line. */
+static void test_auth_wrong(void **state)
+{
+    fx *f = *state;
+    log_set_sink(sink, NULL);
+    log_set_level(LOG_LVL_DEBUG);
+    redis_opts o = {.password = "the-real-one"};
+    start_redis(f, &o);
+    snprintf(f->cfg.password, sizeof f->cfg.password, "Wr0ngPassw0rd");
+    new_store(f);
+    run_for(f, 1200);
+    assert_int_equal(f->ready, 0);
+    assert_int_equal(f->down, 1);
+    assert_non_null(strstr(f->down_reason, "AUTH"));
+    assert_non_null(strstr(store_errmsg(f->s), "WRONGPASS"));
+    pthread_mutex_lock(&g_lines_lock);
+    int auth_errors = lines_matching("level=error mod=store redis AUTH");
+    int leaks = lines_matching("Wr0ngPassw0rd") + lines_matching("the-real-one");
+    pthread_mutex_unlock(&g_lines_lock);
+    assert_true(auth_errors >= 3); /* it kept retrying */
+    assert_int_equal(leaks, 0);
+    assert_null(strstr(store_errmsg(f->s), "Wr0ngPassw0rd"));
+    store_stats st;
+    store_get_stats(f->s, &st);
+    assert_int_equal(st.connects, 0);
+}
+
+/* No password configured for a server that needs one: a clear NOAUTH. */
+static void test_auth_missing(void **state)
+{
+    fx *f = *state;
+    redis_opts o = {.password = "needed"};
+    start_redis(f, &o);
+    new_store(f);
+    assert_true(wait_for(f, &f->down, 1, 3000));
+    run_for(f, 200);
+    assert_int_equal(f->ready, 0);
+    assert_non_null(strstr(store_errmsg(f->s), "NOAUTH"));
+}
+
+/* With db = 5, a key written through the store lands in db 5 only. */
+static void test_select_db(void **state)
+{
+    fx *f = *state;
+    f->cfg.db = 5;
+    start_ready(f, NULL);
+    const char *set[] = {"SET", "{ariq}:in-db", "5"};
+    assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
+    assert_true(wait_for(f, &f->replies, 1, 2000));
+    redisContext *c = redis_proc_connect(&f->r);
+    redisReply *rep = redisCommand(c, "EXISTS {ariq}:in-db");
+    assert_int_equal(rep->integer, 0);
+    freeReplyObject(rep);
+    freeReplyObject(redisCommand(c, "SELECT 5"));
+    rep = redisCommand(c, "GET {ariq}:in-db");
+    assert_string_equal(rep->str, "5");
+    freeReplyObject(rep);
+    redisFree(c);
+}
+
+typedef struct hb_result {
+    int done;
+    int type;
+    long long integer;
+    char err[128];
+} hb_result;
+
+static void hb_cb(store *s, const redisReply *r, void *pd)
+{
+    (void)s;
+    hb_result *h = pd;
+    h->done++;
+    h->type = r ? r->type : -1;
+    if (r && r->type == REDIS_REPLY_INTEGER)
+        h->integer = r->integer;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        snprintf(h->err, sizeof h->err, "%s", r->str);
+}
+
+/* Calls node_heartbeat through the store; keys come from store_keys. */
+static int heartbeat(fx *f, const char *node, const char *ttl, hb_result *h)
+{
+    char hbkey[STORE_KEY_MAX], nodes[STORE_KEY_MAX];
+    const store_keys *k = store_get_keys(f->s);
+    assert_int_equal(store_key_node_heartbeat(k, hbkey, sizeof hbkey, node), 0);
+    assert_int_equal(store_key_nodes(k, nodes, sizeof nodes), 0);
+    const char *keys[] = {hbkey, nodes};
+    const char *args[] = {node, ttl, "1700000000000"};
+    return store_script(f->s, "node_heartbeat", 2, keys, 3, args, hb_cb, h);
+}
+
+/* Scripts are loaded at connect and called with EVALSHA; the script's
+ * effect is atomic and visible in Redis. */
+static void test_script_evalsha(void **state)
+{
+    fx *f = *state;
+    start_ready(f, NULL);
+    const char *sha = store_script_sha(f->s, "node_heartbeat");
+    assert_non_null(sha);
+    assert_int_equal(strlen(sha), 40);
+    redisReply *rep = redis_proc_cmd(&f->r, "SCRIPT EXISTS %s", sha);
+    assert_int_equal(rep->element[0]->integer, 1);
+    freeReplyObject(rep);
+
+    hb_result h = {0};
+    assert_int_equal(heartbeat(f, "node1", "5000", &h), 0);
+    assert_true(wait_for(f, &h.done, 1, 2000));
+    assert_int_equal(h.type, REDIS_REPLY_INTEGER);
+    assert_int_equal(h.integer, 1); /* joined */
+    long long pttl = redis_int(f, "PTTL %s", "{ariq}:node:node1:heartbeat");
+    assert_true(pttl > 0 && pttl <= 5000);
+    assert_int_equal(redis_int(f, "SISMEMBER {ariq}:nodes %s", "node1"), 1);
+
+    hb_result h2 = {0};
+    assert_int_equal(heartbeat(f, "node1", "5000", &h2), 0);
+    assert_true(wait_for(f, &h2.done, 1, 2000));
+    assert_int_equal(h2.integer, 0); /* already known */
+
+    /* a bad TTL is an error reply and changes nothing */
+    hb_result h3 = {0};
+    assert_int_equal(heartbeat(f, "node2", "0", &h3), 0);
+    assert_true(wait_for(f, &h3.done, 1, 2000));
+    assert_int_equal(h3.type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(h3.err, "TTL"));
+    assert_int_equal(redis_int(f, "SISMEMBER {ariq}:nodes %s", "node2"), 0);
+    assert_int_equal(redis_int(f, "EXISTS %s", "{ariq}:node:node2:heartbeat"), 0);
+}
+
+/* SCRIPT FLUSH from another client: the next call gets NOSCRIPT, the store
+ * reloads the script and retries, and the owner only sees success. */
+static void test_noscript_reload(void **state)
+{
+    fx *f = *state;
+    start_ready(f, NULL);
+    redisReply *rep = redis_proc_cmd(&f->r, "SCRIPT FLUSH");
+    freeReplyObject(rep);
+    hb_result h = {0};
+    assert_int_equal(heartbeat(f, "node7", "5000", &h), 0);
+    assert_true(wait_for(f, &h.done, 1, 2000));
+    assert_int_equal(h.done, 1);
+    assert_int_equal(h.type, REDIS_REPLY_INTEGER);
+    assert_int_equal(redis_int(f, "SISMEMBER {ariq}:nodes %s", "node7"), 1);
+    store_stats st;
+    store_get_stats(f->s, &st);
+    assert_int_equal(st.noscript_reloads, 1);
+    assert_int_equal(st.pending, 0);
+}
+
+/* Queues n SETs and then a blocked command (its reply never comes; it would
+ * hold back any command sent after it). */
+static void send_pending(fx *f, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const char *set[] = {"SET", "{ariq}:x", "1"};
+        assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
+    }
+    const char *blpop[] = {"BLPOP", "{ariq}:never", "0"};
+    assert_int_equal(cmd(f, count_cb, f, 3, blpop), 0);
+}
+
+/* Redis killed with commands in flight: every callback runs with NULL,
+ * on_down once, and sends fail with EBUSY (no callback) while down. Then
+ * Redis comes back on the same port: the store reconnects by itself, calls
+ * on_ready again, and commands work. */
+static void test_kill_and_restart(void **state)
+{
+    fx *f = *state;
+    log_set_sink(sink, NULL);
+    log_set_level(LOG_LVL_DEBUG);
+    start_ready(f, NULL);
+    send_pending(f, 20);
+    run_for(f, 50); /* the SETs are answered, the BLPOP stays pending */
+    assert_int_equal(f->replies, 20);
+    redis_proc_stop(&f->r, SIGKILL);
+    send_pending(f, 5); /* not yet written when the loss is seen */
+    assert_true(wait_for(f, &f->down, 1, 3000));
+    assert_true(wait_for(f, &f->nulls, 7, 1000));
+    run_for(f, 50);
+    assert_int_equal(f->nulls, 7); /* 2 BLPOPs + 5 SETs, each exactly once */
+    assert_int_equal(f->down, 1);
+    assert_false(store_is_ready(f->s));
+    const char *ping[] = {"PING"};
+    assert_int_equal(cmd(f, count_cb, f, 1, ping), ARIQ_EBUSY);
+
+    run_for(f, 1500); /* several failed attempts: backoff grows to the cap */
+    assert_int_equal(f->down, 1);
+    assert_int_equal(redis_proc_restart(&f->r), 0);
+    assert_true(wait_for(f, &f->ready, 2, 3000));
+    assert_int_equal(cmd(f, count_cb, f, 1, ping), 0);
+    assert_true(wait_for(f, &f->replies, 21, 2000));
+    assert_int_equal(f->nulls, 7);
+    store_stats st;
+    store_get_stats(f->s, &st);
+    assert_int_equal(st.connects, 2);
+    assert_int_equal(st.reconnects, 1);
+    assert_int_equal(st.failed, 7);
+
+    /* The retry delays: 50, 100, 200, 400, 400... ms, each within ±20 %. */
+    pthread_mutex_lock(&g_lines_lock);
+    int seen = 0, base = 50;
+    for (int i = 0; i < g_nlines; i++) {
+        const char *p = strstr(g_lines[i], "retry_ms=");
+        if (!p || !strstr(g_lines[i], "mod=store"))
+            continue;
+        int ms = atoi(p + 9);
+        if (ms < base * 8 / 10 || ms > base * 12 / 10)
+            fail_msg("retry %d: %d ms, expected %d ±20%%", seen, ms, base);
+        base = base * 2 > 400 ? 400 : base * 2;
+        seen++;
+    }
+    pthread_mutex_unlock(&g_lines_lock);
+    assert_true(seen >= 4);
+}
+
+/* store_free with commands pending: each callback runs once with NULL and
+ * frees its privdata (ASan checks the rest). */
+static void free_pd_cb(store *s, const redisReply *r, void *pd)
+{
+    (void)s;
+    (void)r;
+    int *counter = *(int **)pd;
+    (*counter)++;
+    free(pd);
+}
+
+static void test_free_with_pending(void **state)
+{
+    fx *f = *state;
+    start_ready(f, NULL);
+    int called = 0;
+    for (int i = 0; i < 50; i++) {
+        int **pd = malloc(sizeof *pd);
+        *pd = &called;
+        const char *blpop[] = {"BLPOP", "{ariq}:never", "0"};
+        const char *set[] = {"SET", "{ariq}:y", "1"};
+        assert_int_equal(cmd(f, free_pd_cb, pd, 3, i == 0 ? blpop : set), 0);
+    }
+    store_free(f->s);
+    f->s = NULL;
+    assert_int_equal(called, 50);
+    run_for(f, 50); /* nothing may run after the free */
+    assert_int_equal(called, 50);
+}
+
+/* store_free from inside a reply callback: the store stays valid until the
+ * callback returns, later sends fail with ECLOSED, the other pending
+ * callbacks run with NULL, and the free completes afterwards. */
+static void free_inside_cb(store *s, const redisReply *r, void *pd)
+{
+    fx *f = pd;
+    assert_non_null(r);
+    f->replies++;
+    store_free(s);
+    store_free(s); /* twice is harmless */
+    const char *ping[] = {"PING"};
+    assert_int_equal(store_command_argv(s, 1, ping, NULL, count_cb, f), ARIQ_ECLOSED);
+    assert_false(store_is_ready(s));
+    f->s = NULL;
+}
+
+static void test_free_in_callback(void **state)
+{
+    fx *f = *state;
+    start_ready(f, NULL);
+    const char *ping[] = {"PING"};
+    assert_int_equal(cmd(f, free_inside_cb, f, 1, ping), 0);
+    send_pending(f, 10);
+    assert_true(wait_for(f, &f->replies, 1, 2000));
+    assert_null(f->s);
+    assert_int_equal(f->nulls, 11);
+    run_for(f, 50);
+    assert_int_equal(f->replies, 1);
+    assert_int_equal(f->nulls, 11);
+}
+
+/* store_free from on_ready and from a NULL callback during a loss. */
+static void free_on_ready(fx *f)
+{
+    store_free(f->s);
+    f->s = NULL;
+}
+
+static void test_free_in_on_ready(void **state)
+{
+    fx *f = *state;
+    f->on_ready_hook = free_on_ready;
+    start_redis(f, NULL);
+    new_store(f);
+    assert_true(wait_for(f, &f->ready, 1, 5000));
+    assert_null(f->s);
+    run_for(f, 50);
+}
+
+static void free_on_null_cb(store *s, const redisReply *r, void *pd)
+{
+    fx *f = pd;
+    if (r)
+        return;
+    f->nulls++;
+    if (f->s) {
+        store_free(s);
+        f->s = NULL;
+    }
+}
+
+static void test_free_in_null_callback(void **state)
+{
+    fx *f = *state;
+    start_ready(f, NULL);
+    const char *blpop[] = {"BLPOP", "{ariq}:never", "0"};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cmd(f, free_on_null_cb, f, 3, blpop), 0);
+    run_for(f, 30);
+    redis_proc_stop(&f->r, SIGKILL);
+    assert_true(wait_for(f, &f->nulls, 3, 3000));
+    assert_null(f->s);
+    assert_int_equal(f->down, 0); /* freed while failing: no on_down */
+    run_for(f, 100);
+}
+
+/* 10,000 pipelined INCRs: all complete, in the order sent. */
+static void test_pipeline_10000(void **state)
+{
+    fx *f = *state;
+    start_ready(f, NULL);
+    f->expect_next = 1;
+    for (int i = 0; i < 10000; i++) {
+        const char *incr[] = {"INCR", "{ariq}:counter"};
+        assert_int_equal(cmd(f, count_cb, f, 2, incr), 0);
+    }
+    assert_true(wait_for(f, &f->replies, 10000, 20000));
+    assert_int_equal(f->in_order_errors, 0);
+    assert_int_equal(f->expect_next, 10001);
+    redisReply *rep = redis_proc_cmd(&f->r, "GET {ariq}:counter");
+    assert_string_equal(rep->str, "10000");
+    freeReplyObject(rep);
+}
+
+/* A scripts dir that cannot be read is a clear error at store_new. */
+static void test_bad_scripts_dir(void **state)
+{
+    fx *f = *state;
+    snprintf(f->cfg.scripts_dir, sizeof f->cfg.scripts_dir, "/nonexistent/ariq-schema");
+    store_callbacks cbs = {0};
+    char err[256] = "";
+    log_set_sink(sink, NULL);
+    assert_int_equal(store_new(f->base, &f->cfg, &cbs, f, &f->s, err, sizeof err),
+                     ARIQ_EINVAL);
+    assert_null(f->s);
+    assert_non_null(strstr(err, "/nonexistent/ariq-schema"));
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN); /* as every daemon does: hiredis writes with write(2) */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_connect_ready, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_ready_ebusy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_ok, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_wrong, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_select_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_script_evalsha, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_noscript_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_in_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_in_on_ready, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_in_null_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pipeline_10000, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_scripts_dir, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
