@@ -1,0 +1,175 @@
+/* sim_bridge.c - bridges, bridge MOH (the announcer quirk) and who can hear
+ * whom (the oracle's connected()). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ids.h"
+#include "sim_internal.h"
+
+sim_bridge *bridge_new(sim *s, int node, const char *id, bool mixing, const char *name)
+{
+    char uuid[IDS_UUID_LEN + 1];
+    if (!id || !*id) {
+        ids_uuid(uuid);
+        id = uuid;
+    }
+    if (strlen(id) >= SIM_ID_MAX || sim_map_get(s->bridges, id))
+        return NULL;
+    sim_bridge *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    strcpy(b->id, id);
+    snprintf(b->name, sizeof(b->name), "%s", name ? name : "");
+    b->node = node;
+    b->mixing = mixing;
+    b->created_ms = sim_now(s);
+    if (sim_map_put(s->bridges, b->id, b)) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void bridge_free(sim_bridge *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        b->members[i]->bridge = NULL;
+    free(b->members);
+    free(b->app);
+    free(b);
+}
+
+sim_bridge *bridge_get(sim *s, int node, const char *id)
+{
+    sim_bridge *b = sim_map_get(s->bridges, id);
+    return b && b->node == node ? b : NULL;
+}
+
+json_t *bridge_json(sim *s, const sim_bridge *b)
+{
+    char ts[32];
+    json_t *chans = json_array();
+    for (size_t i = 0; i < b->n; i++)
+        json_array_append_new(chans, json_string(b->members[i]->id));
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s}", "id", b->id, "technology",
+                     b->mixing ? "simple_bridge" : "holding_bridge", "bridge_type",
+                     b->mixing ? "mixing" : "holding", "bridge_class", "stasis", "creator",
+                     "Stasis", "name", b->name, "channels", chans, "creationtime",
+                     sim_ts(s, b->created_ms, ts), "video_mode", "talker");
+}
+
+static void update_all(sim *s, sim_bridge *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        chan_update_hearing(s, b->members[i]);
+}
+
+void bridge_add(sim *s, sim_bridge *b, sim_chan *ch)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4;
+        sim_chan **m = realloc(b->members, cap * sizeof(*m));
+        if (!m)
+            return;
+        b->members = m;
+        b->cap = cap;
+    }
+    b->members[b->n++] = ch;
+    ch->bridge = b;
+    const char *app = chan_event_app(ch);
+    if (!b->app && app)
+        b->app = strdup(app);
+    chan_note(s, ch, "entered_bridge",
+              json_pack("{s:s,s:s}", "bridge", b->id, "type", b->mixing ? "mixing" : "holding"));
+    chan_emit(s, ch, "ChannelEnteredBridge", json_pack("{s:o}", "bridge", bridge_json(s, b)));
+    chan_update_hearing(s, ch);
+}
+
+/* Takes ch out of b. The announcer does not stay alone in a bridge: when
+ * the last channel leaves, bridge MOH is gone until started again. */
+void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch, bool hangup)
+{
+    (void)hangup;
+    size_t i = 0;
+    while (i < b->n && b->members[i] != ch)
+        i++;
+    if (i == b->n)
+        return;
+    memmove(&b->members[i], &b->members[i + 1], (b->n - i - 1) * sizeof(*b->members));
+    b->n--;
+    ch->bridge = NULL;
+    if (!b->n)
+        b->announcer = false;
+    chan_note(s, ch, "left_bridge",
+              json_pack("{s:s,s:s}", "bridge", b->id, "type", b->mixing ? "mixing" : "holding"));
+    chan_emit(s, ch, "ChannelLeftBridge", json_pack("{s:o}", "bridge", bridge_json(s, b)));
+    chan_update_hearing(s, ch);
+}
+
+void bridge_set_moh(sim *s, sim_bridge *b, const char *cls)
+{
+    b->announcer = cls && b->n > 0;
+    snprintf(b->moh_class, sizeof(b->moh_class), "%s", cls ? cls : "");
+    update_all(s, b);
+}
+
+void bridge_destroy(sim *s, sim_bridge *b, bool events)
+{
+    while (b->n)
+        bridge_remove(s, b, b->members[b->n - 1], false);
+    void **v;
+    size_t n = sim_map_values(s->pbs, &v);
+    for (size_t i = 0; i < n; i++)
+        if (((sim_pb *)v[i])->bridge == b)
+            pb_stop(s, v[i], "cut");
+    free(v);
+    char uri[SIM_ID_MAX + 16];
+    snprintf(uri, sizeof(uri), "bridge:%s", b->id);
+    rec_stop_target(s, uri);
+    if (events && b->app)
+        sim_emit(s, b->node, b->app, "BridgeDestroyed",
+                 json_pack("{s:o}", "bridge", bridge_json(s, b)));
+    sim_map_del(s->bridges, b->id);
+    bridge_free(b);
+}
+
+/* Channels one hop from c: its link peer, and the other members of its
+ * mixing bridge (a holding bridge connects nobody). */
+static size_t neighbours(const sim_chan *c, const sim_chan **out, size_t max)
+{
+    size_t n = 0;
+    if (c->link_peer && c->link_peer->alive && n < max)
+        out[n++] = c->link_peer;
+    if (c->bridge && c->bridge->mixing)
+        for (size_t i = 0; i < c->bridge->n && n < max; i++)
+            if (c->bridge->members[i] != c)
+                out[n++] = c->bridge->members[i];
+    return n;
+}
+
+bool sim_connected(sim *s, const sim_chan *a, const sim_chan *b)
+{
+    (void)s;
+    if (!a || !b || a == b || !a->alive || !b->alive)
+        return false;
+    enum { MAXV = 256 };
+    const sim_chan *seen[MAXV], *nb[64];
+    size_t nseen = 1, head = 0;
+    seen[0] = a;
+    while (head < nseen) {
+        size_t k = neighbours(seen[head++], nb, 64);
+        for (size_t i = 0; i < k; i++) {
+            if (nb[i] == b)
+                return true;
+            bool dup = false;
+            for (size_t j = 0; j < nseen && !dup; j++)
+                dup = seen[j] == nb[i];
+            if (!dup && nseen < MAXV)
+                seen[nseen++] = nb[i];
+        }
+    }
+    return false;
+}

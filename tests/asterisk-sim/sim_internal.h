@@ -1,0 +1,309 @@
+/* sim_internal.h - what the simulator core's files share. Not for the host.
+ *
+ * Object model (one owner each, all owned by `sim`):
+ *   sim_node      one simulated Asterisk: apps attached, dialplan, peers.
+ *   sim_chan      a channel. Live ones are in s->chans (id -> chan); when it
+ *                 ends it stays in s->chans with alive=false so the oracle can
+ *                 still read its timeline until /sim/reset.
+ *   sim_bridge    a bridge, in s->bridges until DELETE or node down.
+ *   sim_pb        a playback, in s->pbs while queued or playing.
+ *   sim_rec       a recording; live ones in s->recs_live ("node/name"), all of
+ *                 them (oracle) in s->recs_all, stored ones in s->recs_stored.
+ *
+ * Channel commands run one after another (sim_cmd queue per channel), like a
+ * Stasis control's command queue in Asterisk: a playback holds the queue until
+ * it ends, so an addChannel sent meanwhile happens only then. */
+#ifndef ARIQ_SIM_INTERNAL_H
+#define ARIQ_SIM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sim_core.h"
+#include "sim_map.h"
+
+#define SIM_ID_MAX 128
+#define SIM_MAX_NODES 16
+
+typedef struct sim_bridge sim_bridge;
+typedef struct sim_pb sim_pb;
+typedef struct sim_chan sim_chan;
+typedef struct sim_ctimer sim_ctimer;
+
+/* A core-owned timer: wraps the host's so sim_free can cancel everything. */
+struct sim_ctimer {
+    sim *s;
+    sim_timer *h;
+    sim_timer_fn fn;
+    void *arg;
+    sim_ctimer *prev, *next;
+};
+
+typedef enum {
+    CH_DOWN,
+    CH_RING,
+    CH_RINGING,
+    CH_UP,
+} chan_state;
+
+typedef enum {
+    CMD_ANSWER,
+    CMD_PLAY,     /* pb */
+    CMD_MOVE,     /* bridge id in str */
+    CMD_REMOVE,   /* bridge id in str */
+    CMD_CONTINUE, /* str = context, str2 = exten, num = priority */
+    CMD_SETVAR,   /* str = name, str2 = value */
+    CMD_MOH,      /* str = class or NULL to stop */
+} cmd_kind;
+
+typedef struct sim_cmd {
+    cmd_kind kind;
+    char *str, *str2;
+    long num;
+    sim_pb *pb;
+    struct sim_cmd *next;
+} sim_cmd;
+
+/* How the far end of an originate behaves (rules from /sim/originate-rules). */
+typedef enum { OUT_ANSWER, OUT_NOANSWER, OUT_BUSY, OUT_FAIL } out_kind;
+
+struct sim_chan {
+    sim *s;
+    char id[SIM_ID_MAX];
+    char name[SIM_ID_MAX];
+    int node;
+    chan_state state;
+    char caller_name[64], caller_number[64];
+    char context[80], exten[80], app_name[32], app_data[200];
+    int priority;
+    uint64_t created_ms;
+    bool alive;
+    char *stasis_app;     /* in Stasis of this app, or NULL */
+    char *sub_app;        /* originated by this app: gets its events to the end */
+    json_t *vars;         /* object name -> string */
+    sim_bridge *bridge;
+    sim_chan *link_peer;  /* the other leg of a node link */
+    bool link_out;        /* this leg originated the link */
+    bool chan_moh;        /* channel MOH on */
+    bool hearing_moh;     /* oracle: last reported MOH state */
+    sim_pb *playing;      /* the channel playback holding the queue */
+    sim_cmd *q_head, *q_tail;
+    bool q_running;       /* guards re-entry of the queue runner */
+    /* originate */
+    out_kind outcome;
+    sim_ctimer *otimer;
+    char dialstring[160]; /* endpoint without "TECH/" (Dial events) */
+    char endpoint[200];
+    int64_t timeout_ms;
+    int far_node;         /* link: node the far leg lives on, else -1 */
+    json_t *orig_args;    /* args for StasisStart once answered */
+    bool is_local_party;  /* originated to a simulated far party, not a link */
+    /* oracle */
+    json_t *timeline;     /* array, owned */
+    json_t *hangup_info;  /* object or NULL */
+};
+
+struct sim_bridge {
+    char id[SIM_ID_MAX];
+    char name[128];
+    int node;
+    bool mixing;
+    uint64_t created_ms;
+    sim_chan **members;
+    size_t n, cap;
+    bool announcer;       /* MOH announcer present */
+    char moh_class[64];
+    char *app;            /* an app that had a channel here: BridgeDestroyed */
+};
+
+typedef enum { PB_QUEUED, PB_PLAYING, PB_DONE } pb_state;
+
+struct sim_pb {
+    sim *s;
+    char id[SIM_ID_MAX];
+    int node;
+    json_t *media;        /* array of strings */
+    size_t idx;
+    char lang[16];
+    char target_uri[SIM_ID_MAX + 16];
+    sim_chan *chan;       /* channel target, or NULL */
+    sim_bridge *bridge;   /* bridge target, or NULL */
+    char *app;            /* where its events go */
+    pb_state state;
+    bool paused;
+    sim_ctimer *timer;
+    json_t *heard;        /* oracle entries (borrowed from timelines) of the current item */
+};
+
+typedef struct sim_rec {
+    char name[SIM_ID_MAX];
+    char format[16];
+    char target_uri[SIM_ID_MAX + 16];
+    int node;
+    char *app;
+    char state[16];       /* queued recording paused done failed */
+    bool muted;
+    bool stored, discarded;
+    json_t *spans;        /* array of {start,end} in sim ms */
+    uint64_t span_start;
+    uint64_t started_ms, ended_ms;
+    uint64_t dur_ms;      /* recorded (not paused) */
+} sim_rec;
+
+typedef struct sim_rule {
+    char match[160];      /* prefix of the endpoint */
+    out_kind kind;
+    int64_t delay_ms;     /* answer delay (unscaled) */
+    struct sim_rule *next;
+} sim_rule;
+
+typedef struct sim_dp {
+    char context[80];
+    char app[64];
+    char args[200];
+    struct sim_dp *next;
+} sim_dp;
+
+typedef struct sim_node {
+    char name[64];
+    char asterisk_id[64];
+    bool up;
+    json_t *apps;         /* object app -> attach count */
+    sim_dp *dialplan;
+} sim_node;
+
+typedef struct sim_peer {
+    char tech_peer[96];
+    int to_node;
+    struct sim_peer *next;
+} sim_peer;
+
+struct sim {
+    sim_host host;
+    double scale;
+    sim_node nodes[SIM_MAX_NODES];
+    int n_nodes;
+    sim_peer *peers;
+    sim_rule *rules;
+    sim_map *chans;       /* id -> sim_chan (live and ended) */
+    sim_map *bridges;     /* id -> sim_bridge */
+    sim_map *pbs;         /* id -> sim_pb */
+    sim_map *recs_live;   /* "node/name" -> sim_rec */
+    sim_map *recs_stored; /* "node/name" -> sim_rec */
+    sim_rec **recs;       /* every recording ever made (oracle), owned */
+    size_t n_recs, cap_recs;
+    size_t live_chans;
+    sim_ctimer *timers;
+    unsigned long seq;
+    int local_seq;
+};
+
+/* sim_core.c */
+uint64_t sim_now(sim *s);
+uint64_t sim_scaled(sim *s, uint64_t ms);
+sim_ctimer *sim_timer_add(sim *s, uint64_t delay_ms, sim_timer_fn fn, void *arg);
+void sim_timer_cancel(sim *s, sim_ctimer *t);
+bool sim_app_attached(sim *s, int node, const char *app);
+char *sim_ts(sim *s, uint64_t ms, char *buf); /* buf >= 32 */
+/* Sends `ev` (consumed) to `app` on `node` with type/timestamp/asterisk_id/application. */
+void sim_emit(sim *s, int node, const char *app, const char *type, json_t *ev);
+int sim_peer_find(sim *s, const char *endpoint, const char **rest);
+
+/* sim_chan.c */
+sim_chan *chan_new(sim *s, int node, const char *id, const char *name, chan_state st);
+sim_chan *chan_get(sim *s, int node, const char *id); /* live, on node */
+json_t *chan_json(sim *s, const sim_chan *ch);
+const char *chan_state_name(chan_state st);
+const char *chan_event_app(const sim_chan *ch);
+void chan_emit(sim *s, sim_chan *ch, const char *type, json_t *extra);
+void chan_note(sim *s, sim_chan *ch, const char *what, json_t *fields);
+void chan_set_state(sim *s, sim_chan *ch, chan_state st);
+int chan_enqueue(sim *s, sim_chan *ch, sim_cmd *c);
+void chan_run_queue(sim *s, sim_chan *ch);
+void chan_unblock(sim *s, sim_chan *ch);
+void chan_hangup(sim *s, sim_chan *ch, int cause, bool soft, const char *who);
+void chan_enter_stasis(sim *s, sim_chan *ch, const char *app, json_t *args);
+void chan_update_hearing(sim *s, sim_chan *ch);
+void chan_free(sim_chan *ch);
+json_t *chan_summary(sim *s, const sim_chan *ch);
+int chan_dtmf(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_party,
+              const sim_chan *via);
+void chan_continue_dialplan(sim *s, sim_chan *ch, const char *context, const char *exten,
+                            long prio, const char *why);
+const char *cause_txt(int cause);
+
+/* sim_bridge.c */
+sim_bridge *bridge_new(sim *s, int node, const char *id, bool mixing, const char *name);
+sim_bridge *bridge_get(sim *s, int node, const char *id);
+json_t *bridge_json(sim *s, const sim_bridge *b);
+void bridge_add(sim *s, sim_bridge *b, sim_chan *ch);
+void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch, bool hangup);
+void bridge_set_moh(sim *s, sim_bridge *b, const char *cls);
+void bridge_destroy(sim *s, sim_bridge *b, bool events);
+void bridge_free(sim_bridge *b);
+bool sim_connected(sim *s, const sim_chan *a, const sim_chan *b);
+
+/* sim_media.c */
+int64_t media_duration_ms(sim *s, const char *uri); /* -1 missing, -2 bad scheme, -3 endless */
+sim_pb *pb_new(sim *s, int node, const char *id, json_t *media, const char *lang);
+json_t *pb_json(const sim_pb *pb, const char *state);
+void pb_start(sim *s, sim_pb *pb);
+void pb_stop(sim *s, sim_pb *pb, const char *how);
+void pb_drop(sim *s, sim_pb *pb);
+void pb_free(sim_pb *pb);
+void pb_free_all_of(sim *s, sim_chan *ch);
+
+/* sim_rec.c */
+sim_rec *rec_live_get(sim *s, int node, const char *name);
+sim_rec *rec_stored_get(sim *s, int node, const char *name);
+json_t *rec_json(const sim_rec *r, bool live);
+int rec_start(sim *s, int node, const char *name, const char *format, const char *target_uri,
+              const char *app, bool overwrite, sim_rec **out);
+void rec_pause(sim *s, sim_rec *r, bool pause);
+void rec_finish(sim *s, sim_rec *r, bool keep);
+void rec_stop_target(sim *s, const char *target_uri);
+void rec_free_all(sim *s);
+json_t *rec_oracle(sim *s);
+bool rec_format_ok(const char *fmt);
+
+/* sim_orig.c */
+int orig_start(sim *s, sim_chan *ch);
+sim_chan *orig_new_chan(sim *s, int node, const char *id, const char *endpoint);
+void sim_make_id(sim *s, int node, char *out, size_t n);
+int rules_set(sim *s, json_t *body);
+json_t *rules_json(sim *s);
+void rules_clear(sim *s);
+sim_chan *call_place(sim *s, int node, json_t *spec, const char **err);
+
+/* sim_routes.c / sim_control.c */
+typedef struct sim_req {
+    sim *s;
+    int node;
+    const char *method;
+    json_t *q;    /* query params: object name -> string (last wins) */
+    json_t *body; /* parsed JSON body or NULL */
+    const char *raw_query;
+    char p[3][SIM_ID_MAX * 2];
+    int status;
+    json_t *out;  /* body to send, or NULL */
+    char *raw_out; /* non-JSON body (recording file) */
+    size_t raw_len;
+    const char *ctype;
+} sim_req;
+
+typedef void (*sim_route_fn)(sim_req *r);
+typedef struct sim_route {
+    const char *method;
+    const char *pattern; /* "/ari/channels/:/play/:" */
+    sim_route_fn fn;
+} sim_route;
+
+extern const sim_route sim_ari_routes[];
+extern const sim_route sim_ctl_routes[];
+void req_reply(sim_req *r, int status, json_t *body);
+void req_error(sim_req *r, int status, const char *msg);
+const char *req_q(sim_req *r, const char *name);
+json_t *split_list(const char *s);
+void sim_reset(sim *s);
+
+#endif
