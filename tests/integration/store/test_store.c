@@ -9,7 +9,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <event2/event.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -598,6 +602,106 @@ static void test_pipeline_10000(void **state)
     freeReplyObject(rep);
 }
 
+/* The server closes an idle connection (CLIENT KILL, no command pending):
+ * on_down, then the store reconnects by itself and calls on_ready again. */
+static void test_server_closes_idle(void **state)
+{
+    fx *f = *state;
+    start_ready(f, NULL);
+    redisReply *rep = redis_proc_cmd(&f->r, "CLIENT KILL TYPE normal SKIPME yes");
+    assert_non_null(rep);
+    assert_true(rep->integer >= 1);
+    freeReplyObject(rep);
+    assert_true(wait_for(f, &f->down, 1, 3000));
+    assert_false(store_is_ready(f->s));
+    assert_true(wait_for(f, &f->ready, 2, 3000));
+    const char *ping[] = {"PING"};
+    assert_int_equal(cmd(f, count_cb, f, 1, ping), 0);
+    assert_true(wait_for(f, &f->replies, 1, 2000));
+    assert_int_equal(f->down, 1);
+}
+
+/* A peer that accepts TCP but never answers: the handshake times out, the
+ * store reports down and keeps retrying without ever being ready. */
+static void test_handshake_timeout(void **state)
+{
+    fx *f = *state;
+    int port = proc_free_port();
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(lfd, 16), 0); /* never accept(): the kernel does */
+    f->cfg.port = port;
+    f->cfg.connect_timeout_ms = 200;
+    new_store(f);
+    assert_true(wait_for(f, &f->down, 1, 2000));
+    assert_non_null(strstr(f->down_reason, "timed out"));
+    run_for(f, 600);
+    assert_int_equal(f->ready, 0);
+    assert_int_equal(f->down, 1);
+    store_free(f->s);
+    f->s = NULL;
+    close(lfd);
+}
+
+/* The namespace makes the hash tag of every key a script touches. */
+static void test_namespace(void **state)
+{
+    fx *f = *state;
+    snprintf(f->cfg.ns, sizeof f->cfg.ns, "acme");
+    start_ready(f, NULL);
+    hb_result h = {0};
+    assert_int_equal(heartbeat(f, "n1", "5000", &h), 0);
+    assert_true(wait_for(f, &h.done, 1, 2000));
+    assert_int_equal(redis_int(f, "EXISTS %s", "{acme}:node:n1:heartbeat"), 1);
+    assert_int_equal(redis_int(f, "SISMEMBER {acme}:nodes %s", "n1"), 1);
+    assert_int_equal(redis_int(f, "EXISTS %s", "{ariq}:nodes"), 0);
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* A script Redis refuses: never ready, and the error names the script. A
+ * good one from the same custom directory is callable once fixed. */
+static void test_broken_script(void **state)
+{
+    fx *f = *state;
+    char dir[STORE_PATH_MAX];
+    proc_tmpdir("store-scripts", dir, sizeof dir);
+    write_file(dir, "good.lua", "return ARGV[1]\n");
+    write_file(dir, "broken.lua", "return (((\n");
+    write_file(dir, "README.txt", "not a script\n");
+    memcpy(f->cfg.scripts_dir, dir, sizeof dir);
+    start_redis(f, NULL);
+    new_store(f);
+    assert_true(wait_for(f, &f->down, 1, 3000));
+    run_for(f, 200);
+    assert_int_equal(f->ready, 0);
+    assert_non_null(strstr(store_errmsg(f->s), "broken.lua"));
+    store_free(f->s);
+    f->s = NULL;
+
+    write_file(dir, "broken.lua", "return 42\n");
+    new_store(f);
+    assert_true(wait_for(f, &f->ready, 1, 3000));
+    assert_null(store_script_sha(f->s, "README"));
+    hb_result h = {0};
+    assert_int_equal(store_script(f->s, "broken", 0, NULL, 0, NULL, hb_cb, &h), 0);
+    assert_true(wait_for(f, &h.done, 1, 2000));
+    assert_int_equal(h.integer, 42);
+}
+
 /* A scripts dir that cannot be read is a clear error at store_new. */
 static void test_bad_scripts_dir(void **state)
 {
@@ -631,6 +735,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_in_null_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_10000, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_scripts_dir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_closes_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_namespace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broken_script, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
