@@ -1,0 +1,137 @@
+/* sim_proc.h - the Asterisk simulator as a child process, for integration tests.
+ *
+ * sim_proc_start() runs the built `tests/asterisk-sim/asterisk-sim` on free
+ * loopback ports (one per node, named "node1", "node2", ...) and waits until it
+ * prints its ready line. Everything here is blocking and meant for test code
+ * only: REST and control requests use libcurl's easy API, and an event
+ * collector runs a libwebsockets client on its own thread that moves every
+ * event into a locked list.
+ *
+ * Nodes are numbered from 0 (node 0 is "node1"), as the simulator core numbers
+ * them. The child is killed if the test process dies (see proc.h). */
+#ifndef ARIQ_TEST_SIM_PROC_H
+#define ARIQ_TEST_SIM_PROC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proc.h"
+
+#define SIM_PROC_MAX_NODES 8
+
+typedef struct sim_proc {
+    test_proc proc;
+    int nnodes;
+    int ports[SIM_PROC_MAX_NODES];
+    char urls[SIM_PROC_MAX_NODES][40]; /* "http://127.0.0.1:PORT" */
+    char user[64];
+    char password[64];
+    char logpath[512]; /* the simulator's stdout+stderr */
+} sim_proc;
+
+/* Everything sim_proc_start_opts() can vary. Zeroed fields take defaults. */
+typedef struct sim_proc_opts {
+    int nnodes;             /* 1 .. SIM_PROC_MAX_NODES; 0 means 1 */
+    double scale;           /* --scale (0 is zero-latency mode) */
+    const char *user;       /* NULL: "ari" */
+    const char *password;   /* NULL: "ari" */
+    const char *config;     /* --config FILE, or NULL */
+    const char *const *extra_args; /* more argv entries, NULL-terminated, or NULL */
+    int ready_timeout_ms;   /* 0: 10000 */
+} sim_proc_opts;
+
+/* Starts the simulator with nnodes nodes at `scale`, user/password ari/ari.
+ * Returns 0 once it is ready, or -1 (it is not running then; its log says
+ * why). `p` is yours; it holds no heap memory. */
+int sim_proc_start(sim_proc *p, int nnodes, double scale);
+int sim_proc_start_opts(sim_proc *p, const sim_proc_opts *o);
+
+/* SIGTERM, wait up to 5 s (then SIGKILL). Returns the exit status as waitpid
+ * reports it (WIFEXITED(st) && WEXITSTATUS(st) == 0 for a clean exit), or -1
+ * if it was not running. */
+int sim_proc_stop(sim_proc *p);
+
+/* Borrowed strings that live as long as `p`. */
+const char *sim_proc_url(const sim_proc *p, int node); /* "http://127.0.0.1:PORT" */
+int sim_proc_port(const sim_proc *p, int node);
+const char *sim_proc_user(const sim_proc *p);
+const char *sim_proc_password(const sim_proc *p);
+
+/* One HTTP request to `node`. `path` starts with "/ari/" or "/sim/" and may
+ * carry a query string; /ari/ requests get HTTP basic auth with the
+ * simulator's credentials. `json_body` (borrowed, may be NULL) is sent as
+ * application/json. Sets *status (when not NULL) to the HTTP status, or 0 if
+ * no response arrived (connection refused, timeout after 10 s).
+ * Returns the response body parsed as JSON (NEW reference), or NULL when the
+ * body is empty or not JSON. */
+json_t *sim_ctl(const sim_proc *p, int node, const char *method, const char *path,
+                const char *json_body, long *status);
+
+/* As sim_ctl, but returns the raw body (malloc'd, NUL-terminated, yours to
+ * free; "" when empty) and sends no credentials unless `with_auth`. Returns
+ * NULL only if no response arrived; *status as for sim_ctl. */
+char *sim_http(const sim_proc *p, int node, const char *method, const char *path,
+               const char *body, bool with_auth, long *status);
+
+/* Host control routes (see tests/asterisk-sim/SIM.md "Faults").
+ * sim_fault posts `json` (e.g. "{\"http_500\":2}") to /sim/faults of `node`.
+ * sim_node_down/up take `node` down or up, asking through the port of
+ * `via` (a node that is up). Each returns the HTTP status, 0 if none. */
+long sim_fault(const sim_proc *p, int node, const char *json);
+long sim_set_node_down(const sim_proc *p, int node, int via);
+long sim_set_node_up(const sim_proc *p, int node, int via);
+
+/* ---- Event collector ------------------------------------------------------
+ * One ARI events WebSocket (/ari/events?app=APP&api_key=USER:PASSWORD) read
+ * on a background thread; every text message is parsed and kept, in order,
+ * until a wait consumes it. */
+typedef struct sim_events sim_events;
+
+/* Connects and waits for the upgrade (up to 5 s). Returns NULL if the
+ * connection or the upgrade failed. Free with sim_events_close(). */
+sim_events *sim_events_open(const sim_proc *p, int node, const char *app);
+
+/* As sim_events_open, with the whole query string given (credentials are
+ * not added: "app=queue&subscribeAll=true&api_key=ari:ari"). */
+sim_events *sim_events_open_query(const sim_proc *p, int node, const char *query);
+
+/* Waits up to timeout_ms for the first queued event whose "type" equals
+ * `type` (NULL: any) and that concerns `channel_id` (NULL: any), i.e. whose
+ * channel.id, peer.id, or playback/recording target_uri "channel:ID" matches.
+ * Removes it from the queue and returns it (NEW reference), or NULL on
+ * timeout. Events before it stay queued. */
+json_t *sim_events_wait(sim_events *ev, const char *type, const char *channel_id,
+                        int timeout_ms);
+
+/* Removes and returns the oldest event (NEW reference), waiting up to
+ * timeout_ms; NULL on timeout. */
+json_t *sim_events_next(sim_events *ev, int timeout_ms);
+
+/* Number of events received and not yet consumed. */
+size_t sim_events_pending(sim_events *ev);
+
+/* Total events received since open. */
+size_t sim_events_received(sim_events *ev);
+
+/* With store false, events are only counted (sim_events_received,
+ * sim_events_count), not kept: for benchmarks that receive many thousands.
+ * Default true. */
+void sim_events_set_store(sim_events *ev, bool store);
+
+/* How many events of `type` arrived since open (stored or not). */
+size_t sim_events_count(sim_events *ev, const char *type);
+
+/* Waits up to timeout_ms until sim_events_count(ev, type) >= n. Returns true
+ * if it got there. */
+bool sim_events_wait_count(sim_events *ev, const char *type, size_t n, int timeout_ms);
+
+/* Waits up to timeout_ms for the server to close the socket. Returns true if
+ * it is closed. */
+bool sim_events_wait_closed(sim_events *ev, int timeout_ms);
+
+/* Closes the socket, stops the thread and frees everything, queued events
+ * included. NULL is a no-op. */
+void sim_events_close(sim_events *ev);
+
+#endif
