@@ -51,12 +51,22 @@ void store_set_err(store *s, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Allowed transitions: forward one step at a time, or back to idle from
+ * anywhere (a drop). */
+static bool conn_transition_ok(conn_state from, conn_state to)
+{
+    return to == CONN_IDLE || (int)to == (int)from + 1;
+}
+
 /* Every transition passes here, so a debug log shows the whole life of a
- * connection. */
+ * connection, and a wrong one is loud. */
 static void conn_set_state(store_conn *c, conn_state to)
 {
     if (c->state == to)
         return;
+    if (!conn_transition_ok(c->state, to))
+        LOG_E(MOD, "conn=%s bad transition from=%s to=%s", c->role,
+              conn_state_names[c->state], conn_state_names[to]);
     LOG_D(MOD, "conn=%s from=%s to=%s", c->role, conn_state_names[c->state],
           conn_state_names[to]);
     c->state = to;

@@ -22,7 +22,10 @@
  * returns an error never calls its callback). Once accepted, a callback is
  * called exactly once: with the reply, or with reply NULL if the connection is
  * lost or the store is freed before the reply came. Replies of plain commands
- * arrive in the order the commands were sent.
+ * arrive in the order the commands were sent. There is no per-command
+ * timeout: do not send blocking commands (BLPOP, XREAD BLOCK, WAIT) on this
+ * connection, they hold back every later reply; pub/sub, MONITOR, SELECT,
+ * AUTH, HELLO, QUIT and RESET are refused (ARIQ_EINVAL).
  *
  * Scripts. Every `*.lua` of config.scripts_dir is read at store_new (name =
  * file name without ".lua") and loaded with SCRIPT LOAD at each connect;

@@ -252,15 +252,27 @@ static void test_not_ready_ebusy(void **state)
     assert_int_equal(f->replies + f->nulls, 0);
 }
 
+/* The right password (given in a redis:// URL with a db): ready, and the
+ * command lands in that db. */
 static void test_auth_ok(void **state)
 {
     fx *f = *state;
-    redis_opts o = {.password = "Corr3ct-horse"};
-    snprintf(f->cfg.password, sizeof f->cfg.password, "%s", o.password);
-    start_ready(f, &o);
-    const char *ping[] = {"PING"};
-    assert_int_equal(cmd(f, count_cb, f, 1, ping), 0);
+    redis_opts o = {.password = "Corr3ct@horse"};
+    start_redis(f, &o);
+    char url[256], err[256];
+    snprintf(url, sizeof url, "redis://:Corr3ct%%40horse@127.0.0.1:%d/2", f->r.port);
+    assert_int_equal(store_config_set_url(&f->cfg, url, err, sizeof err), 0);
+    new_store(f);
+    assert_true(wait_for(f, &f->ready, 1, 5000));
+    const char *set[] = {"SET", "{ariq}:authed", "yes"};
+    assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
     assert_true(wait_for(f, &f->replies, 1, 2000));
+    redisContext *c = redis_proc_connect(&f->r);
+    freeReplyObject(redisCommand(c, "SELECT 2"));
+    redisReply *rep = redisCommand(c, "GET {ariq}:authed");
+    assert_string_equal(rep->str, "yes");
+    freeReplyObject(rep);
+    redisFree(c);
 }
 
 /* A wrong password: never ready, one on_down, a clear error repeated at each
@@ -702,6 +714,29 @@ static void test_broken_script(void **state)
     assert_int_equal(h.integer, 42);
 }
 
+/* store_free from on_down while nothing listens on the port. */
+static void free_on_down(store *s, const char *reason, void *ud)
+{
+    (void)reason;
+    fx *f = ud;
+    f->down++;
+    store_free(s);
+    f->s = NULL;
+}
+
+static void test_free_in_on_down(void **state)
+{
+    fx *f = *state;
+    f->cfg.port = proc_free_port(); /* nothing there */
+    store_callbacks cbs = {.on_ready = on_ready, .on_down = free_on_down};
+    char err[256];
+    assert_int_equal(store_new(f->base, &f->cfg, &cbs, f, &f->s, err, sizeof err), 0);
+    assert_true(wait_for(f, &f->down, 1, 3000));
+    assert_null(f->s);
+    run_for(f, 200);
+    assert_int_equal(f->down, 1);
+}
+
 /* A scripts dir that cannot be read is a clear error at store_new. */
 static void test_bad_scripts_dir(void **state)
 {
@@ -739,6 +774,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_script, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_in_on_down, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
