@@ -1,0 +1,525 @@
+/* ari_stream against an in-process scripted WebSocket server (fake_ari.c)
+ * and an evhttp server that answers every upgrade with 401: whole and
+ * fragmented messages, malformed / unknown / oversized ones, reconnect with
+ * backoff, 401 handling, credentials never logged, free from inside a
+ * callback and while reconnecting. Every wait is bounded. */
+#include "ari/stream.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "fake_ari.h"
+#include "proc.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define USER "ari-user"
+/* '@' and '/' must be escaped in the query; the fake (lws) decodes them.
+ * Not '&': lws splits query args on a decoded "%26", Asterisk does not. */
+#define PASS "s3cr@t/pw"
+
+/* ---- what the owner saw --------------------------------------------------- */
+
+typedef struct seen {
+    struct event_base *base;
+    ari_stream *stream;
+    pthread_t loop_thread;
+    bool wrong_thread;
+    int connected, disconnected;
+    int nevents;
+    ari_event_type types[64];
+    char first_arg[64], last_chan[64];
+    char digits[16];
+    char reason[256];
+    uint64_t t_down, t_up_again; /* for the backoff figure */
+    bool free_in_event;          /* ari_stream_free from on_event */
+} seen;
+
+static void on_event(ari_stream *s, const ari_event *ev, void *ud)
+{
+    seen *w = ud;
+    (void)s;
+    if (!pthread_equal(pthread_self(), w->loop_thread))
+        w->wrong_thread = true;
+    if (w->nevents < 64)
+        w->types[w->nevents] = ev->type;
+    w->nevents++;
+    if (ev->type == ARI_EV_STASIS_START && ev->nargs > 0)
+        snprintf(w->first_arg, sizeof w->first_arg, "%s", ev->args[0]);
+    if (ev->has_channel)
+        snprintf(w->last_chan, sizeof w->last_chan, "%s", ev->channel.id);
+    if (ev->type == ARI_EV_CHANNEL_DTMF_RECEIVED && strlen(w->digits) < 15)
+        w->digits[strlen(w->digits)] = ev->digit;
+    if (w->free_in_event) {
+        ari_stream_free(w->stream);
+        w->stream = NULL;
+    }
+}
+
+static void on_connected(ari_stream *s, void *ud)
+{
+    seen *w = ud;
+    (void)s;
+    if (!pthread_equal(pthread_self(), w->loop_thread))
+        w->wrong_thread = true;
+    w->connected++;
+    if (w->t_down && !w->t_up_again)
+        w->t_up_again = clock_mono_ms();
+}
+
+static void on_disconnected(ari_stream *s, const char *reason, void *ud)
+{
+    seen *w = ud;
+    (void)s;
+    if (!pthread_equal(pthread_self(), w->loop_thread))
+        w->wrong_thread = true;
+    w->disconnected++;
+    if (!w->t_down)
+        w->t_down = clock_mono_ms();
+    snprintf(w->reason, sizeof w->reason, "%s", reason);
+}
+
+/* ---- captured logs ---------------------------------------------------------- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_buf[65536];
+static size_t log_len;
+
+static void log_capture(log_level lvl, const char *line, void *ud)
+{
+    (void)lvl;
+    (void)ud;
+    pthread_mutex_lock(&log_mu);
+    size_t n = strlen(line);
+    if (log_len + n + 2 < sizeof log_buf) {
+        memcpy(log_buf + log_len, line, n);
+        log_len += n;
+        log_buf[log_len++] = '\n';
+        log_buf[log_len] = '\0';
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
+static void log_dump(void)
+{
+    pthread_mutex_lock(&log_mu);
+    print_message("---- captured log ----\n%s----\n", log_buf);
+    pthread_mutex_unlock(&log_mu);
+}
+
+static bool log_has(const char *needle)
+{
+    pthread_mutex_lock(&log_mu);
+    bool has = strstr(log_buf, needle) != NULL;
+    pthread_mutex_unlock(&log_mu);
+    return has;
+}
+
+/* ---- loop helpers ------------------------------------------------------------ */
+
+typedef bool (*cond_fn)(seen *w, void *arg);
+
+typedef struct waiter {
+    seen *w;
+    cond_fn cond;
+    void *arg;
+    uint64_t deadline;
+    bool met;
+} waiter;
+
+static void poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    waiter *wt = arg;
+    if (wt->cond(wt->w, wt->arg)) {
+        wt->met = true;
+        event_base_loopbreak(wt->w->base);
+    } else if (clock_mono_ms() > wt->deadline) {
+        event_base_loopbreak(wt->w->base);
+    }
+}
+
+/* Runs the loop until cond holds or timeout_ms pass; returns whether it held. */
+static bool run_until(seen *w, cond_fn cond, void *arg, int timeout_ms)
+{
+    waiter wt = {w, cond, arg, clock_mono_ms() + (uint64_t)timeout_ms, false};
+    if (getenv("ARIQ_TEST_LOG_DUMP"))
+        atexit(log_dump);
+    struct event *t = event_new(w->base, -1, EV_PERSIST, poll_cb, &wt);
+    struct timeval tv = {0, 2000};
+    event_add(t, &tv);
+    if (!cond(w, arg))
+        event_base_dispatch(w->base);
+    else
+        wt.met = true;
+    event_free(t);
+    return wt.met;
+}
+
+static bool n_events(seen *w, void *arg)
+{
+    return w->nevents >= *(int *)arg;
+}
+static bool n_connected(seen *w, void *arg)
+{
+    return w->connected >= *(int *)arg;
+}
+static bool n_disconnected(seen *w, void *arg)
+{
+    return w->disconnected >= *(int *)arg;
+}
+static bool never(seen *w, void *arg)
+{
+    (void)w;
+    (void)arg;
+    return false;
+}
+
+static void seen_init(seen *w)
+{
+    memset(w, 0, sizeof *w);
+    w->base = event_base_new();
+    assert_non_null(w->base);
+    w->loop_thread = pthread_self();
+}
+
+static ari_stream *open_stream(seen *w, int port, const char *pass, bool basic)
+{
+    ari_stream_cfg cfg = {
+        .host = "127.0.0.1",
+        .port = port,
+        .app = "queue",
+        .user = USER,
+        .password = pass,
+        .basic_auth = basic,
+        .on_event = on_event,
+        .on_connected = on_connected,
+        .on_disconnected = on_disconnected,
+        .ud = w,
+    };
+    ari_stream *s = NULL;
+    assert_int_equal(ari_stream_new(w->base, &cfg, &s), 0);
+    w->stream = s;
+    return s;
+}
+
+/* ---- the script ----------------------------------------------------------------- */
+
+#define CHAN(id) "{\"id\":\"" id "\",\"name\":\"PJSIP/100-01\",\"state\":\"Ring\"}"
+static const char ss[] = "{\"type\":\"StasisStart\",\"application\":\"queue\","
+                         "\"args\":[\"caller\",\"support\"],\"channel\":" CHAN("c1") "}";
+static const char dtmf_a[] = "{\"type\":\"ChannelDtmfReceived\",\"dig";
+static const char dtmf_b[] = "it\":\"5\",\"duration_ms\":100,";
+static const char dtmf_c[] = "\"channel\":" CHAN("c1") "}";
+static const char bad[] = "{\"type\":\"StasisEnd\",";
+static const char unknown[] = "{\"type\":\"ChannelTalkingStarted\",\"channel\":" CHAN("c1") "}";
+static const char end[] = "{\"type\":\"StasisEnd\",\"channel\":" CHAN("c2") "}";
+
+static const fake_frame script[] = {
+    {ss, sizeof ss - 1, true, false},
+    {bad, sizeof bad - 1, true, false},
+    {unknown, sizeof unknown - 1, true, false},
+    {dtmf_a, sizeof dtmf_a - 1, false, false}, /* one message in three fragments */
+    {dtmf_b, sizeof dtmf_b - 1, false, true},
+    {dtmf_c, sizeof dtmf_c - 1, true, true},
+    {end, sizeof end - 1, true, false},
+};
+#define NSCRIPT ((int)(sizeof script / sizeof script[0]))
+
+static void test_events_in_order(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, script, NSCRIPT);
+    assert_non_null(f);
+    ari_stream *s = open_stream(&w, port, PASS, false);
+    int want = 3;
+    assert_true(run_until(&w, n_events, &want, 5000));
+    run_until(&w, never, NULL, 100); /* nothing more is coming */
+
+    assert_false(w.wrong_thread);
+    assert_int_equal(w.connected, 1);
+    assert_int_equal(w.disconnected, 0);
+    assert_true(ari_stream_is_connected(s));
+    assert_int_equal(w.nevents, 3);
+    assert_int_equal(w.types[0], ARI_EV_STASIS_START);
+    assert_int_equal(w.types[1], ARI_EV_CHANNEL_DTMF_RECEIVED);
+    assert_int_equal(w.types[2], ARI_EV_STASIS_END);
+    assert_string_equal(w.first_arg, "caller");
+    assert_string_equal(w.digits, "5");
+    assert_string_equal(w.last_chan, "c2");
+
+    ari_stream_stats st;
+    ari_stream_get_stats(s, &st);
+    assert_int_equal(st.messages, 5);
+    assert_int_equal(st.events, 3);
+    assert_int_equal(st.unknown, 1);
+    assert_int_equal(st.parse_errors, 1);
+    assert_int_equal(st.connects, 1);
+    assert_int_equal(st.reconnects, 0);
+
+    char app[128], auth[512];
+    fake_ari_last_app(f, app, sizeof app);
+    fake_ari_last_auth(f, auth, sizeof auth);
+    assert_string_equal(app, "queue");
+    assert_string_equal(auth, USER ":" PASS); /* escaped on the wire, decoded by lws */
+    assert_true(log_has("malformed event dropped"));
+    assert_false(log_has(PASS));
+    assert_false(log_has("s3cr"));
+
+    ari_stream_free(s); /* while connected */
+    fake_ari_stop(f);
+    event_base_free(w.base);
+}
+
+static void test_basic_auth(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, script, 1);
+    assert_non_null(f);
+    ari_stream *s = open_stream(&w, port, PASS, true);
+    int want = 1;
+    assert_true(run_until(&w, n_events, &want, 5000));
+    char auth[512];
+    fake_ari_last_auth(f, auth, sizeof auth);
+    assert_string_equal(auth, "Basic YXJpLXVzZXI6czNjckB0L3B3"); /* ari-user:s3cr@t/pw */
+    ari_stream_free(s);
+    fake_ari_stop(f);
+    event_base_free(w.base);
+}
+
+/* 2 MiB in 64 KiB fragments, then a small event: the big one is counted and
+ * dropped, the next one still arrives. */
+static void test_oversize_message(void **state)
+{
+    (void)state;
+    enum { FRAG = 65536, NFRAG = 32 };
+    char *big = malloc(FRAG);
+    assert_non_null(big);
+    memset(big, ' ', FRAG);
+    big[0] = '{';
+    fake_frame frames[NFRAG + 1];
+    for (int i = 0; i < NFRAG; i++)
+        frames[i] = (fake_frame){big, FRAG, i == NFRAG - 1, i > 0};
+    frames[NFRAG] = (fake_frame){end, sizeof end - 1, true, false};
+
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, frames, NFRAG + 1);
+    assert_non_null(f);
+    ari_stream *s = open_stream(&w, port, PASS, false);
+    int want = 1;
+    assert_true(run_until(&w, n_events, &want, 10000));
+    assert_int_equal(w.types[0], ARI_EV_STASIS_END);
+    ari_stream_stats st;
+    ari_stream_get_stats(s, &st);
+    assert_int_equal(st.messages, 2);
+    assert_int_equal(st.parse_errors, 1);
+    assert_int_equal(w.disconnected, 0);
+    ari_stream_free(s);
+    fake_ari_stop(f);
+    event_base_free(w.base);
+    free(big);
+}
+
+/* The server drops the connection: on_disconnected, a reconnect after the
+ * backoff, on_connected again, and the new connection's events arrive. */
+static void test_reconnect(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, script, NSCRIPT);
+    assert_non_null(f);
+    ari_stream *s = open_stream(&w, port, PASS, false);
+    int want = 3;
+    assert_true(run_until(&w, n_events, &want, 5000));
+    fake_ari_drop(f);
+    int one = 1, two = 2;
+    assert_true(run_until(&w, n_disconnected, &one, 5000));
+    assert_false(ari_stream_is_connected(s));
+    assert_true(run_until(&w, n_connected, &two, 5000));
+    want = 6;
+    assert_true(run_until(&w, n_events, &want, 5000));
+    assert_int_equal(w.types[3], ARI_EV_STASIS_START);
+    assert_false(w.wrong_thread);
+    /* first retry after 100 ms -20 %..+20 % (less the callback latency) */
+    uint64_t gap = w.t_up_again - w.t_down;
+    print_message("reconnect after drop: %llu ms\n", (unsigned long long)gap);
+    assert_true(gap >= 70 && gap < 1000);
+    ari_stream_stats st;
+    ari_stream_get_stats(s, &st);
+    assert_int_equal(st.connects, 2);
+    assert_int_equal(st.reconnects, 1);
+    assert_int_equal(st.failures, 1);
+    assert_int_equal(fake_ari_connections(f), 2);
+    ari_stream_free(s);
+    fake_ari_stop(f);
+    event_base_free(w.base);
+}
+
+/* A wrong password at the fake: refused, retried, never connected. */
+static void test_wrong_password_refused(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, script, NSCRIPT);
+    assert_non_null(f);
+    ari_stream *s = open_stream(&w, port, "wrong-pw", false);
+    int three = 3;
+    assert_true(run_until(&w, n_disconnected, &three, 5000));
+    assert_int_equal(w.connected, 0);
+    assert_true(fake_ari_refused(f) >= 3);
+    assert_int_equal(w.nevents, 0);
+    assert_false(log_has("wrong-pw"));
+    ari_stream_free(s); /* while reconnecting */
+    fake_ari_stop(f);
+    event_base_free(w.base);
+}
+
+/* ---- 401 from an HTTP server ----------------------------------------------------- */
+
+typedef struct http401 {
+    int requests;
+    char uri[512];
+} http401;
+
+static void reply_401(struct evhttp_request *req, void *arg)
+{
+    http401 *h = arg;
+    h->requests++;
+    snprintf(h->uri, sizeof h->uri, "%s", evhttp_request_get_uri(req));
+    evhttp_send_reply(req, 401, "Unauthorized", NULL);
+}
+
+static void test_401_logged_and_retried(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    http401 h = {0};
+    struct evhttp *http = evhttp_new(w.base);
+    assert_non_null(http);
+    assert_int_equal(evhttp_bind_socket(http, "127.0.0.1", (ev_uint16_t)port), 0);
+    evhttp_set_gencb(http, reply_401, &h);
+    uint64_t t0 = clock_mono_ms();
+    ari_stream *s = open_stream(&w, port, PASS, false);
+    int four = 4;
+    assert_true(run_until(&w, n_disconnected, &four, 5000));
+    uint64_t dt = clock_mono_ms() - t0;
+    /* retries at ~100, ~200, ~400 ms: four attempts take at least ~560 ms */
+    print_message("4 failed attempts in %llu ms\n", (unsigned long long)dt);
+    assert_true(dt >= 500);
+    assert_int_equal(w.connected, 0);
+    assert_non_null(strstr(w.reason, "401"));
+    assert_true(h.requests >= 4);
+    assert_non_null(strstr(h.uri, "/ari/events?app=queue&api_key=ari-user:s3cr%40t%2Fpw"));
+    assert_true(log_has("401 unauthorized"));
+    assert_false(log_has(PASS));
+    assert_false(log_has("s3cr%40t"));
+    ari_stream_stats st;
+    ari_stream_get_stats(s, &st);
+    assert_true(st.failures >= 4);
+    assert_int_equal(st.connects, 0);
+    ari_stream_free(s);
+    evhttp_free(http);
+    event_base_free(w.base);
+}
+
+/* Nothing listens: attempts fail and back off; free in the middle. */
+static void test_refused_and_backoff_cap(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    ari_stream_cfg cfg = {.host = "127.0.0.1", .port = port, .app = "queue", .user = USER,
+                          .password = PASS, .backoff_min_ms = 10, .backoff_max_ms = 40,
+                          .on_event = on_event, .on_disconnected = on_disconnected, .ud = &w};
+    ari_stream *s = NULL;
+    assert_int_equal(ari_stream_new(w.base, &cfg, &s), 0);
+    /* capped at 40 ms (+20 %): 10 failures well within 1 s */
+    int ten = 10;
+    uint64_t t0 = clock_mono_ms();
+    assert_true(run_until(&w, n_disconnected, &ten, 2000));
+    assert_true(clock_mono_ms() - t0 < 1000);
+    ari_stream_free(s);
+    event_base_free(w.base);
+}
+
+static void test_free_inside_callback(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, script, NSCRIPT);
+    assert_non_null(f);
+    w.free_in_event = true;
+    open_stream(&w, port, PASS, false);
+    int one = 1;
+    assert_true(run_until(&w, n_events, &one, 5000));
+    run_until(&w, never, NULL, 100);
+    assert_int_equal(w.nevents, 1); /* nothing after the free */
+    assert_null(w.stream);
+    fake_ari_stop(f);
+    event_base_free(w.base);
+}
+
+static void test_bad_config(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    ari_stream *s = (ari_stream *)0x1;
+    ari_stream_cfg cfg = {.host = "127.0.0.1", .port = 0, .app = "queue", .on_event = on_event};
+    assert_int_equal(ari_stream_new(base, &cfg, &s), ARIQ_EINVAL);
+    cfg.port = 8088;
+    cfg.on_event = NULL;
+    assert_int_equal(ari_stream_new(base, &cfg, &s), ARIQ_EINVAL);
+    cfg.on_event = on_event;
+    cfg.app = "";
+    assert_int_equal(ari_stream_new(base, &cfg, &s), ARIQ_EINVAL);
+    assert_int_equal(ari_stream_new(NULL, &cfg, &s), ARIQ_EINVAL);
+    assert_ptr_equal(s, (ari_stream *)0x1);
+    ari_stream_free(NULL);
+    event_base_free(base);
+}
+
+int main(void)
+{
+    log_set_sink(log_capture, NULL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_events_in_order),
+        cmocka_unit_test(test_basic_auth),
+        cmocka_unit_test(test_oversize_message),
+        cmocka_unit_test(test_reconnect),
+        cmocka_unit_test(test_wrong_password_refused),
+        cmocka_unit_test(test_401_logged_and_retried),
+        cmocka_unit_test(test_refused_and_backoff_cap),
+        cmocka_unit_test(test_free_inside_callback),
+        cmocka_unit_test(test_bad_config),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    log_set_sink(NULL, NULL);
+    return rc;
+}
