@@ -303,29 +303,36 @@ static int ini_check_refs(ini_ctx *x)
     return x->err_line ? -1 : 0;
 }
 
-static int load_ini(const char *path, sim_server_cfg *cfg)
+/* Reads the file into x->cfg. Node references are checked later, by
+ * ini_finish(), once the command line has added its nodes too. */
+static int load_ini(const char *path, ini_ctx *x)
 {
-    ini_ctx x;
-    memset(&x, 0, sizeof x);
-    x.cfg = cfg;
-    x.f = fopen(path, "r");
-    if (!x.f) {
+    x->f = fopen(path, "r");
+    if (!x->f) {
         fprintf(stderr, "%s: %s\n", path, strerror(errno));
         return -1;
     }
-    int rc = ini_parse_stream(read_ini_line, &x, on_ini_key, &x);
-    fclose(x.f);
-    if (rc > 0 && !x.err_line) {
-        x.err_line = rc;
-        snprintf(x.err, sizeof x.err, "syntax error");
+    int rc = ini_parse_stream(read_ini_line, x, on_ini_key, x);
+    fclose(x->f);
+    x->f = NULL;
+    if (rc > 0 && !x->err_line) {
+        x->err_line = rc;
+        snprintf(x->err, sizeof x->err, "syntax error");
     }
-    if (rc == 0)
-        ini_check_refs(&x);
-    if (x.err_line) {
-        fprintf(stderr, "%s:%d: %s\n", path, x.err_line, x.err);
-        return -1;
-    }
-    return rc == 0 ? 0 : -1;
+    if (rc < 0)
+        fprintf(stderr, "%s: cannot read\n", path);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Prints the first error as FILE:LINE: message. */
+static int ini_finish(const char *path, ini_ctx *x)
+{
+    if (!x->err_line)
+        ini_check_refs(x);
+    if (!x->err_line)
+        return 0;
+    fprintf(stderr, "%s:%d: %s\n", path, x->err_line, x->err);
+    return -1;
 }
 
 /* ---- the command line ---------------------------------------------------- */
@@ -413,14 +420,16 @@ static int add_cli_node(sim_server_cfg *cfg, const char *spec)
 }
 
 /* Defaults, then the file, then the command line (which wins). */
-static int build_cfg(const opts *o, sim_server_cfg *cfg)
+static int build_cfg(const opts *o, sim_server_cfg *cfg, ini_ctx *x)
 {
     memset(cfg, 0, sizeof *cfg);
+    memset(x, 0, sizeof *x);
+    x->cfg = cfg;
     snprintf(cfg->bind, sizeof cfg->bind, "127.0.0.1");
     snprintf(cfg->user, sizeof cfg->user, "ari");
     snprintf(cfg->password, sizeof cfg->password, "ari");
     cfg->scale = 1.0;
-    if (o->config && load_ini(o->config, cfg) != 0)
+    if (o->config && load_ini(o->config, x) != 0)
         return -1;
     if (o->scale && parse_double(o->scale, 0, 1000, &cfg->scale)) {
         fprintf(stderr, "asterisk-sim: --scale: '%s' is not a number 0..1000\n", o->scale);
@@ -435,6 +444,8 @@ static int build_cfg(const opts *o, sim_server_cfg *cfg)
     for (int i = 0; i < o->ncli_nodes; i++)
         if (add_cli_node(cfg, o->cli_nodes[i]) != 0)
             return -1;
+    if (o->config && ini_finish(o->config, x) != 0)
+        return -1;
     if (cfg->nnodes == 0) {
         fprintf(stderr, "asterisk-sim: no nodes: give --node NAME:PORT or [node NAME] sections\n");
         return -1;
@@ -461,10 +472,11 @@ static void announce(const sim_server *srv, const char *ready_file)
 int main(int argc, char **argv)
 {
     opts o = {0};
-    sim_server_cfg cfg;
+    static sim_server_cfg cfg;
+    static ini_ctx x;
     char err[256];
     log_init_from_env();
-    if (parse_argv(argc, argv, &o) != 0 || build_cfg(&o, &cfg) != 0)
+    if (parse_argv(argc, argv, &o) != 0 || build_cfg(&o, &cfg, &x) != 0)
         return EXIT_USAGE;
     signal(SIGPIPE, SIG_IGN);
     sim_server *srv = sim_server_new(&cfg, err, sizeof err);

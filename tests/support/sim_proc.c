@@ -268,6 +268,120 @@ long sim_set_node_up(const sim_proc *p, int node, int via)
     return ctl_status(p, via, "POST", path, NULL);
 }
 
+/* ---- control API wrappers (SIM.md) ------------------------------------- */
+
+json_t *sim_place_call_json(const sim_proc *p, int node, const char *json_body, char *id,
+                            size_t idlen)
+{
+    long st = 0;
+    json_t *j = sim_ctl(p, node, "POST", "/sim/calls", json_body, &st);
+    const char *cid = json_string_value(json_object_get(j, "id"));
+    if (st != 201 || !cid) {
+        fprintf(stderr, "sim_place_call: status %ld for %s\n", st, json_body);
+        json_decref(j);
+        return NULL;
+    }
+    if (id)
+        snprintf(id, idlen, "%s", cid);
+    return j;
+}
+
+json_t *sim_place_call(const sim_proc *p, int node, const char *app, const char *args_csv,
+                       const char *caller_number, char *id, size_t idlen)
+{
+    json_t *req = json_pack("{s:s, s:s, s:s}", "app", app, "args", args_csv ? args_csv : "",
+                            "caller_number", caller_number ? caller_number : "");
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    json_t *j = body ? sim_place_call_json(p, node, body, id, idlen) : NULL;
+    free(body);
+    return j;
+}
+
+static long chan_post(const sim_proc *p, int node, const char *chan, const char *what,
+                      json_t *body)
+{
+    char path[512];
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    snprintf(path, sizeof path, "/sim/channels/%s/%s", chan, what);
+    long st = s ? ctl_status(p, node, "POST", path, s) : 0;
+    free(s);
+    json_decref(body);
+    return st;
+}
+
+long sim_send_dtmf(const sim_proc *p, int node, const char *chan, const char *digits)
+{
+    return chan_post(p, node, chan, "dtmf", json_pack("{s:s}", "digits", digits));
+}
+
+long sim_hangup_call(const sim_proc *p, int node, const char *chan, int cause)
+{
+    return chan_post(p, node, chan, "hangup", json_pack("{s:i}", "cause", cause));
+}
+
+json_t *sim_channel(const sim_proc *p, int node, const char *chan)
+{
+    char path[512];
+    long st = 0;
+    snprintf(path, sizeof path, "/sim/channels/%s", chan);
+    json_t *j = sim_ctl(p, node, "GET", path, NULL, &st);
+    if (st != 200) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+int sim_is_connected(const sim_proc *p, int node, const char *a, const char *b)
+{
+    char path[512];
+    long st = 0;
+    snprintf(path, sizeof path, "/sim/connected?a=%s&b=%s", a, b);
+    json_t *j = sim_ctl(p, node, "GET", path, NULL, &st);
+    json_t *c = json_object_get(j, "connected");
+    int r = st == 200 && json_is_boolean(c) ? json_is_true(c) : -1;
+    json_decref(j);
+    return r;
+}
+
+json_t *sim_state(const sim_proc *p, int node)
+{
+    long st = 0;
+    json_t *j = sim_ctl(p, node, "GET", "/sim/state", NULL, &st);
+    if (st != 200) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
+}
+
+int sim_live_channels(const sim_proc *p, int node)
+{
+    json_t *j = sim_state(p, node);
+    json_t *c = json_object_get(j, "channels");
+    int n = json_is_integer(c) ? (int)json_integer_value(c) : -1;
+    json_decref(j);
+    return n;
+}
+
+long sim_originate_rule(const sim_proc *p, int node, const char *match, const char *action,
+                        int delay_ms)
+{
+    json_t *b = json_pack("{s:s, s:s, s:i}", "match", match, "action", action, "delay_ms",
+                          delay_ms);
+    char *s = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    json_decref(b);
+    long st = s ? ctl_status(p, node, "POST", "/sim/originate-rules", s) : 0;
+    free(s);
+    return st;
+}
+
+long sim_reset(const sim_proc *p, int node)
+{
+    return ctl_status(p, node, "POST", "/sim/reset", NULL);
+}
+
 /* ---- event collector ---------------------------------------------------- */
 
 #define EV_MAX_TYPES 64

@@ -82,6 +82,44 @@ long sim_fault(const sim_proc *p, int node, const char *json);
 long sim_set_node_down(const sim_proc *p, int node, int via);
 long sim_set_node_up(const sim_proc *p, int node, int via);
 
+/* ---- Control API wrappers (tests/asterisk-sim/SIM.md) ----------------------
+ * `node` is the port the request goes to; channel ids are global. */
+
+/* POST /sim/calls {"app":app,"args":args_csv,"caller_number":number}: a call
+ * arrives on `node` and enters Stasis(app,args). Copies the new channel id
+ * into id (when not NULL). Returns the channel summary (NEW reference), or
+ * NULL if the answer was not 201. */
+json_t *sim_place_call(const sim_proc *p, int node, const char *app, const char *args_csv,
+                       const char *caller_number, char *id, size_t idlen);
+
+/* POST /sim/calls with any body (e.g. {"context":"queue-link","exten":"X"}).
+ * Returns the summary (NEW reference) or NULL unless 201. */
+json_t *sim_place_call_json(const sim_proc *p, int node, const char *json_body, char *id,
+                            size_t idlen);
+
+/* POST /sim/channels/{id}/dtmf {"digits":digits}; /hangup {"cause":cause}.
+ * Return the HTTP status (204 when done), 0 if none. */
+long sim_send_dtmf(const sim_proc *p, int node, const char *chan, const char *digits);
+long sim_hangup_call(const sim_proc *p, int node, const char *chan, int cause);
+
+/* GET /sim/channels/{id}: summary + "timeline" (NEW reference) or NULL. */
+json_t *sim_channel(const sim_proc *p, int node, const char *chan);
+
+/* GET /sim/connected?a=&b=: 1 connected, 0 not, -1 on error. */
+int sim_is_connected(const sim_proc *p, int node, const char *a, const char *b);
+
+/* GET /sim/state (NEW reference) or NULL; sim_live_channels() its
+ * "channels" count, or -1 on error. */
+json_t *sim_state(const sim_proc *p, int node);
+int sim_live_channels(const sim_proc *p, int node);
+
+/* POST /sim/originate-rules {"match","action","delay_ms"}; returns status. */
+long sim_originate_rule(const sim_proc *p, int node, const char *match, const char *action,
+                        int delay_ms);
+
+/* POST /sim/reset; returns status (204). */
+long sim_reset(const sim_proc *p, int node);
+
 /* ---- Event collector ------------------------------------------------------
  * One ARI events WebSocket (/ari/events?app=APP&api_key=USER:PASSWORD) read
  * on a background thread; every text message is parsed and kept, in order,
