@@ -330,7 +330,9 @@ void chan_hangup(sim *s, sim_chan *ch, int cause, bool soft, const char *who)
     snprintf(uri, sizeof(uri), "channel:%s", ch->id);
     rec_stop_target(s, uri);
     if (ch->sub_app) {
-        if (!soft)
+        /* IAX2 legs report a second request after StasisEnd; Local ;1
+         * channels only when the far end hung up (samples, traces). */
+        if (!soft || ch->far_node >= 0)
             chan_emit(s, ch, "ChannelHangupRequest", json_pack("{s:i}", "cause", 16));
         int c = cause == 32 ? 16 : cause;
         chan_emit(s, ch, "ChannelDestroyed", json_pack("{s:i,s:s}", "cause", c, "cause_txt",

@@ -1,0 +1,627 @@
+/* test_conformance.c - replays every recorded Asterisk 22 trace against the
+ * simulator core on a virtual clock and compares, per request, the status and
+ * the JSON shape of the body, and per channel / playback / recording / bridge
+ * the order of events (see SIM.md, "Conformance").
+ *
+ * Outside actions are injected through /sim/: a StasisStart for a channel
+ * nobody originated is a call (POST /sim/calls), a ChannelHangupRequest
+ * without `soft` on such a channel is the party hanging up, a
+ * ChannelDtmfReceived with a duration is the party pressing a key. */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vhost.h"
+
+typedef struct item {
+    int node;
+    uint64_t t;
+    size_t idx;
+    json_t *o; /* borrowed from the trace array */
+} item;
+
+typedef enum { A_REQ, A_CALL, A_HANGUP, A_DTMF } akind;
+
+typedef struct action {
+    akind k;
+    int node;
+    uint64_t t;
+    size_t order;
+    json_t *o;
+} action;
+
+typedef struct run {
+    vhost *vh;
+    json_t *lines[2];   /* arrays of parsed lines */
+    item *items;
+    size_t n_items;
+    action *acts;
+    size_t n_acts;
+    json_t *map;        /* recorded id -> sim id */
+    json_t *orig;       /* channel ids the app originated (recorded) */
+    json_t *injected;   /* channel ids injected as calls */
+    json_t *far_ss;     /* recorded far-leg StasisStarts: [{node,id,args}] */
+    json_t *sim_resp;   /* "node:seq" -> {status, body} */
+    int req_ok, req_n, ev_ok, ev_n;
+    int shown;
+} run;
+
+static const char *S(json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static const char *mapped(run *r, const char *id)
+{
+    const char *m = S(r->map, id);
+    return m ? m : id;
+}
+
+static void complain(run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void complain(run *r, const char *fmt, ...)
+{
+    if (r->shown++ > 40)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "    ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+static json_t *load_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    json_t *a = json_array();
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *o = json_loads(line, 0, NULL);
+        if (o)
+            json_array_append_new(a, o);
+    }
+    free(line);
+    fclose(f);
+    return a;
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+    const item *x = a, *y = b;
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    if (x->node != y->node)
+        return x->node - y->node;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int act_cmp(const void *a, const void *b)
+{
+    const action *x = a, *y = b;
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static json_t *ev_chan(json_t *ev)
+{
+    json_t *c = json_object_get(ev, "channel");
+    return c ? c : json_object_get(ev, "peer");
+}
+
+/* The recorded response of request `seq` on `node`. */
+static json_t *rec_response(run *r, int node, json_int_t seq)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(r->lines[node], i, o)
+    {
+        if (!strcmp(S(o, "kind"), "response") &&
+            json_integer_value(json_object_get(o, "request")) == seq)
+            return o;
+    }
+    return NULL;
+}
+
+static void add_act(run *r, akind k, int node, uint64_t t, size_t order, json_t *o)
+{
+    r->acts[r->n_acts++] = (action){k, node, t, order, o};
+}
+
+/* Id from "channelId=..." in a query string, or NULL. */
+static void query_param(const char *path, const char *name, char *out, size_t n)
+{
+    out[0] = 0;
+    const char *q = strchr(path, '?');
+    size_t nl = strlen(name);
+    for (const char *p = q; p && *p; p = strchr(p + 1, '&')) {
+        if (!strncmp(p + 1, name, nl) && p[1 + nl] == '=') {
+            snprintf(out, n, "%.*s", (int)strcspn(p + 2 + nl, "&"), p + 2 + nl);
+            return;
+        }
+    }
+}
+
+/* Earliest request mentioning `id` answered "Channel not found" after `from`:
+ * the party had already gone when Asterisk looked, so the hangup goes first. */
+static uint64_t hangup_time(run *r, const char *id, uint64_t from, uint64_t t_ev)
+{
+    uint64_t best = t_ev;
+    for (size_t i = 0; i < r->n_items; i++) {
+        item *it = &r->items[i];
+        if (it->t <= from || it->t >= best || strcmp(S(it->o, "kind"), "request") ||
+            !strstr(S(it->o, "path"), id))
+            continue;
+        json_t *resp = rec_response(r, it->node, json_integer_value(json_object_get(it->o, "seq")));
+        const char *msg = S(json_object_get(resp, "body"), "message");
+        if (msg && !strcmp(msg, "Channel not found"))
+            best = it->t;
+    }
+    return best;
+}
+
+static void plan_event(run *r, item *it, size_t order)
+{
+    json_t *ev = json_object_get(it->o, "event");
+    const char *type = S(ev, "type");
+    json_t *ch = ev_chan(ev);
+    const char *id = S(ch, "id");
+    if (!id)
+        return;
+    if (!strcmp(type, "StasisStart") && !json_object_get(r->orig, id)) {
+        if (!strncmp(S(ch, "name"), "IAX2/", 5)) {
+            json_array_append_new(r->far_ss, json_pack("{s:i,s:s,s:O}", "node", it->node, "id",
+                                                       id, "args", json_object_get(ev, "args")));
+            return;
+        }
+        json_object_set_new(r->injected, id, json_integer((json_int_t)it->t));
+        add_act(r, A_CALL, it->node, it->t - 1, order, it->o);
+    } else if (!strcmp(type, "ChannelHangupRequest") && !json_object_get(ev, "soft") &&
+               json_is_integer(json_object_get(r->injected, id))) {
+        uint64_t from = (uint64_t)json_integer_value(json_object_get(r->injected, id));
+        json_object_set_new(r->injected, id, json_true()); /* hung: first one only */
+        add_act(r, A_HANGUP, it->node, hangup_time(r, id, from, it->t) - 1, order, it->o);
+    } else if (!strcmp(type, "ChannelDtmfReceived") &&
+               json_integer_value(json_object_get(ev, "duration_ms")) > 0 &&
+               json_object_get(r->injected, id)) {
+        add_act(r, A_DTMF, it->node, it->t - 1, order, it->o);
+    }
+}
+
+static void plan(run *r)
+{
+    r->acts = calloc(r->n_items, sizeof(*r->acts));
+    for (size_t i = 0; i < r->n_items; i++) {
+        item *it = &r->items[i];
+        const char *kind = S(it->o, "kind");
+        if (!strcmp(kind, "request") && !strcmp(S(it->o, "method"), "POST") &&
+            !strncmp(S(it->o, "path"), "/ari/channels?", 14)) {
+            char id[128];
+            query_param(S(it->o, "path"), "channelId", id, sizeof(id));
+            json_t *resp = rec_response(r, it->node,
+                                        json_integer_value(json_object_get(it->o, "seq")));
+            const char *rid = S(json_object_get(resp, "body"), "id");
+            if (*id)
+                json_object_set_new(r->orig, id, json_true());
+            if (rid)
+                json_object_set_new(r->orig, rid, json_true());
+        }
+    }
+    for (size_t i = 0; i < r->n_items; i++) {
+        item *it = &r->items[i];
+        const char *kind = S(it->o, "kind");
+        if (!strcmp(kind, "request"))
+            add_act(r, A_REQ, it->node, it->t, i, it->o);
+        else if (!strcmp(kind, "event"))
+            plan_event(r, it, i);
+    }
+    qsort(r->acts, r->n_acts, sizeof(*r->acts), act_cmp);
+}
+
+/* A far leg the sim created: pair it with the recorded one by node + args. */
+static void on_event(vhost *vh, int node, const json_t *ev, void *ud)
+{
+    run *r = ud;
+    (void)vh;
+    if (strcmp(S((json_t *)ev, "type"), "StasisStart"))
+        return;
+    const char *sid = S(ev_chan((json_t *)ev), "id");
+    size_t i;
+    json_t *f;
+    json_array_foreach(r->far_ss, i, f)
+    {
+        if (json_integer_value(json_object_get(f, "node")) != node ||
+            json_object_get(f, "used") ||
+            !json_equal(json_object_get(f, "args"), json_object_get(ev, "args")))
+            continue;
+        json_object_set_new(f, "used", json_true());
+        json_object_set_new(r->map, S(f, "id"), json_string(sid));
+        return;
+    }
+}
+
+/* Replaces every recorded id in s with its sim id. New string (free). */
+static char *subst(run *r, const char *s)
+{
+    char *cur = strdup(s);
+    const char *k;
+    json_t *v;
+    json_object_foreach(r->map, k, v)
+    {
+        const char *to = json_string_value(v);
+        char *p;
+        while ((p = strstr(cur, k))) {
+            size_t n = strlen(cur) - strlen(k) + strlen(to) + 1;
+            char *nx = malloc(n);
+            snprintf(nx, n, "%.*s%s%s", (int)(p - cur), cur, to, p + strlen(k));
+            free(cur);
+            cur = nx;
+            if (!strcmp(k, to))
+                break;
+        }
+    }
+    return cur;
+}
+
+static void do_req(run *r, action *a)
+{
+    char *path = subst(r, S(a->o, "path"));
+    json_t *b = json_object_get(a->o, "body");
+    char *body = json_is_object(b) ? json_dumps(b, JSON_COMPACT) : NULL;
+    int status;
+    json_t *resp = vhost_req(r->vh, a->node, S(a->o, "method"), path, body, &status);
+    json_int_t seq = json_integer_value(json_object_get(a->o, "seq"));
+    json_t *rec = rec_response(r, a->node, seq);
+    const char *rid = S(json_object_get(rec, "body"), "id"), *sid = S(resp, "id");
+    if (rid && sid && strcmp(rid, sid) && !json_object_get(r->map, rid))
+        json_object_set_new(r->map, rid, json_string(sid));
+    char key[64];
+    snprintf(key, sizeof(key), "%d:%lld", a->node, (long long)seq);
+    json_object_set_new(r->sim_resp, key, json_pack("{s:i,s:o*}", "status", status, "body", resp));
+    free(path);
+    free(body);
+}
+
+static void do_outside(run *r, action *a)
+{
+    json_t *ev = json_object_get(a->o, "event");
+    json_t *ch = ev_chan(ev);
+    char path[256];
+    json_t *body = NULL;
+    const char *id = mapped(r, S(ch, "id"));
+    if (a->k == A_CALL) {
+        json_t *dp = json_object_get(ch, "dialplan");
+        json_t *caller = json_object_get(ch, "caller");
+        body = json_pack("{s:s,s:O,s:s,s:s,s:s,s:s,s:s,s:s}", "app", S(ev, "application"),
+                         "args", json_object_get(ev, "args"), "channel_id", id, "name",
+                         S(ch, "name"), "context", S(dp, "context"), "exten", S(dp, "exten"),
+                         "caller_number", S(caller, "number"), "caller_name", S(caller, "name"));
+        snprintf(path, sizeof(path), "/sim/calls");
+    } else if (a->k == A_HANGUP) {
+        body = json_pack("{s:O}", "cause", json_object_get(ev, "cause"));
+        snprintf(path, sizeof(path), "/sim/channels/%s/hangup", id);
+    } else {
+        body = json_pack("{s:s,s:O}", "digits", S(ev, "digit"), "duration_ms",
+                         json_object_get(ev, "duration_ms"));
+        snprintf(path, sizeof(path), "/sim/channels/%s/dtmf", id);
+    }
+    char *b = json_dumps(body, JSON_COMPACT);
+    int status;
+    json_decref(vhost_req(r->vh, a->node, "POST", path, b, &status));
+    if (status >= 300)
+        complain(r, "inject %s -> %d", path, status);
+    free(b);
+    json_decref(body);
+}
+
+static bool value_key(const char *k)
+{
+    static const char *const keys[] = {"state",     "bridge_type", "technology", "args",
+                                       "message",   "media_uri",   "format",     "dialstatus",
+                                       "bridge_class", "next_media_uri"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (!strcmp(k, keys[i]))
+            return true;
+    return false;
+}
+
+static bool racy_state(const char *k, json_t *a, json_t *b)
+{
+    const char *x = json_string_value(a), *y = json_string_value(b);
+    return !strcmp(k, "state") && x && y &&
+           (!strcmp(x, "queued") || !strcmp(x, "playing")) &&
+           (!strcmp(y, "queued") || !strcmp(y, "playing"));
+}
+
+/* Same keys recursively, same JSON types, same values where they matter. */
+static bool same_shape(run *r, const char *where, json_t *a, json_t *b)
+{
+    if (json_typeof(a) != json_typeof(b) &&
+        !(json_is_integer(a) && json_is_real(b)) && !(json_is_boolean(a) && json_is_boolean(b))) {
+        complain(r, "%s: type differs", where);
+        return false;
+    }
+    if (json_is_array(a) && json_array_size(a) && json_array_size(b))
+        return same_shape(r, where, json_array_get(a, 0), json_array_get(b, 0));
+    if (!json_is_object(a))
+        return true;
+    bool ok = true;
+    const char *k;
+    json_t *v;
+    char w[256];
+    json_object_foreach(a, k, v)
+    {
+        snprintf(w, sizeof(w), "%s.%s", where, k);
+        json_t *bv = json_object_get(b, k);
+        if (!bv) {
+            complain(r, "%s: missing", w);
+            ok = false;
+        } else if (value_key(k) && !json_equal(v, bv) && !racy_state(k, v, bv)) {
+            char *x = json_dumps(v, JSON_ENCODE_ANY), *y = json_dumps(bv, JSON_ENCODE_ANY);
+            complain(r, "%s: %s != %s", w, x, y);
+            free(x);
+            free(y);
+            ok = false;
+        } else if (!same_shape(r, w, v, bv)) {
+            ok = false;
+        }
+    }
+    json_object_foreach(b, k, v)
+    {
+        if (!json_object_get(a, k)) {
+            complain(r, "%s.%s: extra", where, k);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+static void check_requests(run *r)
+{
+    for (size_t i = 0; i < r->n_items; i++) {
+        item *it = &r->items[i];
+        if (strcmp(S(it->o, "kind"), "request"))
+            continue;
+        json_int_t seq = json_integer_value(json_object_get(it->o, "seq"));
+        json_t *rec = rec_response(r, it->node, seq);
+        char key[64], where[300];
+        snprintf(key, sizeof(key), "%d:%lld", it->node, (long long)seq);
+        json_t *sim = json_object_get(r->sim_resp, key);
+        r->req_n++;
+        if (!rec || !sim)
+            continue;
+        int rs = (int)json_integer_value(json_object_get(rec, "status"));
+        int ss = (int)json_integer_value(json_object_get(sim, "status"));
+        snprintf(where, sizeof(where), "node%d %s %.200s", it->node + 1, S(it->o, "method"),
+                 S(it->o, "path"));
+        json_t *rb = json_object_get(rec, "body"), *sb = json_object_get(sim, "body");
+        if (rs != ss) {
+            complain(r, "%s: status %d != %d", where, rs, ss);
+            continue;
+        }
+        bool empty_r = json_is_string(rb) && !*json_string_value(rb);
+        if (empty_r ? sb != NULL && !json_is_null(sb) : !same_shape(r, where, rb, sb ? sb : json_null()))
+            continue;
+        r->req_ok++;
+    }
+}
+
+static bool ignored(json_t *ev)
+{
+    const char *t = S(ev, "type");
+    if (!strcmp(t, "ChannelDialplan") || !strcmp(t, "ChannelConnectedLine") ||
+        !strcmp(t, "ChannelCallerId"))
+        return true;
+    if (!strcmp(t, "ChannelVarset")) {
+        const char *v = S(ev, "variable");
+        return !strcmp(v, "BRIDGEPEER") || !strcmp(v, "STASISSTATUS");
+    }
+    return false;
+}
+
+/* Appends "Type(detail)" to the stream of the object the event is about. */
+static void stream_add(run *r, json_t *streams, int node, json_t *ev, bool recorded)
+{
+    if (ignored(ev))
+        return;
+    const char *t = S(ev, "type");
+    char key[300], val[300];
+    json_t *ch = ev_chan(ev), *pb = json_object_get(ev, "playback");
+    json_t *rec = json_object_get(ev, "recording"), *br = json_object_get(ev, "bridge");
+    if (ch) {
+        const char *id = S(ch, "id");
+        snprintf(key, sizeof(key), "%d channel %s", node, recorded ? mapped(r, id) : id);
+        json_t *c = json_object_get(ev, "cause");
+        char *args = json_dumps(json_object_get(ev, "args"), JSON_COMPACT | JSON_ENCODE_ANY);
+        char cause[32] = "";
+        if (c)
+            snprintf(cause, sizeof(cause), " cause=%lld", (long long)json_integer_value(c));
+        snprintf(val, sizeof(val), "%s(%s%s%s%s)", t, S(ch, "state"), cause,
+                 json_object_get(ev, "soft") ? " soft" : "", args ? args : "");
+        free(args);
+    } else if (pb) {
+        snprintf(key, sizeof(key), "%d playback %s", node,
+                 recorded ? mapped(r, S(pb, "id")) : S(pb, "id"));
+        snprintf(val, sizeof(val), "%s(%s)", t, S(pb, "state"));
+    } else if (rec) {
+        snprintf(key, sizeof(key), "%d recording %s", node, S(rec, "name"));
+        snprintf(val, sizeof(val), "%s(%s)", t, S(rec, "state"));
+    } else if (br) {
+        snprintf(key, sizeof(key), "%d bridge %s", node,
+                 recorded ? mapped(r, S(br, "id")) : S(br, "id"));
+        snprintf(val, sizeof(val), "%s", t);
+    } else {
+        return;
+    }
+    json_t *a = json_object_get(streams, key);
+    if (!a) {
+        a = json_array();
+        json_object_set_new(streams, key, a);
+    }
+    json_array_append_new(a, json_string(val));
+}
+
+static void compare_stream(run *r, const char *key, json_t *ra, json_t *sa)
+{
+    size_t n = json_array_size(ra), m = json_array_size(sa), i = 0;
+    r->ev_n += (int)n;
+    while (i < n && i < m && json_equal(json_array_get(ra, i), json_array_get(sa, i)))
+        i++;
+    r->ev_ok += (int)i;
+    if (i == n && n == m)
+        return;
+    char *x = json_dumps(ra, JSON_COMPACT), *y = json_dumps(sa, JSON_COMPACT);
+    complain(r, "%s at #%zu:\n      trace %s\n      sim   %s", key, i, x ? x : "[]", y ? y : "[]");
+    if (i == n)
+        r->ev_ok -= 1; /* extra sim events: count the stream as failed */
+    free(x);
+    free(y);
+}
+
+static void check_events(run *r)
+{
+    json_t *rs = json_object(), *ss = json_object();
+    for (size_t i = 0; i < r->n_items; i++)
+        if (!strcmp(S(r->items[i].o, "kind"), "event"))
+            stream_add(r, rs, r->items[i].node, json_object_get(r->items[i].o, "event"), true);
+    size_t i;
+    json_t *e;
+    json_array_foreach(vhost_events(r->vh), i, e)
+        stream_add(r, ss, (int)json_integer_value(json_object_get(e, "node")),
+                   json_object_get(e, "event"), false);
+    const char *k;
+    json_t *v;
+    json_object_foreach(rs, k, v) compare_stream(r, k, v, json_object_get(ss, k));
+    json_object_foreach(ss, k, v)
+    {
+        if (!json_object_get(rs, k)) {
+            json_t *none = json_array();
+            compare_stream(r, k, none, v);
+            json_decref(none);
+        }
+    }
+    json_decref(rs);
+    json_decref(ss);
+}
+
+static void setup_sim(run *r)
+{
+    sim *s = vhost_sim(r->vh);
+    for (int n = 0; n < 2; n++) {
+        char name[16];
+        snprintf(name, sizeof(name), "node%d", n + 1);
+        sim_node_add(s, name, "02:fc:00:00:00:01");
+        sim_dialplan_add(s, n, "accept-link", "queue", "link,{exten}");
+        sim_app_attach(s, n, "queue");
+    }
+    sim_peer_add(s, "IAX2/node2", 1);
+    sim_peer_add(s, "IAX2/node1", 0);
+}
+
+static bool replay(const char *dir, const char *name)
+{
+    run r = {0};
+    char path[1024];
+    size_t total = 0;
+    for (int n = 0; n < 2; n++) {
+        snprintf(path, sizeof(path), "%s/node%d.jsonl", dir, n + 1);
+        r.lines[n] = load_lines(path);
+        if (!r.lines[n])
+            r.lines[n] = json_array();
+        total += json_array_size(r.lines[n]);
+    }
+    r.items = calloc(total, sizeof(*r.items));
+    for (int n = 0; n < 2; n++) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(r.lines[n], i, o)
+            r.items[r.n_items++] = (item){n, (uint64_t)json_integer_value(json_object_get(o, "t")),
+                                          i, o};
+    }
+    qsort(r.items, r.n_items, sizeof(*r.items), item_cmp);
+    r.map = json_object();
+    r.orig = json_object();
+    r.injected = json_object();
+    r.far_ss = json_array();
+    r.sim_resp = json_object();
+    plan(&r);
+    r.vh = vhost_new(r.n_items ? r.items[0].t - 1000 : 0, 1.0);
+    setup_sim(&r);
+    vhost_set_event_fn(r.vh, on_event, &r);
+    for (size_t i = 0; i < r.n_acts; i++) {
+        action *a = &r.acts[i];
+        if (a->t > vhost_now(r.vh))
+            vhost_advance(r.vh, a->t - vhost_now(r.vh));
+        if (a->k == A_REQ)
+            do_req(&r, a);
+        else
+            do_outside(&r, a);
+    }
+    vhost_advance(r.vh, 120000);
+    check_requests(&r);
+    check_events(&r);
+    bool ok = r.req_ok == r.req_n && r.ev_ok == r.ev_n && !r.shown;
+    printf("%s: %d/%d requests, %d/%d events %s\n", name, r.req_ok, r.req_n, r.ev_ok, r.ev_n,
+           ok ? "OK" : "MISMATCH");
+    fflush(stdout);
+    vhost_free(r.vh);
+    json_decref(r.lines[0]);
+    json_decref(r.lines[1]);
+    json_decref(r.map);
+    json_decref(r.orig);
+    json_decref(r.injected);
+    json_decref(r.far_ss);
+    json_decref(r.sim_resp);
+    free(r.items);
+    free(r.acts);
+    return ok;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_traces(void **state)
+{
+    (void)state;
+    const char *base = getenv("ARIQ_SHARED_ARI_DIR");
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/traces", base && *base ? base : "/work/shared/ari");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    char *names[64];
+    int n = 0, bad = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && n < 64)
+        if (de->d_name[0] != '.' && strcmp(de->d_name, "README.md"))
+            names[n++] = strdup(de->d_name);
+    closedir(d);
+    qsort(names, (size_t)n, sizeof(*names), name_cmp);
+    const char *only = getenv("SIM_TRACE");
+    for (int i = 0; i < n; i++) {
+        char sub[1300];
+        snprintf(sub, sizeof(sub), "%s/%s", dir, names[i]);
+        if (!only || !strcmp(only, names[i]))
+            bad += !replay(sub, names[i]);
+        free(names[i]);
+    }
+    assert_true(n >= 12 || only);
+    assert_int_equal(bad, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_traces)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
