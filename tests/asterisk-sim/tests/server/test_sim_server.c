@@ -498,7 +498,7 @@ static void test_bad_command_line(void **state)
     char dir[512], err[600], ini[600], want[700];
     proc_tmpdir("sim_server_badcli", dir, sizeof dir);
     snprintf(err, sizeof err, "%s/stderr", dir);
-    static const char *const bad[][4] = {
+    static const char *const bad[][5] = {
         {"--node", "node1", NULL},          {"--node", "node1:99999", NULL},
         {"--node", "a b:1", NULL},          {"--scale", "fast", "--node", "n:0"},
         {"--bogus", NULL},                  {NULL},
