@@ -239,6 +239,7 @@ void store_conn_connect_to(store_conn *c, const char *host, int port)
         return;
     }
     ac->data = c;
+    redisEnableKeepAlive(&ac->c); /* the kernel also notices a dead peer */
     redisLibeventAttach(ac, s->base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -284,7 +285,7 @@ static void conn_drop(store_conn *c, const char *reason, bool free_ac)
 static void conn_ready(store_conn *c)
 {
     store *s = c->s;
-    evtimer_del(c->timer);
+    timer_arm(c, s->cfg.health_interval_ms); /* now the watchdog */
     conn_set_state(c, CONN_READY);
     c->backoff_ms = s->cfg.backoff_min_ms;
     c->down_reported = false;
@@ -346,8 +347,28 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
     leave(s);
 }
 
+/* A ready connection's watchdog. An overdue reply means Redis hangs or the
+ * peer vanished without a reset: drop and reconnect rather than leave every
+ * owner waiting forever. When idle, a PING lets a dead peer show up the same
+ * way. Runs from the timer, so freeing the context here is safe. */
+static void conn_health(store_conn *c)
+{
+    store *s = c->s;
+    uint64_t limit_us = (uint64_t)s->cfg.reply_timeout_ms * 1000u;
+    if (c->head && limit_us && clock_mono_us() - c->head->sent_us > limit_us) {
+        store_set_err(s, "no reply from %s:%d for %d ms", s->cfg.host, s->cfg.port,
+                      s->cfg.reply_timeout_ms);
+        conn_drop(c, s->errmsg, true);
+        return;
+    }
+    const char *ping[1] = {"PING"};
+    if (!c->head)
+        store_conn_send(c, 1, ping, NULL, NULL, NULL, -1);
+    timer_arm(c, s->cfg.health_interval_ms);
+}
+
 /* One timer per connection: the next attempt while idle, the connect and
- * handshake deadline otherwise. */
+ * handshake deadline while connecting, the watchdog while ready. */
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -357,7 +378,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     enter(s);
     if (c->state == CONN_IDLE) {
         conn_locate(c);
-    } else if (c->state != CONN_READY) {
+    } else if (c->state == CONN_READY) {
+        conn_health(c);
+    } else {
         if (!c->drop_asap)
             store_set_err(s, "connect to %s:%d timed out after %d ms", s->cfg.host, s->cfg.port,
                           s->cfg.connect_timeout_ms);

@@ -79,6 +79,13 @@ typedef struct store_config {
     int connect_timeout_ms;            /* connect + handshake, default 5000 */
     int backoff_min_ms;                /* first retry delay, default 100 */
     int backoff_max_ms;                /* cap, default 5000 */
+    /* A ready connection whose oldest command has had no reply for this long
+     * is dropped and reconnected (Redis hung, or the network vanished without
+     * a reset); its callbacks run with NULL. 0 = never. Default 10000. */
+    int reply_timeout_ms;
+    /* How often a ready connection checks that, sending a PING when idle so a
+     * dead peer is noticed too. Default 1000. */
+    int health_interval_ms;
 } store_config;
 
 /* Sets the defaults above. */

@@ -23,6 +23,8 @@ void store_config_init(store_config *c)
     c->connect_timeout_ms = 5000;
     c->backoff_min_ms = 100;
     c->backoff_max_ms = 5000;
+    c->reply_timeout_ms = 10000;
+    c->health_interval_ms = 1000;
 }
 
 static int fail_msg(char *err, size_t errlen, const char *msg)
@@ -208,5 +210,9 @@ int store_config_check(const store_config *c, char *err, size_t errlen)
     if (c->backoff_min_ms < 1 || c->backoff_max_ms < c->backoff_min_ms ||
         c->backoff_max_ms > 600000)
         return fail_msg(err, errlen, "redis: need 1 <= backoff_min_ms <= backoff_max_ms <= 600000");
+    if (c->reply_timeout_ms != 0 && (c->reply_timeout_ms < 10 || c->reply_timeout_ms > 600000))
+        return fail_msg(err, errlen, "redis: reply_timeout_ms must be 0 or 10..600000");
+    if (c->health_interval_ms < 10 || c->health_interval_ms > 60000)
+        return fail_msg(err, errlen, "redis: health_interval_ms must be 10..60000");
     return 0;
 }

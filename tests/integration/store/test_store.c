@@ -738,6 +738,33 @@ static void test_free_in_on_down(void **state)
     assert_int_equal(f->down, 1);
 }
 
+/* Redis hangs (SIGSTOP) with a command in flight: after reply_timeout_ms the
+ * callback runs with NULL and on_down is called; when Redis resumes the store
+ * is ready again. */
+static void test_redis_hangs(void **state)
+{
+    fx *f = *state;
+    f->cfg.reply_timeout_ms = 300;
+    f->cfg.health_interval_ms = 50;
+    f->cfg.connect_timeout_ms = 300;
+    start_ready(f, NULL);
+    run_for(f, 200); /* idle PINGs keep a healthy connection up */
+    assert_int_equal(f->down, 0);
+    kill(f->r.proc.pid, SIGSTOP);
+    const char *set[] = {"SET", "{ariq}:z", "1"};
+    assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
+    uint64_t t0 = clock_mono_ms();
+    assert_true(wait_for(f, &f->down, 1, 3000));
+    uint64_t took = clock_mono_ms() - t0;
+    assert_true(took >= 250 && took < 2000);
+    assert_int_equal(f->nulls, 1);
+    assert_non_null(strstr(f->down_reason, "no reply"));
+    kill(f->r.proc.pid, SIGCONT);
+    assert_true(wait_for(f, &f->ready, 2, 5000));
+    assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
+    assert_true(wait_for(f, &f->replies, 1, 2000));
+}
+
 /* A scripts dir that cannot be read is a clear error at store_new. */
 static void test_bad_scripts_dir(void **state)
 {
@@ -776,6 +803,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_namespace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broken_script, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_in_on_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redis_hangs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -220,6 +220,18 @@ static void test_config_check(void **state)
     store_config_init(&c);
     c.db = -1;
     assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
+    store_config_init(&c);
+    c.reply_timeout_ms = 0; /* never */
+    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
+    c.reply_timeout_ms = 5;
+    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
+    assert_non_null(strstr(err, "reply_timeout_ms"));
+    store_config_init(&c);
+    c.health_interval_ms = 0;
+    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
+    store_config_init(&c);
+    c.port = 0;
+    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
 }
 
 int main(void)
