@@ -161,3 +161,34 @@ redisReply *redis_proc_cmd(const redis_proc *r, const char *fmt, ...)
     redisFree(c);
     return rep;
 }
+
+/* Percent-encodes everything but RFC 3986 unreserved characters. */
+static void pct_encode(const char *in, char *out, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (; *in && o + 4 < len; in++) {
+        unsigned char ch = (unsigned char)*in;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            out[o++] = (char)ch;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+const char *redis_proc_url(const redis_proc *r, int db, char *buf, size_t len)
+{
+    if (!r->password[0]) {
+        snprintf(buf, len, "redis://127.0.0.1:%d/%d", r->port, db);
+        return buf;
+    }
+    char enc[3 * sizeof r->password + 1];
+    pct_encode(r->password, enc, sizeof enc);
+    snprintf(buf, len, "redis://:%s@127.0.0.1:%d/%d", enc, r->port, db);
+    return buf;
+}

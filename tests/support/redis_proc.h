@@ -21,6 +21,7 @@
 
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "proc.h"
 
@@ -62,6 +63,11 @@ int redis_proc_restart(redis_proc *r);
  * is set; for tests to inspect or change what Redis holds. Returns a context
  * the caller owns (redisFree), or NULL on failure. */
 redisContext *redis_proc_connect(const redis_proc *r);
+
+/* Writes the server's address as a redis:// URL for a daemon's config:
+ * "redis://127.0.0.1:PORT/db", or "redis://:PASSWORD@127.0.0.1:PORT/db"
+ * with the password percent-encoded. Returns buf. */
+const char *redis_proc_url(const redis_proc *r, int db, char *buf, size_t len);
 
 /* Runs one command on a fresh blocking connection and returns its reply (the
  * caller owns it: freeReplyObject), or NULL. For one-line checks in tests. */

@@ -257,11 +257,13 @@ static void test_not_ready_ebusy(void **state)
 static void test_auth_ok(void **state)
 {
     fx *f = *state;
-    redis_opts o = {.password = "Corr3ct@horse"};
+    redis_opts o = {.password = "Corr3ct@horse/:x"};
     start_redis(f, &o);
     char url[256], err[256];
-    snprintf(url, sizeof url, "redis://:Corr3ct%%40horse@127.0.0.1:%d/2", f->r.port);
+    redis_proc_url(&f->r, 2, url, sizeof url);
+    assert_non_null(strstr(url, "Corr3ct%40horse%2F%3Ax@"));
     assert_int_equal(store_config_set_url(&f->cfg, url, err, sizeof err), 0);
+    assert_string_equal(f->cfg.password, o.password);
     new_store(f);
     assert_true(wait_for(f, &f->ready, 1, 5000));
     const char *set[] = {"SET", "{ariq}:authed", "yes"};
