@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "fake_ari.h"
+#include "harness.h"
 #include "proc.h"
 
 #include <stdarg.h>
@@ -26,192 +27,6 @@
 /* '@' and '/' must be escaped in the query; the fake (lws) decodes them.
  * Not '&': lws splits query args on a decoded "%26", Asterisk does not. */
 #define PASS "s3cr@t/pw"
-
-/* ---- what the owner saw --------------------------------------------------- */
-
-typedef struct seen {
-    struct event_base *base;
-    ari_stream *stream;
-    pthread_t loop_thread;
-    bool wrong_thread;
-    int connected, disconnected;
-    int nevents;
-    ari_event_type types[64];
-    char first_arg[64], last_chan[64];
-    char digits[16];
-    char reason[256];
-    uint64_t t_down, t_up_again; /* for the backoff figure */
-    bool free_in_event;          /* ari_stream_free from on_event */
-} seen;
-
-static void on_event(ari_stream *s, const ari_event *ev, void *ud)
-{
-    seen *w = ud;
-    (void)s;
-    if (!pthread_equal(pthread_self(), w->loop_thread))
-        w->wrong_thread = true;
-    if (w->nevents < 64)
-        w->types[w->nevents] = ev->type;
-    w->nevents++;
-    if (ev->type == ARI_EV_STASIS_START && ev->nargs > 0)
-        snprintf(w->first_arg, sizeof w->first_arg, "%s", ev->args[0]);
-    if (ev->has_channel)
-        snprintf(w->last_chan, sizeof w->last_chan, "%s", ev->channel.id);
-    if (ev->type == ARI_EV_CHANNEL_DTMF_RECEIVED && strlen(w->digits) < 15)
-        w->digits[strlen(w->digits)] = ev->digit;
-    if (w->free_in_event) {
-        ari_stream_free(w->stream);
-        w->stream = NULL;
-    }
-}
-
-static void on_connected(ari_stream *s, void *ud)
-{
-    seen *w = ud;
-    (void)s;
-    if (!pthread_equal(pthread_self(), w->loop_thread))
-        w->wrong_thread = true;
-    w->connected++;
-    if (w->t_down && !w->t_up_again)
-        w->t_up_again = clock_mono_ms();
-}
-
-static void on_disconnected(ari_stream *s, const char *reason, void *ud)
-{
-    seen *w = ud;
-    (void)s;
-    if (!pthread_equal(pthread_self(), w->loop_thread))
-        w->wrong_thread = true;
-    w->disconnected++;
-    if (!w->t_down)
-        w->t_down = clock_mono_ms();
-    snprintf(w->reason, sizeof w->reason, "%s", reason);
-}
-
-/* ---- captured logs ---------------------------------------------------------- */
-
-static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
-static char log_buf[65536];
-static size_t log_len;
-
-static void log_capture(log_level lvl, const char *line, void *ud)
-{
-    (void)lvl;
-    (void)ud;
-    pthread_mutex_lock(&log_mu);
-    size_t n = strlen(line);
-    if (log_len + n + 2 < sizeof log_buf) {
-        memcpy(log_buf + log_len, line, n);
-        log_len += n;
-        log_buf[log_len++] = '\n';
-        log_buf[log_len] = '\0';
-    }
-    pthread_mutex_unlock(&log_mu);
-}
-
-static void log_dump(void)
-{
-    pthread_mutex_lock(&log_mu);
-    print_message("---- captured log ----\n%s----\n", log_buf);
-    pthread_mutex_unlock(&log_mu);
-}
-
-static bool log_has(const char *needle)
-{
-    pthread_mutex_lock(&log_mu);
-    bool has = strstr(log_buf, needle) != NULL;
-    pthread_mutex_unlock(&log_mu);
-    return has;
-}
-
-/* ---- loop helpers ------------------------------------------------------------ */
-
-typedef bool (*cond_fn)(seen *w, void *arg);
-
-typedef struct waiter {
-    seen *w;
-    cond_fn cond;
-    void *arg;
-    uint64_t deadline;
-    bool met;
-} waiter;
-
-static void poll_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    waiter *wt = arg;
-    if (wt->cond(wt->w, wt->arg)) {
-        wt->met = true;
-        event_base_loopbreak(wt->w->base);
-    } else if (clock_mono_ms() > wt->deadline) {
-        event_base_loopbreak(wt->w->base);
-    }
-}
-
-/* Runs the loop until cond holds or timeout_ms pass; returns whether it held. */
-static bool run_until(seen *w, cond_fn cond, void *arg, int timeout_ms)
-{
-    waiter wt = {w, cond, arg, clock_mono_ms() + (uint64_t)timeout_ms, false};
-    if (getenv("ARIQ_TEST_LOG_DUMP"))
-        atexit(log_dump);
-    struct event *t = event_new(w->base, -1, EV_PERSIST, poll_cb, &wt);
-    struct timeval tv = {0, 2000};
-    event_add(t, &tv);
-    if (!cond(w, arg))
-        event_base_dispatch(w->base);
-    else
-        wt.met = true;
-    event_free(t);
-    return wt.met;
-}
-
-static bool n_events(seen *w, void *arg)
-{
-    return w->nevents >= *(int *)arg;
-}
-static bool n_connected(seen *w, void *arg)
-{
-    return w->connected >= *(int *)arg;
-}
-static bool n_disconnected(seen *w, void *arg)
-{
-    return w->disconnected >= *(int *)arg;
-}
-static bool never(seen *w, void *arg)
-{
-    (void)w;
-    (void)arg;
-    return false;
-}
-
-static void seen_init(seen *w)
-{
-    memset(w, 0, sizeof *w);
-    w->base = event_base_new();
-    assert_non_null(w->base);
-    w->loop_thread = pthread_self();
-}
-
-static ari_stream *open_stream(seen *w, int port, const char *pass, bool basic)
-{
-    ari_stream_cfg cfg = {
-        .host = "127.0.0.1",
-        .port = port,
-        .app = "queue",
-        .user = USER,
-        .password = pass,
-        .basic_auth = basic,
-        .on_event = on_event,
-        .on_connected = on_connected,
-        .on_disconnected = on_disconnected,
-        .ud = w,
-    };
-    ari_stream *s = NULL;
-    assert_int_equal(ari_stream_new(w->base, &cfg, &s), 0);
-    w->stream = s;
-    return s;
-}
 
 /* ---- the script ----------------------------------------------------------------- */
 
@@ -244,7 +59,7 @@ static void test_events_in_order(void **state)
     int port = proc_free_port();
     fake_ari *f = fake_ari_start(port, USER, PASS, script, NSCRIPT);
     assert_non_null(f);
-    ari_stream *s = open_stream(&w, port, PASS, false);
+    ari_stream *s = open_stream(&w, port, USER, PASS, false);
     int want = 3;
     assert_true(run_until(&w, n_events, &want, 5000));
     run_until(&w, never, NULL, 100); /* nothing more is coming */
@@ -292,7 +107,7 @@ static void test_basic_auth(void **state)
     int port = proc_free_port();
     fake_ari *f = fake_ari_start(port, USER, PASS, script, 1);
     assert_non_null(f);
-    ari_stream *s = open_stream(&w, port, PASS, true);
+    ari_stream *s = open_stream(&w, port, USER, PASS, true);
     int want = 1;
     assert_true(run_until(&w, n_events, &want, 5000));
     char auth[512];
@@ -323,7 +138,7 @@ static void test_oversize_message(void **state)
     int port = proc_free_port();
     fake_ari *f = fake_ari_start(port, USER, PASS, frames, NFRAG + 1);
     assert_non_null(f);
-    ari_stream *s = open_stream(&w, port, PASS, false);
+    ari_stream *s = open_stream(&w, port, USER, PASS, false);
     int want = 1;
     assert_true(run_until(&w, n_events, &want, 10000));
     assert_int_equal(w.types[0], ARI_EV_STASIS_END);
@@ -348,7 +163,7 @@ static void test_reconnect(void **state)
     int port = proc_free_port();
     fake_ari *f = fake_ari_start(port, USER, PASS, script, NSCRIPT);
     assert_non_null(f);
-    ari_stream *s = open_stream(&w, port, PASS, false);
+    ari_stream *s = open_stream(&w, port, USER, PASS, false);
     int want = 3;
     assert_true(run_until(&w, n_events, &want, 5000));
     fake_ari_drop(f);
@@ -384,7 +199,7 @@ static void test_wrong_password_refused(void **state)
     int port = proc_free_port();
     fake_ari *f = fake_ari_start(port, USER, PASS, script, NSCRIPT);
     assert_non_null(f);
-    ari_stream *s = open_stream(&w, port, "wrong-pw", false);
+    ari_stream *s = open_stream(&w, port, USER, "wrong-pw", false);
     int three = 3;
     assert_true(run_until(&w, n_disconnected, &three, 5000));
     assert_int_equal(w.connected, 0);
@@ -423,7 +238,7 @@ static void test_401_logged_and_retried(void **state)
     assert_int_equal(evhttp_bind_socket(http, "127.0.0.1", (ev_uint16_t)port), 0);
     evhttp_set_gencb(http, reply_401, &h);
     uint64_t t0 = clock_mono_ms();
-    ari_stream *s = open_stream(&w, port, PASS, false);
+    ari_stream *s = open_stream(&w, port, USER, PASS, false);
     int four = 4;
     assert_true(run_until(&w, n_disconnected, &four, 5000));
     uint64_t dt = clock_mono_ms() - t0;
@@ -476,7 +291,7 @@ static void test_free_inside_callback(void **state)
     fake_ari *f = fake_ari_start(port, USER, PASS, script, NSCRIPT);
     assert_non_null(f);
     w.free_in_event = true;
-    open_stream(&w, port, PASS, false);
+    open_stream(&w, port, USER, PASS, false);
     int one = 1;
     assert_true(run_until(&w, n_events, &one, 5000));
     run_until(&w, never, NULL, 100);
