@@ -213,7 +213,7 @@ void chan_run_queue(sim *s, sim_chan *ch)
     if (ch->q_running)
         return;
     ch->q_running = true;
-    while (ch->alive && !ch->playing && ch->q_head) {
+    while (ch->alive && !ch->hanging && !ch->playing && ch->q_head) {
         sim_cmd *c = ch->q_head;
         ch->q_head = c->next;
         if (!ch->q_head)
@@ -308,21 +308,42 @@ void chan_continue_dialplan(sim *s, sim_chan *ch, const char *context, const cha
                         "priority", ch->priority, "why", why));
 }
 
-void chan_hangup(sim *s, sim_chan *ch, int cause, bool soft, const char *who)
+static void hangup_begin(sim *s, sim_chan *ch, int cause, bool soft, const char *who)
 {
-    if (!ch->alive)
-        return;
-    ch->hangup_info = json_pack("{s:s,s:i,s:I}", "who", who, "cause", cause, "t",
-                                (json_int_t)sim_now(s));
+    if (!ch->hangup_info)
+        ch->hangup_info = json_pack("{s:s,s:i,s:I}", "who", who, "cause", cause, "t",
+                                    (json_int_t)sim_now(s));
     chan_note(s, ch, "hangup", json_pack("{s:s,s:i}", "who", who, "cause", cause));
     json_t *ev = json_pack("{s:i}", "cause", cause);
     if (soft)
         json_object_set_new(ev, "soft", json_true());
     chan_emit(s, ch, "ChannelHangupRequest", ev);
+}
+
+static void link_hangup_fire(void *arg)
+{
+    sim_chan *ch = arg;
+    ch->hup_timer = NULL;
+    chan_hangup(ch->s, ch, 16, false, "link");
+}
+
+/* The far end of a link learns of the hangup a little later, as over IAX2:
+ * both apps may still DELETE their own leg meanwhile. */
+static void link_hangup_later(sim *s, sim_chan *peer)
+{
+    peer->link_peer = NULL;
+    if (!peer->alive || peer->hup_timer)
+        return;
+    peer->hup_timer = sim_timer_add(s, sim_scaled(s, SIM_LINK_LATENCY_MS), link_hangup_fire, peer);
+    if (!peer->hup_timer)
+        chan_hangup(s, peer, 16, false, "link");
+}
+
+static void hangup_finish(sim *s, sim_chan *ch, int cause, bool soft)
+{
     flush_queue(s, ch);
     if (ch->playing)
         pb_stop(s, ch->playing, "cut");
-    pb_free_all_of(s, ch);
     if (ch->bridge)
         bridge_remove(s, ch->bridge, ch, true);
     leave_stasis(s, ch);
@@ -339,17 +360,54 @@ void chan_hangup(sim *s, sim_chan *ch, int cause, bool soft, const char *who)
                                                        cause_txt(c)));
     }
     ch->alive = false;
+    ch->hanging = false;
     s->live_chans--;
     chan_update_hearing(s, ch);
     sim_timer_cancel(s, ch->otimer);
     ch->otimer = NULL;
+    sim_timer_cancel(s, ch->hup_timer);
+    ch->hup_timer = NULL;
     chan_note(s, ch, "ended", NULL);
     sim_chan *peer = ch->link_peer;
     ch->link_peer = NULL;
-    if (peer) {
-        peer->link_peer = NULL;
-        chan_hangup(s, peer, 16, false, "link");
+    if (peer)
+        link_hangup_later(s, peer);
+}
+
+void chan_hangup(sim *s, sim_chan *ch, int cause, bool soft, const char *who)
+{
+    if (!ch->alive)
+        return;
+    if (ch->hanging) {
+        /* already going: a DELETE in the window only adds its request */
+        if (soft)
+            hangup_begin(s, ch, cause, soft, who);
+        return;
     }
+    hangup_begin(s, ch, cause, soft, who);
+    hangup_finish(s, ch, cause, soft);
+}
+
+static void party_finish(void *arg)
+{
+    sim_chan *ch = arg;
+    ch->hup_timer = NULL;
+    int cause = (int)json_integer_value(json_object_get(ch->hangup_info, "cause"));
+    hangup_finish(ch->s, ch, cause, false);
+}
+
+void chan_party_hangup(sim *s, sim_chan *ch, int cause, const char *who)
+{
+    if (!ch->alive || ch->hanging)
+        return;
+    sim_timer_cancel(s, ch->hup_timer);
+    ch->hup_timer = sim_timer_add(s, 0, party_finish, ch);
+    if (!ch->hup_timer) {
+        chan_hangup(s, ch, cause, false, who);
+        return;
+    }
+    ch->hanging = true;
+    hangup_begin(s, ch, cause, false, who);
 }
 
 /* One digit received by `ch` from its far side: an event on ch, then the

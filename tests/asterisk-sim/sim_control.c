@@ -70,7 +70,7 @@ static void c_hangup(sim_req *r)
     if (!ch)
         return;
     req_reply(r, 204, NULL);
-    chan_hangup(r->s, ch, json_is_integer(c) ? (int)json_integer_value(c) : 16, false, "party");
+    chan_party_hangup(r->s, ch, json_is_integer(c) ? (int)json_integer_value(c) : 16, "party");
 }
 
 static void c_chan(sim_req *r)

@@ -78,6 +78,8 @@ struct sim_chan {
     int priority;
     uint64_t created_ms;
     bool alive;
+    bool hanging;         /* party hung up; teardown on the next loop turn */
+    sim_ctimer *hup_timer; /* pending teardown or link hangup */
     char *stasis_app;     /* in Stasis of this app, or NULL */
     char *sub_app;        /* originated by this app: gets its events to the end */
     json_t *vars;         /* object name -> string */
@@ -222,6 +224,10 @@ int chan_enqueue(sim *s, sim_chan *ch, sim_cmd *c);
 void chan_run_queue(sim *s, sim_chan *ch);
 void chan_unblock(sim *s, sim_chan *ch);
 void chan_hangup(sim *s, sim_chan *ch, int cause, bool soft, const char *who);
+/* The party hangs up: ChannelHangupRequest now, the rest on the next loop
+ * turn (Asterisk's window in which a DELETE still answers 204). */
+void chan_party_hangup(sim *s, sim_chan *ch, int cause, const char *who);
+#define SIM_LINK_LATENCY_MS 5
 void chan_enter_stasis(sim *s, sim_chan *ch, const char *app, json_t *args);
 void chan_update_hearing(sim *s, sim_chan *ch);
 void chan_free(sim_chan *ch);

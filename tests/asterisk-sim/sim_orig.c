@@ -141,7 +141,7 @@ static void end_unanswered(sim *s, sim_chan *ch, int cause)
     ch->link_peer = NULL;
     if (far) {
         far->link_peer = NULL;
-        chan_hangup(s, far, 16, false, "link");
+        chan_hangup(s, far, 16, false, "far_end");
     }
 }
 

@@ -51,6 +51,7 @@ typedef struct run {
     json_t *sim_resp;   /* "node:seq" -> {status, body} */
     int req_ok, req_n, ev_ok, ev_n;
     int shown;
+    double skew;        /* ms subtracted from node2's clock */
 } run;
 
 static const char *S(json_t *o, const char *k)
@@ -170,6 +171,31 @@ static uint64_t hangup_time(run *r, const char *id, uint64_t from, uint64_t t_ev
     return best;
 }
 
+/* The party hung up and the app's DELETE still got in (a soft request
+ * follows on the same channel): the hangup happened just before that
+ * DELETE. Returns the DELETE's item index, or 0. */
+static size_t delete_after(run *r, item *it, const char *id)
+{
+    size_t at = (size_t)(it - r->items), del = 0;
+    bool soft = false;
+    char path[256];
+    snprintf(path, sizeof(path), "/ari/channels/%s", id);
+    for (size_t i = at + 1; i < r->n_items && !soft; i++) {
+        json_t *ev = json_object_get(r->items[i].o, "event");
+        soft = ev && r->items[i].node == it->node &&
+               !strcmp(S(ev, "type"), "ChannelHangupRequest") && json_object_get(ev, "soft") &&
+               !strcmp(S(ev_chan(ev), "id"), id);
+    }
+    for (size_t i = 0; soft && i < at; i++) {
+        json_t *o = r->items[i].o;
+        if (r->items[i].node == it->node && !strcmp(S(o, "kind"), "request") &&
+            !strcmp(S(o, "method"), "DELETE") && !strncmp(S(o, "path"), path, strlen(path)) &&
+            (S(o, "path")[strlen(path)] == 0 || S(o, "path")[strlen(path)] == '?'))
+            del = i;
+    }
+    return del;
+}
+
 static void plan_event(run *r, item *it, size_t order)
 {
     json_t *ev = json_object_get(it->o, "event");
@@ -190,7 +216,11 @@ static void plan_event(run *r, item *it, size_t order)
                json_is_integer(json_object_get(r->injected, id))) {
         uint64_t from = (uint64_t)json_integer_value(json_object_get(r->injected, id));
         json_object_set_new(r->injected, id, json_true()); /* hung: first one only */
-        add_act(r, A_HANGUP, it->node, hangup_time(r, id, from, it->t) - 1, order, it->o);
+        size_t del = delete_after(r, it, id);
+        if (del)
+            add_act(r, A_HANGUP, it->node, r->items[del].t, 2 * del - 1, it->o);
+        else
+            add_act(r, A_HANGUP, it->node, hangup_time(r, id, from, it->t) - 1, order, it->o);
     } else if (!strcmp(type, "ChannelDtmfReceived") &&
                json_integer_value(json_object_get(ev, "duration_ms")) > 0 &&
                json_object_get(r->injected, id)) {
@@ -221,9 +251,9 @@ static void plan(run *r)
         item *it = &r->items[i];
         const char *kind = S(it->o, "kind");
         if (!strcmp(kind, "request"))
-            add_act(r, A_REQ, it->node, it->t, i, it->o);
+            add_act(r, A_REQ, it->node, it->t, 2 * i, it->o);
         else if (!strcmp(kind, "event"))
-            plan_event(r, it, i);
+            plan_event(r, it, 2 * i);
     }
     qsort(r->acts, r->n_acts, sizeof(*r->acts), act_cmp);
 }
@@ -528,6 +558,122 @@ static void setup_sim(run *r)
     sim_peer_add(s, "IAX2/node1", 0);
 }
 
+/* Value of query parameter `name` in a recorded path, %-decoded. */
+static void param(const char *path, const char *name, char *out, size_t n)
+{
+    char raw[512];
+    query_param(path, name, raw, sizeof(raw));
+    size_t k = 0;
+    for (const char *p = raw; *p && k + 1 < n; p++) {
+        unsigned v;
+        if (*p == '%' && sscanf(p + 1, "%2x", &v) == 1) {
+            out[k++] = (char)v;
+            p += 2;
+        } else {
+            out[k++] = *p;
+        }
+    }
+    out[k] = 0;
+}
+
+typedef struct bounds {
+    double lo, hi;
+} bounds;
+
+/* cause on node a at ta, effect on node b at tb, with >= 1 ms between:
+ * bounds the offset o = clock(node2) - clock(node1). */
+static void causal(bounds *b, int a, uint64_t ta, int nb, uint64_t tb)
+{
+    if (a == nb)
+        return;
+    double d = (double)tb - (double)ta;
+    if (getenv("SIM_DESKEW_DEBUG"))
+        fprintf(stderr, "causal node%d@%llu -> node%d@%llu\n", a + 1, (unsigned long long)ta,
+                nb + 1, (unsigned long long)tb);
+    if (a == 0) {
+        if (d - 1 < b->hi)
+            b->hi = d - 1;
+    } else if (-d + 1 > b->lo) {
+        b->lo = -d + 1;
+    }
+}
+
+static const item *find_event(run *r, int node, const char *type, const char *id,
+                              const char *state)
+{
+    for (size_t i = 0; i < r->n_items; i++) {
+        json_t *ev = json_object_get(r->items[i].o, "event");
+        json_t *ch = ev_chan(ev);
+        if (ev && r->items[i].node == node && !strcmp(S(ev, "type"), type) &&
+            (!id || !strcmp(S(ch, "id"), id)) && (!state || !strcmp(S(ch, "state"), state)))
+            return &r->items[i];
+    }
+    return NULL;
+}
+
+/* The two nodes' files were written by clocks a few ms apart. Events that
+ * must follow each other across the link (originate -> far StasisStart,
+ * far answer -> near Up, a digit -> its copy over the link) bound the
+ * offset; node2's times are shifted by the middle of those bounds. */
+static void deskew(run *r)
+{
+    bounds b = {-1e9, 1e9};
+    for (size_t i = 0; i < r->n_items; i++) {
+        item *it = &r->items[i];
+        json_t *o = it->o, *ev = json_object_get(o, "event");
+        char ep[256], near[128];
+        if (!strcmp(S(o, "kind"), "request") && !strncmp(S(o, "path"), "/ari/channels?", 14)) {
+            param(S(o, "path"), "endpoint", ep, sizeof(ep));
+            param(S(o, "path"), "channelId", near, sizeof(near));
+            const char *ext = strchr(ep, '/') ? strchr(strchr(ep, '/') + 1, '/') : NULL;
+            if (!ext || !*near)
+                continue;
+            for (size_t j = 0; j < r->n_items; j++) {
+                json_t *e = json_object_get(r->items[j].o, "event");
+                json_t *args = json_object_get(e, "args");
+                const char *a1 = json_string_value(json_array_get(args, 1));
+                if (!e || r->items[j].node == it->node || strcmp(S(e, "type"), "StasisStart") ||
+                    !a1 || strncmp(ext + 1, a1, strlen(a1)) || ext[1 + strlen(a1)] != '@')
+                    continue;
+                causal(&b, it->node, it->t, r->items[j].node, r->items[j].t);
+                const item *up = find_event(r, it->node, "ChannelStateChange", near, "Up");
+                char ans[256];
+                snprintf(ans, sizeof(ans), "/ari/channels/%s/answer",
+                         S(ev_chan(json_object_get(r->items[j].o, "event")), "id"));
+                for (size_t k = 0; up && k < r->n_items; k++)
+                    if (r->items[k].node != it->node &&
+                        !strcmp(S(r->items[k].o, "kind"), "request") &&
+                        !strcmp(S(r->items[k].o, "path"), ans))
+                        causal(&b, r->items[k].node, r->items[k].t, up->node, up->t);
+            }
+        } else if (ev && !strcmp(S(ev, "type"), "ChannelDtmfReceived") &&
+                   json_integer_value(json_object_get(ev, "duration_ms")) == 0) {
+            /* nearest digit pressed on the other node */
+            const item *best = NULL;
+            for (size_t j = 0; j < r->n_items; j++) {
+                json_t *e = json_object_get(r->items[j].o, "event");
+                if (!e || r->items[j].node == it->node ||
+                    strcmp(S(e, "type"), "ChannelDtmfReceived") ||
+                    !json_integer_value(json_object_get(e, "duration_ms")) ||
+                    strcmp(S(e, "digit"), S(ev, "digit")))
+                    continue;
+                if (!best || llabs((long long)r->items[j].t - (long long)it->t) <
+                                 llabs((long long)best->t - (long long)it->t))
+                    best = &r->items[j];
+            }
+            if (best)
+                causal(&b, best->node, best->t, it->node, it->t);
+        }
+    }
+    double o = b.lo <= b.hi ? (b.lo + b.hi) / 2 : (b.lo > -1e9 ? b.lo : (b.hi < 1e9 ? b.hi : 0));
+    if (b.lo <= -1e9 && b.hi >= 1e9)
+        o = 0;
+    for (size_t i = 0; i < r->n_items; i++)
+        if (r->items[i].node == 1)
+            r->items[i].t = (uint64_t)((double)r->items[i].t - o);
+    r->skew = o;
+}
+
 static bool replay(const char *dir, const char *name)
 {
     run r = {0};
@@ -548,6 +694,7 @@ static bool replay(const char *dir, const char *name)
             r.items[r.n_items++] = (item){n, (uint64_t)json_integer_value(json_object_get(o, "t")),
                                           i, o};
     }
+    deskew(&r);
     qsort(r.items, r.n_items, sizeof(*r.items), item_cmp);
     r.map = json_object();
     r.orig = json_object();
@@ -571,8 +718,11 @@ static bool replay(const char *dir, const char *name)
     check_requests(&r);
     check_events(&r);
     bool ok = r.req_ok == r.req_n && r.ev_ok == r.ev_n && !r.shown;
-    printf("%s: %d/%d requests, %d/%d events %s\n", name, r.req_ok, r.req_n, r.ev_ok, r.ev_n,
+    printf("%s: %d/%d requests, %d/%d events %s", name, r.req_ok, r.req_n, r.ev_ok, r.ev_n,
            ok ? "OK" : "MISMATCH");
+    if (r.skew != 0)
+        printf(" (node2 clock %+.1f ms)", -r.skew);
+    printf("\n");
     fflush(stdout);
     vhost_free(r.vh);
     json_decref(r.lines[0]);

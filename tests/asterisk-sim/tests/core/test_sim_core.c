@@ -398,6 +398,9 @@ static void test_originate_link(void **state)
     assert_string_equal(tl(f, "c1", "dtmf_heard", "digit"), "0");
     snprintf(path, sizeof(path), "/ari/channels/%s", farid);
     assert_int_equal(req(f, 1, "DELETE", path, NULL, NULL), 204);
+    vhost_advance(f->vh, 4);
+    assert_null(strstr(types(f, "lo1"), "ChannelHangupRequest"));
+    vhost_advance(f->vh, 1); /* the link takes 5 ms */
     assert_string_equal(types(f, "lo1"),
                         "ChannelStateChange Dial ChannelStateChange Dial StasisStart "
                         "ChannelEnteredBridge ChannelDtmfReceived ChannelHangupRequest "
@@ -444,6 +447,8 @@ static void test_hangups_clean_up(void **state)
     assert_int_equal(state_count(f, "channels"), 2);
     assert_int_equal(state_count(f, "playbacks"), 1);
     assert_int_equal(req(f, 0, "POST", "/sim/channels/c1/hangup", "{}", NULL), 204);
+    assert_string_equal(types(f, "c1"), "StasisStart ChannelEnteredBridge ChannelHangupRequest");
+    vhost_advance(f->vh, 0);
     assert_string_equal(types(f, "c1"),
                         "StasisStart ChannelEnteredBridge ChannelHangupRequest ChannelLeftBridge "
                         "StasisEnd");
