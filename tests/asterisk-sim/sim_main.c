@@ -2,7 +2,7 @@
  *
  *   asterisk-sim --node NAME:PORT [--node NAME:PORT ...] [--scale F]
  *                [--user U --password P] [--bind ADDR] [--config FILE]
- *                [--max-runtime SEC] [--ready-file PATH]
+ *                [--max-runtime SEC] [--ready-file PATH] [--ws-queue-max BYTES]
  *
  * Exit status: 0 after SIGTERM/SIGINT or --max-runtime, 2 for a bad command
  * line or config (a config error is printed as "FILE:LINE: message"), 1 if
@@ -344,6 +344,7 @@ typedef struct opts {
     int ncli_nodes;
     const char *cli_nodes[SIM_SERVER_MAX_NODES];
     const char *scale, *user, *password, *bind;
+    long ws_queue_max;
 } opts;
 
 static void usage(void)
@@ -351,7 +352,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: asterisk-sim --node NAME:PORT [--node NAME:PORT ...] [--scale F]\n"
             "                    [--user U --password P] [--bind ADDR] [--config FILE]\n"
-            "                    [--max-runtime SEC] [--ready-file PATH]\n");
+            "                    [--max-runtime SEC] [--ready-file PATH]\n"
+            "                    [--ws-queue-max BYTES]  (default 64 MiB per events socket)\n");
 }
 
 static int parse_argv(int argc, char **argv, opts *o)
@@ -362,6 +364,7 @@ static int parse_argv(int argc, char **argv, opts *o)
         {"bind", required_argument, NULL, 'b'},     {"config", required_argument, NULL, 'c'},
         {"max-runtime", required_argument, NULL, 'm'},
         {"ready-file", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+        {"ws-queue-max", required_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -380,6 +383,12 @@ static int parse_argv(int argc, char **argv, opts *o)
         case 'b': o->bind = optarg; break;
         case 'c': o->config = optarg; break;
         case 'r': o->ready_file = optarg; break;
+        case 'q':
+            if (parse_long(optarg, 1024, 1L << 32, &o->ws_queue_max)) {
+                fprintf(stderr, "asterisk-sim: --ws-queue-max: '%s' is not 1024..4G bytes\n", optarg);
+                return -1;
+            }
+            break;
         case 'm':
             if (parse_long(optarg, 0, 86400 * 365, &o->max_runtime)) {
                 fprintf(stderr, "asterisk-sim: --max-runtime: '%s' is not a number of seconds\n", optarg);
@@ -429,6 +438,7 @@ static int build_cfg(const opts *o, sim_server_cfg *cfg, ini_ctx *x)
     snprintf(cfg->user, sizeof cfg->user, "ari");
     snprintf(cfg->password, sizeof cfg->password, "ari");
     cfg->scale = 1.0;
+    cfg->ws_queue_max = o->ws_queue_max ? (size_t)o->ws_queue_max : 64u * 1024 * 1024;
     if (o->config && load_ini(o->config, x) != 0)
         return -1;
     if (o->scale && parse_double(o->scale, 0, 1000, &cfg->scale)) {

@@ -39,7 +39,6 @@
 
 #define MOD "simhost"
 #define BODY_MAX (1024u * 1024u)        /* request bodies above this: 413 */
-#define WS_QUEUE_MAX (64u * 1024u * 1024u) /* bytes queued per socket before we drop it */
 #define WS_MAX_APPS 8
 #define APP_MAX 64
 #define CHUNK 65536
@@ -275,7 +274,7 @@ static int dump_cb(const char *s, size_t n, void *ud)
     return 0;
 }
 
-static void ws_kill(ws_sess *ws, const char *why);
+static void ws_kill(ws_sess *ws, const char *why, bool detach_now);
 
 /* Serializes `event` (borrowed) onto the socket's queue, in order. */
 static void ws_queue(ws_sess *ws, const json_t *event)
@@ -300,8 +299,9 @@ static void ws_queue(ws_sess *ws, const json_t *event)
         ws->head = m;
     ws->tail = m;
     ws->qbytes += d.len;
-    if (ws->qbytes > WS_QUEUE_MAX) {
-        ws_kill(ws, "client not reading: event queue full");
+    if (ws->qbytes > ws->node->srv->cfg.ws_queue_max) {
+        /* we may be inside the core's emit: detach later, from CLOSED */
+        ws_kill(ws, "client not reading: event queue full", false);
         return;
     }
     lws_callback_on_writable(ws->wsi);
@@ -373,13 +373,18 @@ static void ws_detach(ws_sess *ws)
 }
 
 /* Drops the connection without a close handshake (a crash, a full queue).
- * lws closes it on its next turn; ws_sess is freed in LWS_CALLBACK_CLOSED. */
-static void ws_kill(ws_sess *ws, const char *why)
+ * lws closes it on its next turn; ws_sess is freed in LWS_CALLBACK_CLOSED,
+ * which also detaches it from the core unless detach_now (never from inside
+ * a core call). */
+static void ws_kill(ws_sess *ws, const char *why, bool detach_now)
 {
     if (ws->dead)
         return;
-    LOG_W(MOD, "node=%s ws dropped: %s", ws->node->name, why);
-    ws_detach(ws);
+    LOG_W(MOD, "node=%s ws dropped: %s (queued %zu bytes)", ws->node->name, why, ws->qbytes);
+    if (detach_now)
+        ws_detach(ws);
+    for (int i = 0; i < ws->napps; i++)
+        ws->active[i] = false;
     ws->dead = true;
     ws_queue_free(ws);
     lws_set_timeout(ws->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
@@ -889,7 +894,7 @@ static int faults_get(http_req *r)
 static void drop_ws(host_node *n)
 {
     lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->sessions)) {
-        ws_kill(lws_container_of(d, ws_sess, list), "fault drop_ws");
+        ws_kill(lws_container_of(d, ws_sess, list), "fault drop_ws", true);
     } lws_end_foreach_dll(d);
 }
 
@@ -976,7 +981,7 @@ static int node_down_route(http_req *r)
     if (!n->down) {
         sim_server *srv = n->srv;
         lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->sessions)) {
-            ws_kill(lws_container_of(d, ws_sess, list), "node down");
+            ws_kill(lws_container_of(d, ws_sess, list), "node down", true);
         } lws_end_foreach_dll(d);
         sim_node_down(srv->core, n->index);
         n->down = true;

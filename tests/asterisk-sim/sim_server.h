@@ -48,6 +48,7 @@ typedef struct sim_server_cfg {
     char user[64];     /* ARI credentials */
     char password[64];
     double scale;      /* sim_new's scale */
+    size_t ws_queue_max; /* bytes queued on one events socket before it is dropped */
     int nnodes;
     sim_node_cfg nodes[SIM_SERVER_MAX_NODES];
     int npeers;

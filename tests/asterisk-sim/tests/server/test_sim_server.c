@@ -448,6 +448,84 @@ static void test_query_encoding(void **state)
     sim_events_close(ev);
 }
 
+/* ---- a client that stops reading ------------------------------------------------- */
+
+static int setup_small_queue(void **state)
+{
+    static sim_proc p;
+    static const char *const extra[] = {"--ws-queue-max", "262144", NULL};
+    sim_proc_opts o = {.nnodes = 1, .scale = 0, .extra_args = extra};
+    assert_int_equal(sim_proc_start_opts(&p, &o), 0);
+    *state = &p;
+    return 0;
+}
+
+/* Upgrades a raw socket for `app` with a tiny receive buffer; returns it. */
+static int ws_raw_open(const sim_proc *p, const char *app)
+{
+    char req[512], resp[512];
+    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sim_proc_port(p, 0)),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int n = snprintf(req, sizeof req,
+                     "GET /ari/events?app=%s&api_key=ari:ari HTTP/1.1\r\nHost: x\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     app);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    struct pollfd pfd = {fd, POLLIN, 0};
+    assert_int_equal(poll(&pfd, 1, 2000), 1);
+    assert_true(read(fd, resp, sizeof resp - 1) > 12);
+    assert_memory_equal(resp, "HTTP/1.1 101", 12);
+    return fd;
+}
+
+/* Reads until EOF; true if EOF came within timeout_ms. */
+static bool drained_to_eof(int fd, int timeout_ms)
+{
+    char buf[65536];
+    uint64_t t0 = clock_mono_ms();
+    while (since(t0) < (uint64_t)timeout_ms) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, 200) != 1)
+            continue;
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0)
+            return true;
+    }
+    return false;
+}
+
+/* A socket whose client stops reading is dropped once its queue passes the
+ * limit; a client that reads the same flow of events is not. */
+static void test_slow_client_dropped(void **state)
+{
+    sim_proc *p = *state;
+    char slow_id[64], fast_id[64];
+    int fd = ws_raw_open(p, "slow");
+    sim_events *fast = sim_events_open(p, 0, "fast");
+    assert_non_null(fast);
+    sim_events_set_store(fast, false);
+    json_decref(sim_place_call(p, 0, "slow", "x", "1", slow_id, sizeof slow_id));
+    json_decref(sim_place_call(p, 0, "fast", "x", "2", fast_id, sizeof fast_id));
+    const char *digits = "01234567890123456789012345678901234567890123456789";
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(sim_send_dtmf(p, 0, slow_id, digits), 204);
+        assert_int_equal(sim_send_dtmf(p, 0, fast_id, digits), 204);
+    }
+    assert_true(sim_events_wait_count(fast, "ChannelDtmfReceived", 200 * 50, 10000));
+    assert_false(sim_events_wait_closed(fast, 100));
+    assert_true(drained_to_eof(fd, 10000));
+    close(fd);
+    long st;
+    json_decref(sim_ctl(p, 0, "GET", "/sim/state", NULL, &st));
+    assert_int_equal(st, 200);
+    sim_events_close(fast);
+}
+
 /* ---- process: signals, command line, config --------------------------------------- */
 
 /* Runs asterisk-sim with argv[1..] and returns its exit status; its stderr
@@ -601,6 +679,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keepalive, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_body_limit, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_query_encoding, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_client_dropped, setup_small_queue, teardown),
         cmocka_unit_test(test_bad_command_line),
         cmocka_unit_test(test_max_runtime),
         cmocka_unit_test(test_config_file),
