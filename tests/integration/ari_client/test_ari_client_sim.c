@@ -87,7 +87,7 @@ static int setup(void **state)
     it *t = calloc(1, sizeof *t);
     ari_client_config cfg = {0};
 
-    if (sim_proc_start(&t->sp, 1, 1.0) != 0)
+    if (sim_proc_start(&t->sp, 2, 1.0) != 0) /* node2 only for down/up */
         fail_msg("asterisk-sim did not start");
     t->ev = sim_events_open(&t->sp, 0, "queue");
     assert_non_null(t->ev);
@@ -325,6 +325,64 @@ static void test_originate_continue_hangup(void **state)
     json_decref(ev);
 }
 
+/* Runs the loop until g->calls reaches target, at most 5 s. */
+static void wait_calls(it *t, got *g, int target)
+{
+    struct event *tk = event_new(t->base, -1, EV_PERSIST, tick, NULL);
+    struct timeval tv = {0, 10000};
+    uint64_t end = clock_mono_ms() + 5000;
+
+    event_add(tk, &tv);
+    while (g->calls < target && clock_mono_ms() < end)
+        event_base_loop(t->base, EVLOOP_ONCE);
+    event_free(tk);
+    assert_int_equal(g->calls, target);
+}
+
+/* What the transport does when the server misbehaves: injected 500s reach
+ * the callback as results, latency past the timeout is ETIMEDOUT, a node
+ * that dies is EIO, and the same client works again once it is back. */
+static void test_faults(void **state)
+{
+    it *t = *state;
+    got g = {0};
+    ari_client_config cfg = {.url = sim_proc_url(&t->sp, 0), .user = "ari",
+                             .password = "wrong", .timeout_ms = 300};
+    ari_client *bad = ari_client_new(t->base, &cfg);
+    ari_client *quick;
+
+    assert_int_equal(ari_asterisk_info(ari_client_rest(bad), on_resp, &g), 0);
+    wait_calls(t, &g, 1);
+    assert_int_equal(g.status, 401);
+    ari_client_free(bad);
+
+    assert_int_equal(sim_fault(&t->sp, 0, "{\"http_500\":2}"), 200);
+    assert_int_equal(CALL(t, ari_asterisk_info(t->r, CB(t))), 500);
+    assert_int_equal(CALL(t, ari_asterisk_info(t->r, CB(t))), 500);
+    assert_int_equal(CALL(t, ari_asterisk_info(t->r, CB(t))), 200);
+
+    cfg.password = sim_proc_password(&t->sp);
+    quick = ari_client_new(t->base, &cfg);
+    assert_int_equal(sim_fault(&t->sp, 0, "{\"latency_ms\":1000}"), 200);
+    uint64_t t0 = clock_mono_ms();
+    assert_int_equal(ari_asterisk_info(ari_client_rest(quick), on_resp, &g), 0);
+    wait_calls(t, &g, 2);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.err, ARIQ_ETIMEDOUT);
+    assert_true(clock_mono_ms() - t0 < 900);
+    assert_int_equal(sim_fault(&t->sp, 0, "{\"latency_ms\":0}"), 200);
+    ari_client_free(quick);
+
+    assert_int_equal(sim_set_node_down(&t->sp, 0, 1), 200);
+    assert_int_equal(ari_asterisk_info(t->r, on_resp, &g), 0);
+    wait_calls(t, &g, 3);
+    assert_int_equal(g.status, 0);
+    assert_int_equal(g.err, ARIQ_EIO);
+    assert_int_equal(sim_set_node_up(&t->sp, 0, 1), 200);
+    assert_int_equal(CALL(t, ari_asterisk_info(t->r, CB(t))), 200);
+    json_decref(g.json);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +391,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bridges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recording, setup, teardown),
         cmocka_unit_test_setup_teardown(test_originate_continue_hangup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faults, setup, teardown),
     };
     log_set_level(LOG_LVL_WARN);
     return cmocka_run_group_tests(tests, NULL, NULL);
