@@ -462,6 +462,8 @@ static void test_kill_and_restart(void **state)
     assert_false(store_is_ready(f->s));
     const char *ping[] = {"PING"};
     assert_int_equal(cmd(f, count_cb, f, 1, ping), ARIQ_EBUSY);
+    hb_result h = {0};
+    assert_int_equal(heartbeat(f, "node1", "5000", &h), ARIQ_EBUSY);
 
     run_for(f, 1500); /* several failed attempts: backoff grows to the cap */
     assert_int_equal(f->down, 1);
@@ -478,7 +480,7 @@ static void test_kill_and_restart(void **state)
 
     /* The retry delays: 50, 100, 200, 400, 400... ms, each within ±20 %. */
     pthread_mutex_lock(&g_lines_lock);
-    int seen = 0, base = 50;
+    int seen = 0, base = 50, jittered = 0;
     for (int i = 0; i < g_nlines; i++) {
         const char *p = strstr(g_lines[i], "retry_ms=");
         if (!p || !strstr(g_lines[i], "mod=store"))
@@ -486,11 +488,14 @@ static void test_kill_and_restart(void **state)
         int ms = atoi(p + 9);
         if (ms < base * 8 / 10 || ms > base * 12 / 10)
             fail_msg("retry %d: %d ms, expected %d ±20%%", seen, ms, base);
+        jittered += ms != base;
         base = base * 2 > 400 ? 400 : base * 2;
         seen++;
     }
     pthread_mutex_unlock(&g_lines_lock);
     assert_true(seen >= 4);
+    assert_true(jittered >= 2); /* not a fixed schedule */
+    assert_int_equal(h.done, 0);
 }
 
 /* store_free with commands pending: each callback runs once with NULL and
@@ -617,12 +622,25 @@ static void test_pipeline_10000(void **state)
     freeReplyObject(rep);
 }
 
+/* What an owner does in on_ready: reconcile, i.e. send commands at once. */
+static void incr_on_ready(fx *f)
+{
+    const char *incr[] = {"INCR", "{ariq}:readies"};
+    assert_int_equal(store_command_argv(f->s, 2, incr, NULL, NULL, NULL), 0);
+}
+
 /* The server closes an idle connection (CLIENT KILL, no command pending):
- * on_down, then the store reconnects by itself and calls on_ready again. */
+ * on_down, then the store reconnects by itself and calls on_ready again,
+ * where commands are accepted. */
 static void test_server_closes_idle(void **state)
 {
     fx *f = *state;
+    f->on_ready_hook = incr_on_ready;
     start_ready(f, NULL);
+    const char *ping[] = {"PING"};
+    assert_int_equal(cmd(f, count_cb, f, 1, ping), 0); /* after the INCR */
+    assert_true(wait_for(f, &f->replies, 1, 2000));
+    f->replies = 0;
     redisReply *rep = redis_proc_cmd(&f->r, "CLIENT KILL TYPE normal SKIPME yes");
     assert_non_null(rep);
     assert_true(rep->integer >= 1);
@@ -630,10 +648,12 @@ static void test_server_closes_idle(void **state)
     assert_true(wait_for(f, &f->down, 1, 3000));
     assert_false(store_is_ready(f->s));
     assert_true(wait_for(f, &f->ready, 2, 3000));
-    const char *ping[] = {"PING"};
     assert_int_equal(cmd(f, count_cb, f, 1, ping), 0);
     assert_true(wait_for(f, &f->replies, 1, 2000));
     assert_int_equal(f->down, 1);
+    redisReply *r2 = redis_proc_cmd(&f->r, "GET {ariq}:readies");
+    assert_string_equal(r2->str, "2");
+    freeReplyObject(r2);
 }
 
 /* A peer that accepts TCP but never answers: the handshake times out, the
