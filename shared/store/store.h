@@ -15,7 +15,8 @@
  * fails, it calls on_down once per outage, and keeps retrying with exponential
  * backoff and ±20 % jitter (backoff_min_ms doubling up to backoff_max_ms). A
  * wrong password is logged clearly (never the password) and retried like any
- * other failure.
+ * other failure. While ready, a watchdog treats a reply overdue by
+ * reply_timeout_ms as a lost connection (Redis hung, peer vanished).
  *
  * Commands. While the store is not READY, store_command_argv and store_script
  * return ARIQ_EBUSY at once and never call their callback (a function that
