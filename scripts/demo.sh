@@ -12,7 +12,7 @@ ONCE=0
 
 scripts/deps.sh
 echo "== building ariq =="
-cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-demo -j "$(nproc 2>/dev/null || echo 2)" --target asterisk-sim scripted_call >/dev/null
 
 RUN=$(mktemp -d /tmp/ariq-demo.XXXXXX)
@@ -65,8 +65,16 @@ cat <<TXT
 
 == one call, step by step (real time) ==
 TXT
-build-demo/tests/integration/scripted_call/scripted_call --attach "$P1,$P2" --narrate --scale 1 \
-  | grep -v -E '^\[ *(RUN|OK|PASSED|==========) '
+if ARIQ_LOG_LEVEL=warn build-demo/tests/integration/scripted_call/scripted_call \
+     --attach "$P1,$P2" --narrate --scale 1 >"$RUN/scenario.out" 2>&1; then
+  grep -v -E '^\[ *(RUN|OK|PASSED|==========) ' "$RUN/scenario.out"
+  echo
+  echo "  scenario passed: every step above was checked on the simulator's oracle"
+else
+  cat "$RUN/scenario.out"
+  echo "  scenario FAILED (simulator log: $RUN/sim.log)"
+  exit 1
+fi
 echo
 if [ "$ONCE" = 1 ]; then exit 0; fi
 echo "Servers stay up for you to explore; Ctrl-C stops them."
