@@ -67,7 +67,7 @@ cat <<TXT
 TXT
 if ARIQ_LOG_LEVEL=warn build-demo/tests/integration/scripted_call/scripted_call \
      --attach "$P1,$P2" --narrate --scale 1 >"$RUN/scenario.out" 2>&1; then
-  grep -v -E '^\[ *(RUN|OK|PASSED|==========) ' "$RUN/scenario.out"
+  grep -v '^\[' "$RUN/scenario.out"
   echo
   echo "  scenario passed: every step above was checked on the simulator's oracle"
 else
