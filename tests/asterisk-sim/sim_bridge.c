@@ -61,6 +61,33 @@ json_t *bridge_json(sim *s, const sim_bridge *b)
                      sim_ts(s, b->created_ms, ts), "video_mode", "talker");
 }
 
+/* Asterisk sets BRIDGEPEER on every member of a two-or-more mixing bridge:
+ * the other members' names, after a recorder's when the bridge records. */
+static void peers_update(sim *s, sim_bridge *b)
+{
+    if (!b->mixing || b->n < 2)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        char val[1024];
+        size_t off = (size_t)snprintf(val, sizeof(val), "%s", b->recorder);
+        for (size_t j = 0; j < b->n && off < sizeof(val); j++)
+            if (j != i)
+                off += (size_t)snprintf(val + off, sizeof(val) - off, "%s%s", off ? "," : "",
+                                        b->members[j]->name);
+        b->members[i]->bridgepeer = true;
+        chan_setvar_event(s, b->members[i], "BRIDGEPEER", val);
+    }
+}
+
+void bridge_set_recorder(sim *s, sim_bridge *b, bool on)
+{
+    if (on)
+        snprintf(b->recorder, sizeof(b->recorder), "Recorder/ARI-%08x;2", ++s->recorder_seq);
+    else
+        b->recorder[0] = 0;
+    peers_update(s, b);
+}
+
 static void update_all(sim *s, sim_bridge *b)
 {
     for (size_t i = 0; i < b->n; i++)
@@ -85,6 +112,7 @@ void bridge_add(sim *s, sim_bridge *b, sim_chan *ch)
     chan_note(s, ch, "entered_bridge",
               json_pack("{s:s,s:s}", "bridge", b->id, "type", b->mixing ? "mixing" : "holding"));
     chan_emit(s, ch, "ChannelEnteredBridge", json_pack("{s:o}", "bridge", bridge_json(s, b)));
+    peers_update(s, b);
     chan_update_hearing(s, ch);
 }
 
@@ -98,6 +126,10 @@ void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch, bool hangup)
         i++;
     if (i == b->n)
         return;
+    if (ch->bridgepeer) {
+        ch->bridgepeer = false;
+        chan_setvar_event(s, ch, "BRIDGEPEER", "");
+    }
     memmove(&b->members[i], &b->members[i + 1], (b->n - i - 1) * sizeof(*b->members));
     b->n--;
     ch->bridge = NULL;

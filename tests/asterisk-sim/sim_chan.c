@@ -174,11 +174,17 @@ static void exec_move(sim *s, sim_chan *ch, const char *bid)
     bridge_add(s, b, ch);
 }
 
-static void exec_setvar(sim *s, sim_chan *ch, const char *name, const char *val)
+/* A variable Asterisk sets itself: the event, no oracle entry. */
+void chan_setvar_event(sim *s, sim_chan *ch, const char *name, const char *val)
 {
     json_object_set_new(ch->vars, name, json_string(val));
-    chan_note(s, ch, "varset", json_pack("{s:s,s:s}", "variable", name, "value", val));
     chan_emit(s, ch, "ChannelVarset", json_pack("{s:s,s:s}", "variable", name, "value", val));
+}
+
+static void exec_setvar(sim *s, sim_chan *ch, const char *name, const char *val)
+{
+    chan_note(s, ch, "varset", json_pack("{s:s,s:s}", "variable", name, "value", val));
+    chan_setvar_event(s, ch, name, val);
 }
 
 static void link_answered(sim *s, sim_chan *far);
@@ -273,6 +279,8 @@ void chan_enter_stasis(sim *s, sim_chan *ch, const char *app, json_t *args)
         json_decref(args);
         return;
     }
+    if (ch->sub_app)
+        chan_setvar_event(s, ch, "STASISSTATUS", "");
     free(ch->stasis_app);
     ch->stasis_app = strdup(app);
     chan_note(s, ch, "stasis_start", json_pack("{s:s,s:O}", "app", app, "args", args));
@@ -346,11 +354,14 @@ static void hangup_finish(sim *s, sim_chan *ch, int cause, bool soft)
         pb_stop(s, ch->playing, "cut");
     if (ch->bridge)
         bridge_remove(s, ch->bridge, ch, true);
+    bool was_in_stasis = ch->stasis_app != NULL;
     leave_stasis(s, ch);
     char uri[SIM_ID_MAX + 16];
     snprintf(uri, sizeof(uri), "channel:%s", ch->id);
     rec_stop_target(s, uri);
     if (ch->sub_app) {
+        if (was_in_stasis)
+            chan_setvar_event(s, ch, "STASISSTATUS", "SUCCESS");
         /* IAX2 legs report a second request after StasisEnd; Local ;1
          * channels only when the far end hung up (samples, traces). */
         if (!soft || ch->far_node >= 0)

@@ -87,6 +87,7 @@ struct sim_chan {
     sim_chan *link_peer;  /* the other leg of a node link */
     bool link_out;        /* this leg originated the link */
     bool chan_moh;        /* channel MOH on */
+    bool bridgepeer;      /* BRIDGEPEER was set by a mixing bridge */
     bool hearing_moh;     /* oracle: last reported MOH state */
     sim_pb *playing;      /* the channel playback holding the queue */
     sim_cmd *q_head, *q_tail;
@@ -116,6 +117,7 @@ struct sim_bridge {
     bool announcer;       /* MOH announcer present */
     char moh_class[64];
     char *app;            /* an app that had a channel here: BridgeDestroyed */
+    char recorder[48];    /* "Recorder/ARI-0000000a;2" while recorded, else "" */
 };
 
 typedef enum { PB_QUEUED, PB_PLAYING, PB_DONE } pb_state;
@@ -198,6 +200,7 @@ struct sim {
     sim_ctimer *timers;
     unsigned long seq;
     int local_seq;
+    unsigned recorder_seq;
 };
 
 /* sim_core.c */
@@ -248,6 +251,9 @@ void bridge_set_moh(sim *s, sim_bridge *b, const char *cls);
 void bridge_destroy(sim *s, sim_bridge *b, bool events);
 void bridge_free(sim_bridge *b);
 bool sim_connected(sim *s, const sim_chan *a, const sim_chan *b);
+/* A recording of the bridge starts (on) or ends: BRIDGEPEER noise. */
+void bridge_set_recorder(sim *s, sim_bridge *b, bool on);
+void chan_setvar_event(sim *s, sim_chan *ch, const char *name, const char *val);
 
 /* sim_media.c */
 int64_t media_duration_ms(sim *s, const char *uri); /* -1 missing, -2 bad scheme, -3 endless */

@@ -137,6 +137,11 @@ void rec_finish(sim *s, sim_rec *r, bool keep)
     key(k, sizeof(k), r->node, r->name);
     sim_map_del(s->recs_live, k);
     rec_emit(s, r, "RecordingFinished", true);
+    if (!strncmp(r->target_uri, "bridge:", 7)) {
+        sim_bridge *b = bridge_get(s, r->node, r->target_uri + 7);
+        if (b)
+            bridge_set_recorder(s, b, false);
+    }
     if (keep) {
         unstore(s, r->node, r->name);
         r->stored = true;

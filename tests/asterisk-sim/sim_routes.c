@@ -604,8 +604,10 @@ static void br_record(sim_req *r)
     char uri[SIM_ID_MAX + 16];
     snprintf(uri, sizeof(uri), "bridge:%s", b->id);
     sim_rec *rec;
-    int rc = rec_start(r->s, r->node, name, fmt, uri, any_app(r->s, r->node, b->app),
-                       ifx && !strcmp(ifx, "overwrite"), &rec);
+    bool over = ifx && !strcmp(ifx, "overwrite");
+    if (!rec_live_get(r->s, r->node, name) && (over || !rec_stored_get(r->s, r->node, name)))
+        bridge_set_recorder(r->s, b, true);
+    int rc = rec_start(r->s, r->node, name, fmt, uri, any_app(r->s, r->node, b->app), over, &rec);
     if (rc == ARIQ_EBUSY) {
         char msg[SIM_ID_MAX + 64];
         snprintf(msg, sizeof(msg), "Recording '%s' already exists and can not be overwritten",

@@ -452,10 +452,6 @@ static bool ignored(json_t *ev)
     if (!strcmp(t, "ChannelDialplan") || !strcmp(t, "ChannelConnectedLine") ||
         !strcmp(t, "ChannelCallerId"))
         return true;
-    if (!strcmp(t, "ChannelVarset")) {
-        const char *v = S(ev, "variable");
-        return !strcmp(v, "BRIDGEPEER") || !strcmp(v, "STASISSTATUS");
-    }
     return false;
 }
 
@@ -476,8 +472,15 @@ static void stream_add(run *r, json_t *streams, int node, json_t *ev, bool recor
         char cause[32] = "";
         if (c)
             snprintf(cause, sizeof(cause), " cause=%lld", (long long)json_integer_value(c));
-        snprintf(val, sizeof(val), "%s(%s%s%s%s)", t, S(ch, "state"), cause,
-                 json_object_get(ev, "soft") ? " soft" : "", args ? args : "");
+        char var[96] = "";
+        const char *vn = S(ev, "variable"), *vv = S(ev, "value");
+        if (vn) /* names of peers differ (IAX2 ids): compare the variable, the
+                 * recorder and whether it is empty */
+            snprintf(var, sizeof(var), " %s=%s", vn,
+                     !strcmp(vn, "BRIDGEPEER") ? (!*vv ? "" : !strncmp(vv, "Recorder/", 9) ? "Recorder,..." : "...")
+                                              : vv);
+        snprintf(val, sizeof(val), "%s(%s%s%s%s%s)", t, S(ch, "state"), cause,
+                 json_object_get(ev, "soft") ? " soft" : "", var, args ? args : "");
         free(args);
     } else if (pb) {
         snprintf(key, sizeof(key), "%d playback %s", node,

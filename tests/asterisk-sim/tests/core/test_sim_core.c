@@ -310,6 +310,19 @@ static void test_mixing_dtmf_and_connected(void **state)
     assert_string_equal(tl(f, "a1", "dtmf_sent", "digit"), "5 #");
     const char *t = types(f, "a1");
     assert_non_null(strstr(t, "ChannelDtmfReceived ChannelDtmfReceived"));
+    /* BRIDGEPEER noise as Asterisk sends it: each member gets the other */
+    size_t i;
+    json_t *e;
+    int peers = 0;
+    json_array_foreach(vhost_events(f->vh), i, e)
+    {
+        json_t *ev = json_object_get(e, "event");
+        const char *v = json_string_value(json_object_get(ev, "variable"));
+        if (v && !strcmp(v, "BRIDGEPEER") &&
+            strstr(json_string_value(json_object_get(ev, "value")), "Local/s@sim"))
+            peers++;
+    }
+    assert_int_equal(peers, 2);
     free(m);
     free(h);
 }

@@ -166,6 +166,9 @@ const char *vhost_chan_types(vhost *vh, const char *id, char *buf, size_t len)
         if (!cid || strcmp(cid, id))
             continue;
         const char *type = json_string_value(json_object_get(ev, "type"));
+        const char *var = json_string_value(json_object_get(ev, "variable"));
+        if (var && (!strcmp(var, "BRIDGEPEER") || !strcmp(var, "STASISSTATUS")))
+            continue;
         int n = snprintf(buf + off, len - off, "%s%s", off ? " " : "", type);
         if (n < 0 || (size_t)n >= len - off)
             break;

@@ -29,7 +29,8 @@ int vhost_pending(const vhost *vh); /* armed timers */
 json_t *vhost_events(vhost *vh);
 void vhost_clear_events(vhost *vh);
 /* Types of the events for channel `id` (also Dial peers), in order, as one
- * space-separated string in buf. */
+ * space-separated string in buf; ChannelVarset of BRIDGEPEER and
+ * STASISSTATUS (Asterisk's own noise) left out. */
 const char *vhost_chan_types(vhost *vh, const char *id, char *buf, size_t len);
 
 /* One request; "path?query" is split here. Returns the parsed body (new
