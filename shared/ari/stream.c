@@ -44,6 +44,7 @@ struct ari_stream {
     char *log_path; /* the same without credentials, for logs */
     char *auth;     /* "Basic ..." or NULL */
     struct lws_context *ctx;
+    lws_retry_bo_t idle_policy; /* PING / hangup of an idle connection */
     int efd; /* eventfd: the service thread wakes the loop */
 
     /* service thread only */
@@ -65,6 +66,7 @@ struct ari_stream {
     bool connect_req; /* the loop asks for a connection attempt */
     bool resume_req;  /* the loop drained the queue: read the socket again */
     bool paused;      /* rx flow is off because the queue is full */
+    uint64_t rx_pauses, queue_peak;
 
     /* loop thread only */
     struct event *wake_ev, *retry_ev;
@@ -101,9 +103,12 @@ static void post(ari_stream *s, item_kind kind, const char *data, size_t len)
         s->head = it;
     s->tail = it;
     s->queued_bytes += len;
-    if (s->queued_bytes > ARI_STREAM_MAX_QUEUED && !s->paused && s->wsi) {
+    if (s->queued_bytes > s->queue_peak)
+        s->queue_peak = s->queued_bytes;
+    if (s->queued_bytes > s->cfg.max_queued_bytes && !s->paused && s->wsi) {
         lws_rx_flow_control(s->wsi, 0);
         s->paused = true;
+        s->rx_pauses++;
     }
     pthread_mutex_unlock(&s->mu);
     if (was_empty) {
@@ -245,6 +250,7 @@ static void start_connect(ari_stream *s)
     /* no pwsi: lws clears it before the close callbacks; s->wsi is set on
      * ESTABLISHED and cleared by report_down() */
     ci.ssl_connection = 0;
+    ci.retry_and_idle_policy = &s->idle_policy;
     s->attempt_active = true;
     s->established = false;
     snprintf(s->down_reason, sizeof s->down_reason, "connection failed");
@@ -390,7 +396,7 @@ static item *pop(ari_stream *s, bool *resume)
             s->tail = NULL;
         s->queued_bytes -= it->len;
     }
-    *resume = s->paused && !s->resume_req && s->queued_bytes < ARI_STREAM_MAX_QUEUED / 2;
+    *resume = s->paused && !s->resume_req && s->queued_bytes < s->cfg.max_queued_bytes / 2;
     if (*resume)
         s->resume_req = true;
     pthread_mutex_unlock(&s->mu);
@@ -516,6 +522,12 @@ static int copy_cfg(ari_stream *s, const ari_stream_cfg *cfg)
     if (s->cfg.backoff_max_ms < s->cfg.backoff_min_ms)
         s->cfg.backoff_max_ms = s->cfg.backoff_min_ms;
     s->backoff_ms = s->cfg.backoff_min_ms;
+    if (!s->cfg.max_queued_bytes)
+        s->cfg.max_queued_bytes = ARI_STREAM_MAX_QUEUED;
+    unsigned ping = s->cfg.ping_interval_s ? s->cfg.ping_interval_s : 20;
+    ping = ping > 30000 ? 30000 : ping; /* the policy holds 16-bit seconds */
+    s->idle_policy.secs_since_valid_ping = (uint16_t)ping;
+    s->idle_policy.secs_since_valid_hangup = (uint16_t)(ping * 2);
     s->host = strdup(cfg->host);
     s->app = strdup(cfg->app);
     s->user = strdup(cfg->user ? cfg->user : "");
@@ -661,4 +673,8 @@ bool ari_stream_is_connected(const ari_stream *s)
 void ari_stream_get_stats(const ari_stream *s, ari_stream_stats *out)
 {
     *out = s->stats;
+    pthread_mutex_lock((pthread_mutex_t *)&s->mu);
+    out->rx_pauses = s->rx_pauses;
+    out->queue_peak_bytes = s->queue_peak;
+    pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
 }

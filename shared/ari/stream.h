@@ -18,7 +18,7 @@
  * touches the event_base.
  *
  * Backpressure: when the loop falls behind by more than ARI_STREAM_MAX_QUEUED
- * bytes, the service thread stops reading the socket until the loop has
+ * bytes (cfg.max_queued_bytes), the service thread stops reading the socket until the loop has
  * drained the queue, so memory stays bounded and no event is dropped.
  *
  * Passwords are never logged; the URL in logs has no api_key. */
@@ -60,6 +60,11 @@ typedef struct ari_stream_cfg {
     bool deliver_unknown; /* also pass ARI_EV_UNKNOWN events to on_event */
     unsigned backoff_min_ms; /* first retry delay; 0 means 100 */
     unsigned backoff_max_ms; /* cap; 0 means 5000 */
+    /* A connection idle this long gets a WebSocket PING; with no answer
+     * after twice as long it is closed and retried, so a peer that vanished
+     * without a FIN (cable, NAT timeout) is noticed. 0 means 20 s. */
+    unsigned ping_interval_s;
+    size_t max_queued_bytes; /* backpressure threshold; 0 means ARI_STREAM_MAX_QUEUED */
     ari_stream_event_fn on_event;               /* required */
     ari_stream_connected_fn on_connected;       /* may be NULL */
     ari_stream_disconnected_fn on_disconnected; /* may be NULL */
@@ -74,6 +79,8 @@ typedef struct ari_stream_stats {
     uint64_t connects;     /* successful connections */
     uint64_t reconnects;   /* connections after the first */
     uint64_t failures;     /* failed attempts and lost connections */
+    uint64_t rx_pauses;    /* times reading stopped because the loop fell behind */
+    uint64_t queue_peak_bytes; /* most bytes ever waiting for the loop */
 } ari_stream_stats;
 
 /* Creates the stream and starts connecting at once. `base` is BORROWED and
@@ -93,7 +100,7 @@ void ari_stream_free(ari_stream *s);
 /* True between on_connected and the next on_disconnected. */
 bool ari_stream_is_connected(const ari_stream *s);
 
-/* Copies the counters (for metrics). */
+/* Copies the counters (for metrics). Call on the loop thread. */
 void ari_stream_get_stats(const ari_stream *s, ari_stream_stats *out);
 
 #endif

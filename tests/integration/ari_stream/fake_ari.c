@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct fake_ari {
     struct lws_context *ctx;
@@ -15,7 +16,7 @@ struct fake_ari {
     char basic[512];
 
     pthread_mutex_t mu; /* guards everything below */
-    bool stop, drop;
+    bool stop, drop, frozen;
     struct lws *wsi; /* the current connection */
     int connections, refused, sent;
     char last_app[128], last_auth[512];
@@ -134,10 +135,14 @@ static void *run(void *arg)
     fake_ari *f = arg;
     for (;;) {
         pthread_mutex_lock(&f->mu);
-        bool stop = f->stop;
+        bool stop = f->stop, frozen = f->frozen;
         pthread_mutex_unlock(&f->mu);
         if (stop)
             break;
+        if (frozen) {
+            usleep(5000);
+            continue;
+        }
         lws_service(f->ctx, 0);
     }
     return NULL;
@@ -187,6 +192,14 @@ void fake_ari_stop(fake_ari *f)
     lws_context_destroy(f->ctx);
     pthread_mutex_destroy(&f->mu);
     free(f);
+}
+
+void fake_ari_freeze(fake_ari *f, bool frozen)
+{
+    pthread_mutex_lock(&f->mu);
+    f->frozen = frozen;
+    pthread_mutex_unlock(&f->mu);
+    lws_cancel_service(f->ctx);
 }
 
 void fake_ari_drop(fake_ari *f)

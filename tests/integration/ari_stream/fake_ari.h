@@ -33,6 +33,10 @@ void fake_ari_stop(fake_ari *f);
 /* Closes the current connection (as Asterisk restarting would). */
 void fake_ari_drop(fake_ari *f);
 
+/* Stops / restarts servicing sockets: the peer looks alive to TCP but
+ * answers nothing, not even a PING (a hung Asterisk, a black-holed link). */
+void fake_ari_freeze(fake_ari *f, bool frozen);
+
 /* Counters and what the last upgrade request carried (copied into buf). */
 int fake_ari_connections(fake_ari *f);
 int fake_ari_refused(fake_ari *f);

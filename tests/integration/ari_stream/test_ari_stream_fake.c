@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define USER "ari-user"
 /* '@' and '/' must be escaped in the query; the fake (lws) decodes them.
@@ -301,6 +302,84 @@ static void test_free_inside_callback(void **state)
     event_base_free(w.base);
 }
 
+/* The loop stalls while 400 messages of 2 KiB arrive: the service thread
+ * stops reading at the bound instead of queueing all 800 KiB, and once the
+ * loop runs every message is delivered, in order. */
+static void test_backpressure(void **state)
+{
+    (void)state;
+    enum { N = 400, SIZE = 2048, BOUND = 32 * 1024 };
+    char *msg = malloc(SIZE);
+    assert_non_null(msg);
+    memset(msg, ' ', SIZE);
+    memcpy(msg, end, sizeof end - 1);
+    fake_frame *frames = calloc(N, sizeof *frames);
+    assert_non_null(frames);
+    for (int i = 0; i < N; i++)
+        frames[i] = (fake_frame){msg, SIZE, true, false};
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, frames, N);
+    assert_non_null(f);
+    ari_stream_cfg cfg = {.host = "127.0.0.1", .port = port, .app = "queue", .user = USER,
+                          .password = PASS, .max_queued_bytes = BOUND, .on_event = on_event,
+                          .on_connected = on_connected, .on_disconnected = on_disconnected,
+                          .ud = &w};
+    ari_stream *s = NULL;
+    assert_int_equal(ari_stream_new(w.base, &cfg, &s), 0);
+    usleep(500 * 1000); /* the loop does not run: the queue fills up */
+    int want = N;
+    assert_true(run_until(&w, n_events, &want, 10000));
+    ari_stream_stats st;
+    ari_stream_get_stats(s, &st);
+    print_message("queue peak %llu bytes of %d sent, %llu pauses\n",
+                  (unsigned long long)st.queue_peak_bytes, N * SIZE,
+                  (unsigned long long)st.rx_pauses);
+    assert_int_equal(st.events, N);
+    assert_int_equal(st.parse_errors, 0);
+    assert_true(st.rx_pauses >= 1);
+    assert_true(st.queue_peak_bytes < N * SIZE / 2);
+    assert_int_equal(w.disconnected, 0);
+    ari_stream_free(s);
+    fake_ari_stop(f);
+    event_base_free(w.base);
+    free(frames);
+    free(msg);
+}
+
+/* Idle pings are answered (the connection stays); a peer that stops
+ * answering is dropped after twice the ping interval. */
+static void test_idle_ping_and_dead_peer(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, script, 1);
+    assert_non_null(f);
+    ari_stream_cfg cfg = {.host = "127.0.0.1", .port = port, .app = "queue", .user = USER,
+                          .password = PASS, .ping_interval_s = 1, .on_event = on_event,
+                          .on_connected = on_connected, .on_disconnected = on_disconnected,
+                          .ud = &w};
+    ari_stream *s = NULL;
+    assert_int_equal(ari_stream_new(w.base, &cfg, &s), 0);
+    int one = 1;
+    assert_true(run_until(&w, n_events, &one, 5000));
+    run_until(&w, never, NULL, 3000); /* idle, pinged, answered */
+    assert_int_equal(w.disconnected, 0);
+    assert_true(ari_stream_is_connected(s));
+    fake_ari_freeze(f, true);
+    uint64_t t0 = clock_mono_ms();
+    assert_true(run_until(&w, n_disconnected, &one, 6000));
+    print_message("silent peer dropped after %llu ms (ping 1 s)\n",
+                  (unsigned long long)(clock_mono_ms() - t0));
+    ari_stream_free(s);
+    fake_ari_freeze(f, false);
+    fake_ari_stop(f);
+    event_base_free(w.base);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -332,6 +411,8 @@ int main(void)
         cmocka_unit_test(test_401_logged_and_retried),
         cmocka_unit_test(test_refused_and_backoff_cap),
         cmocka_unit_test(test_free_inside_callback),
+        cmocka_unit_test(test_backpressure),
+        cmocka_unit_test(test_idle_ping_and_dead_peer),
         cmocka_unit_test(test_bad_config),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
