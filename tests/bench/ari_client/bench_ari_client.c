@@ -6,6 +6,8 @@
  *   ari_rest_calls_per_sec: N          against the simulator (node1)
  *   ari_rest_calls_per_sec_evhttp: N   against a bare evhttp server in a
  *                                      child process (the client's ceiling)
+ *   ari_rest_client_cpu_us_per_call: U the client's own CPU (user + system)
+ *                                      per call, in the evhttp run
  *
  * Usage: bench_ari_client [--calls N] [--inflight K] [--conns C]
  *                         [--only sim|evhttp]
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -52,6 +55,17 @@ static void on_done(ari_rest *rest, const ari_response *r, void *pd)
         b->started++;
 }
 
+static double cpu_us(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static double last_cpu_us_per_call;
+
 /* Runs the benchmark against url; returns calls/s, or -1 on failure. */
 static double run(const char *url, const char *user, const char *password,
                   long calls, int inflight, int conns)
@@ -67,6 +81,7 @@ static double run(const char *url, const char *user, const char *password,
         event_base_free(base);
         return -1;
     }
+    double cpu0 = cpu_us();
     t0 = clock_mono_us();
     for (int i = 0; i < inflight && b.started < calls; i++)
         if (ari_asterisk_info(ari_client_rest(b.c), on_done, &b) == 0)
@@ -74,6 +89,7 @@ static double run(const char *url, const char *user, const char *password,
     while (b.done < b.started && clock_mono_us() - t0 < 120000000ull)
         event_base_loop(base, EVLOOP_ONCE);
     t1 = clock_mono_us();
+    last_cpu_us_per_call = (cpu_us() - cpu0) / (double)calls;
     ari_client_free(b.c);
     event_base_free(base);
     if (b.failed || b.done != calls) {
@@ -172,7 +188,8 @@ int main(int argc, char **argv)
         if (rate < 0)
             rc = 1;
         else
-            printf("ari_rest_calls_per_sec_evhttp: %.0f\n", rate);
+            printf("ari_rest_calls_per_sec_evhttp: %.0f\nari_rest_client_cpu_us_per_call: %.1f\n",
+                   rate, last_cpu_us_per_call);
     }
     if (!only || !strcmp(only, "sim"))
         rc |= bench_sim(calls, inflight, conns);
