@@ -30,7 +30,13 @@
  * called (it is not safe while other threads may use libcurl).
  *
  * Credentials go to libcurl as CURLOPT_USERNAME / CURLOPT_PASSWORD, never into
- * a URL, and are never logged. */
+ * a URL, and are never logged.
+ *
+ * Threads: none of its own. A client (and an ari_fake) is used only from the
+ * thread that runs its event_base.
+ *
+ * Logging (mod=ari_rest): each response at debug; 5xx and transport failures
+ * at warn. 4xx are the caller's to judge and log. */
 #ifndef ARIQ_ARI_CLIENT_H
 #define ARIQ_ARI_CLIENT_H
 
