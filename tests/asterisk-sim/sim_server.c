@@ -1057,6 +1057,14 @@ static int parse_apps(const char *val, ws_sess *ws)
     return n;
 }
 
+/* Copies at most cap-1 bytes of src; truncation is wanted (bounded input). */
+static void copy_trunc(char *dst, size_t cap, const char *src)
+{
+    size_t n = strnlen(src, cap - 1);
+    memmove(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* Reads the query of an upgrade: app list and api_key (both decoded). */
 static void upgrade_args(struct lws *wsi, char *app, size_t applen, char *key, size_t keylen)
 {
@@ -1065,9 +1073,9 @@ static void upgrade_args(struct lws *wsi, char *app, size_t applen, char *key, s
     for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
          i++) {
         if (strncmp(frag, "app=", 4) == 0)
-            snprintf(app, applen, "%s", frag + 4);
+            copy_trunc(app, applen, frag + 4);
         else if (strncmp(frag, "api_key=", 8) == 0)
-            snprintf(key, keylen, "%s", frag + 8);
+            copy_trunc(key, keylen, frag + 8);
     }
 }
 
@@ -1213,9 +1221,9 @@ static int node_setup(sim_server *srv, int i, char *err, size_t errlen)
     const sim_node_cfg *c = &srv->cfg.nodes[i];
     struct lws_context_creation_info vi;
     n->srv = srv;
-    snprintf(n->name, sizeof n->name, "%s", c->name);
+    copy_trunc(n->name, sizeof n->name, c->name);
     if (c->asterisk_id[0])
-        snprintf(n->asterisk_id, sizeof n->asterisk_id, "%s", c->asterisk_id);
+        copy_trunc(n->asterisk_id, sizeof n->asterisk_id, c->asterisk_id);
     else
         snprintf(n->asterisk_id, sizeof n->asterisk_id, "02:fc:00:00:00:%02x", i + 1);
     n->port = c->port;

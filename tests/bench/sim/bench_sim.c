@@ -7,6 +7,7 @@
  *   2. per call: answer, add to a holding bridge (100 calls per bridge, so a
  *      bridge snapshot in an event stays small), play a sound;
  *   3. the simulator's VmRSS / VmHWM with N channels up;
+ *   3b. a burst of 50,000 DTMF events on one call (the WebSocket path alone);
  *   4. every call hung up over ARI, bridges destroyed, /sim/state empty.
  * Prints "name: value unit" lines. Exit 0 if every step worked. */
 #include <curl/curl.h>
@@ -147,6 +148,26 @@ static int serve_calls(bench *b)
     return sim_events_wait_count(b->ev, "PlaybackFinished", (size_t)b->n, 60000) ? 0 : -1;
 }
 
+/* Event throughput of the WebSocket path alone: 50 requests of 1000 digits
+ * each on one call give 50,000 ChannelDtmfReceived. Returns events/s, or -1. */
+static double event_burst(bench *b)
+{
+    char path[256], body[1100] = "{\"digits\":\"";
+    size_t o = strlen(body);
+    for (int i = 0; i < 1000; i++)
+        body[o++] = (char)('0' + i % 10);
+    snprintf(body + o, sizeof body - o, "\"}");
+    size_t before = sim_events_count(b->ev, "ChannelDtmfReceived");
+    snprintf(path, sizeof path, "/sim/channels/%s/dtmf", b->ids[0]);
+    uint64_t t0 = clock_mono_ms();
+    for (int i = 0; i < 50; i++)
+        if (req(b, "POST", path, body) != 204)
+            return -1;
+    if (!sim_events_wait_count(b->ev, "ChannelDtmfReceived", before + 50000, 60000))
+        return -1;
+    return 50000.0 * 1000.0 / (double)((clock_mono_ms() - t0) ? clock_mono_ms() - t0 : 1);
+}
+
 static long proc_status_kb(pid_t pid, const char *key)
 {
     char path[64], line[256];
@@ -211,6 +232,12 @@ static int run(bench *b)
     printf("sim_rest_calls_per_sec: %.0f calls/s\n", per_sec((double)(b->requests - r0), ms));
     printf("sim_vmrss_at_%d_channels: %ld kB\n", b->n, proc_status_kb(b->p.proc.pid, "VmRSS"));
     printf("sim_vmhwm: %ld kB\n", proc_status_kb(b->p.proc.pid, "VmHWM"));
+    double burst = event_burst(b);
+    if (burst < 0) {
+        fprintf(stderr, "bench_sim: DTMF burst failed\n");
+        return -1;
+    }
+    printf("sim_event_burst_per_sec: %.0f events/s\n", burst);
     t0 = clock_mono_ms();
     r0 = b->requests;
     if (teardown_calls(b) != 0) {
