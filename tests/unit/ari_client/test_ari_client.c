@@ -679,6 +679,23 @@ static void test_free_with_pending(void **state)
     close(fd);
 }
 
+/* Freed before the loop ever ran: nothing was sent, each callback still runs
+ * once with ECLOSED, and nothing is left on the loop. */
+static void test_free_before_loop(void **state)
+{
+    env *e = *state;
+    closing k = {0};
+    ari_client *c = client_for(e, e->s.port, 5000, 4);
+
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ari_channel_answer(ari_client_rest(c), "c1", closing_cb, &k), 0);
+    ari_client_free(c);
+    assert_int_equal(k.calls, 3);
+    assert_int_equal(k.eclosed, 3);
+    run_for(e->base, 30);
+    assert_int_equal(e->s.nreq, 0);
+}
+
 /* The first response's callback frees the client: the client goes away after
  * that callback returns; the others complete with ECLOSED. */
 static void test_free_inside_callback(void **state)
@@ -763,6 +780,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_500_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_connections, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_pending, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_before_loop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_password_never_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_and_free_null, setup, teardown),
