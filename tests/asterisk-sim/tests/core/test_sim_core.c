@@ -573,6 +573,86 @@ static void test_ten_thousand_channels(void **state)
     free(h);
 }
 
+static void test_dialplan_call_and_bridge_play(void **state)
+{
+    fx *f = *state;
+    json_t *o;
+    assert_int_equal(sim_dialplan_add(f->s, 0, "queue-in", "queue", "caller,{exten}"), 0);
+    assert_int_equal(req(f, 0, "POST", "/sim/calls",
+                         "{\"context\":\"queue-in\",\"exten\":\"support\",\"channel_id\":\"d1\","
+                         "\"caller_number\":\"555\"}",
+                         &o), 201);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(
+                            json_object_get(o, "channel"), "caller"), "number")), "555");
+    json_decref(o);
+    json_t *ev = json_object_get(json_array_get(vhost_events(f->vh), 0), "event");
+    assert_string_equal(json_string_value(json_array_get(json_object_get(ev, "args"), 1)), "support");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(ev, "channel"), "dialplan"), "app_data")),
+                        "queue,caller,support");
+    char *h = make_bridge(f, 0, "holding");
+    call(f, 0, "d2", "caller");
+    add(f, 0, h, "d1,d2");
+    char path[256];
+    snprintf(path, sizeof(path), "/ari/bridges/%s/play/bp?media=sound:beep", h);
+    assert_int_equal(req(f, 0, "POST", path, NULL, &o), 201);
+    assert_string_equal(json_string_value(json_object_get(o, "target_uri")) + 7, h);
+    json_decref(o);
+    vhost_advance(f->vh, 248);
+    assert_string_equal(tl(f, "d1", "sound", "result"), "finished");
+    assert_string_equal(tl(f, "d2", "sound", "media"), "sound:beep");
+    /* a channel in a bridge cannot be recorded by itself */
+    assert_int_equal(req(f, 0, "POST", "/ari/channels/d1/record?name=cr&format=wav", NULL, NULL),
+                     201);
+    json_t *last = json_object_get(json_array_get(vhost_events(f->vh),
+                                                  json_array_size(vhost_events(f->vh)) - 1),
+                                   "event");
+    assert_string_equal(json_string_value(json_object_get(last, "type")), "RecordingFailed");
+    assert_int_equal(req(f, 0, "GET", "/ari/applications/queue", NULL, &o), 200);
+    assert_int_equal(json_array_size(json_object_get(o, "channel_ids")), 2);
+    json_decref(o);
+    assert_int_equal(req(f, 0, "GET", "/ari/applications/nope", NULL, NULL), 404);
+    free(h);
+}
+
+static void test_node_down_hangs_up_link(void **state)
+{
+    fx *f = *state;
+    call(f, 0, "c1", "caller");
+    req(f, 0, "POST", "/ari/channels?endpoint=IAX2/node2/7@accept-link&app=queue&channelId=lo1",
+        NULL, NULL);
+    assert_int_equal(state_count(f, "channels"), 3);
+    assert_int_equal(sim_node_down(f->s, 1), 0);
+    assert_int_equal(state_count(f, "channels"), 2); /* far leg gone, no events */
+    vhost_advance(f->vh, 5);
+    assert_int_equal(state_count(f, "channels"), 1);
+    assert_non_null(strstr(types(f, "lo1"), "ChannelDestroyed"));
+    /* a link to a node that is down fails */
+    req(f, 0, "POST", "/ari/channels?endpoint=IAX2/node2/8@accept-link&app=queue&channelId=lo2",
+        NULL, NULL);
+    assert_non_null(strstr(types(f, "lo2"), "ChannelDestroyed"));
+    assert_int_equal(sim_node_up(f->s, 1), 0);
+    /* pending timers at teardown are cancelled by sim_free (ASan checks) */
+    req(f, 0, "POST", "/ari/channels/c1/play?media=sound:queue-youarenext", NULL, NULL);
+}
+
+static void test_create_then_dial(void **state)
+{
+    fx *f = *state;
+    json_t *o;
+    assert_int_equal(req(f, 0, "POST",
+                         "/ari/channels/create?endpoint=Local/wait@script&app=queue&appArgs=dialed",
+                         NULL, &o), 200);
+    char id[128];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(o, "id")));
+    json_decref(o);
+    char path[256];
+    snprintf(path, sizeof(path), "/ari/channels/%s/dial?timeout=10", id);
+    assert_int_equal(req(f, 0, "POST", path, NULL, NULL), 204);
+    assert_int_equal(req(f, 0, "POST", path, NULL, NULL), 409);
+    vhost_advance(f->vh, 100);
+    assert_string_equal(types(f, id), "StasisStart Dial ChannelStateChange Dial ChannelStateChange Dial");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -589,6 +669,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_error_statuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stasis_without_app, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ten_thousand_channels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dialplan_call_and_bridge_play, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_down_hangs_up_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_then_dial, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
