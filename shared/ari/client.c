@@ -316,6 +316,12 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *ud, void *sockp)
 /* ------------------------------------------------------------------------- */
 /* Starting a request                                                         */
 
+static bool method_known(const char *m)
+{
+    return !strcmp(m, "GET") || !strcmp(m, "POST") || !strcmp(m, "PUT") ||
+           !strcmp(m, "DELETE");
+}
+
 /* Sets the method and body options. POST without a body still sends
  * Content-Length: 0, which Asterisk wants. */
 static int req_set_method(ari_client *c, ari_req *q, const char *method,
@@ -326,9 +332,6 @@ static int req_set_method(ari_client *c, ari_req *q, const char *method,
 
     if (strcmp(method, "GET") == 0 && !json)
         return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    if (strcmp(method, "POST") != 0 && strcmp(method, "PUT") != 0 &&
-        strcmp(method, "DELETE") != 0 && strcmp(method, "GET") != 0)
-        return -1;
     rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, json ? (long)strlen(json) : 0L);
     rc |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, json ? json : "");
     if (strcmp(method, "POST") != 0)
@@ -402,6 +405,8 @@ static int client_request(void *impl, const char *method, const char *path,
 
     if (c->closing)
         return fail_msg(c, ARIQ_ECLOSED, "client is closing");
+    if (!method_known(method))
+        return fail_msg(c, ARIQ_EINVAL, "method not GET, POST, PUT or DELETE");
     if (body && !(json = json_dumps(body, JSON_COMPACT)))
         return fail_msg(c, ARIQ_EINVAL, "body cannot be serialized");
     q = req_new(c, method, path, json);

@@ -762,6 +762,9 @@ static void test_config_and_free_null(void **state)
     ari_client_free(NULL);
     assert_int_equal(ari_client_pending(NULL), 0);
     assert_int_equal(ari_request(e->c, "GET", "no-slash", NULL, NULL, NULL), ARIQ_EINVAL);
+    assert_int_equal(ari_request(e->c, "get", "/channels", NULL, NULL, NULL), ARIQ_EINVAL);
+    assert_true(strlen(ari_client_errmsg(e->c)) > 0);
+    assert_int_equal(ari_client_pending(e->c), 0);
 }
 
 int main(void)
