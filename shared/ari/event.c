@@ -8,8 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_SHORT 64    /* state names, formats, dial statuses, types */
-#define MAX_LONG  4096  /* dialplan app data, variable values */
+#define MAX_SHORT 64   /* state names, formats, dial statuses, types */
+#define MAX_LONG  4096 /* dialplan app data, variable values */
 
 struct ari_event_priv {
     json_t *root; /* every borrowed string of the event lives in this tree */
@@ -53,14 +53,16 @@ static const type_desc types[ARI_EV__COUNT] = {
     [ARI_EV_STASIS_START] = {"StasisStart", NEED_CHANNEL, parse_args},
     [ARI_EV_STASIS_END] = {"StasisEnd", NEED_CHANNEL, NULL},
     [ARI_EV_CHANNEL_DTMF_RECEIVED] = {"ChannelDtmfReceived", NEED_CHANNEL, parse_dtmf},
-    [ARI_EV_CHANNEL_HANGUP_REQUEST] = {"ChannelHangupRequest", NEED_CHANNEL, parse_hangup},
+    [ARI_EV_CHANNEL_HANGUP_REQUEST] = {"ChannelHangupRequest", NEED_CHANNEL,
+                                       parse_hangup},
     [ARI_EV_CHANNEL_DESTROYED] = {"ChannelDestroyed", NEED_CHANNEL, parse_destroyed},
     [ARI_EV_CHANNEL_STATE_CHANGE] = {"ChannelStateChange", NEED_CHANNEL, NULL},
     [ARI_EV_CHANNEL_CREATED] = {"ChannelCreated", NEED_CHANNEL, NULL},
     [ARI_EV_CHANNEL_VARSET] = {"ChannelVarset", OPT_CHANNEL, parse_varset},
     [ARI_EV_CHANNEL_ENTERED_BRIDGE] = {"ChannelEnteredBridge", NEED_BRIDGE | OPT_CHANNEL,
                                        NULL},
-    [ARI_EV_CHANNEL_LEFT_BRIDGE] = {"ChannelLeftBridge", NEED_BRIDGE | NEED_CHANNEL, NULL},
+    [ARI_EV_CHANNEL_LEFT_BRIDGE] = {"ChannelLeftBridge", NEED_BRIDGE | NEED_CHANNEL,
+                                    NULL},
     [ARI_EV_PLAYBACK_STARTED] = {"PlaybackStarted", NEED_PLAYBACK, NULL},
     [ARI_EV_PLAYBACK_CONTINUING] = {"PlaybackContinuing", NEED_PLAYBACK, NULL},
     [ARI_EV_PLAYBACK_FINISHED] = {"PlaybackFinished", NEED_PLAYBACK, NULL},
@@ -74,23 +76,24 @@ static const type_desc types[ARI_EV__COUNT] = {
 };
 
 static const char *const chan_state_names[ARI_CHAN__COUNT] = {
-    [ARI_CHAN_UNKNOWN] = "Unknown",   [ARI_CHAN_DOWN] = "Down",
-    [ARI_CHAN_RSRVD] = "Rsrvd",       [ARI_CHAN_OFFHOOK] = "OffHook",
-    [ARI_CHAN_DIALING] = "Dialing",   [ARI_CHAN_RING] = "Ring",
-    [ARI_CHAN_RINGING] = "Ringing",   [ARI_CHAN_UP] = "Up",
-    [ARI_CHAN_BUSY] = "Busy",         [ARI_CHAN_DIALING_OFFHOOK] = "Dialing Offhook",
+    [ARI_CHAN_UNKNOWN] = "Unknown",  [ARI_CHAN_DOWN] = "Down",
+    [ARI_CHAN_RSRVD] = "Rsrvd",      [ARI_CHAN_OFFHOOK] = "OffHook",
+    [ARI_CHAN_DIALING] = "Dialing",  [ARI_CHAN_RING] = "Ring",
+    [ARI_CHAN_RINGING] = "Ringing",  [ARI_CHAN_UP] = "Up",
+    [ARI_CHAN_BUSY] = "Busy",        [ARI_CHAN_DIALING_OFFHOOK] = "Dialing Offhook",
     [ARI_CHAN_PRERING] = "Pre-ring",
 };
 
 static const char *const pb_state_names[ARI_PB__COUNT] = {
-    [ARI_PB_UNKNOWN] = "unknown", [ARI_PB_QUEUED] = "queued", [ARI_PB_PLAYING] = "playing",
-    [ARI_PB_CONTINUING] = "continuing", [ARI_PB_DONE] = "done", [ARI_PB_FAILED] = "failed",
+    [ARI_PB_UNKNOWN] = "unknown", [ARI_PB_QUEUED] = "queued",
+    [ARI_PB_PLAYING] = "playing", [ARI_PB_CONTINUING] = "continuing",
+    [ARI_PB_DONE] = "done",       [ARI_PB_FAILED] = "failed",
 };
 
 static const char *const rec_state_names[ARI_REC__COUNT] = {
-    [ARI_REC_UNKNOWN] = "unknown",   [ARI_REC_QUEUED] = "queued",
+    [ARI_REC_UNKNOWN] = "unknown",     [ARI_REC_QUEUED] = "queued",
     [ARI_REC_RECORDING] = "recording", [ARI_REC_PAUSED] = "paused",
-    [ARI_REC_DONE] = "done",         [ARI_REC_FAILED] = "failed",
+    [ARI_REC_DONE] = "done",           [ARI_REC_FAILED] = "failed",
     [ARI_REC_CANCELED] = "canceled",
 };
 
@@ -242,7 +245,8 @@ static int parse_bridge(const json_t *root, ari_bridge *b, char *err, size_t err
         return rc;
     rc = jx_get_id(o, "id", ARI_EVENT_MAX_ID, &b->id, err, errlen);
     if (rc == 0)
-        rc = jx_get_str_opt(o, "bridge_type", MAX_SHORT, "", &b->bridge_type, err, errlen);
+        rc =
+            jx_get_str_opt(o, "bridge_type", MAX_SHORT, "", &b->bridge_type, err, errlen);
     if (rc == 0)
         rc = jx_get_str_opt(o, "technology", MAX_SHORT, "", &b->technology, err, errlen);
     if (rc != 0)
@@ -265,8 +269,8 @@ static int parse_playback(const json_t *root, ari_playback *p, char *err, size_t
     if (rc == 0)
         rc = jx_get_str(o, "media_uri", ARI_EVENT_MAX_STR, &p->media_uri, err, errlen);
     if (rc == 0)
-        rc = jx_get_str_opt(o, "next_media_uri", ARI_EVENT_MAX_STR, "", &p->next_media_uri,
-                            err, errlen);
+        rc = jx_get_str_opt(o, "next_media_uri", ARI_EVENT_MAX_STR, "",
+                            &p->next_media_uri, err, errlen);
     if (rc == 0)
         rc = jx_get_str(o, "target_uri", ARI_EVENT_MAX_STR, &p->target_uri, err, errlen);
     if (rc == 0)
@@ -298,7 +302,8 @@ static int parse_recording(const json_t *root, ari_recording *r, char *err, size
         rc = jx_get_int_opt(o, "duration", 0, INT32_MAX, -1, &r->duration_s, err, errlen);
     if (rc != 0)
         return prefix_err(rc, "recording", err, errlen);
-    r->state = (ari_recording_state)lookup(rec_state_names, ARI_REC__COUNT, r->state_name);
+    r->state =
+        (ari_recording_state)lookup(rec_state_names, ARI_REC__COUNT, r->state_name);
     return 0;
 }
 
@@ -309,8 +314,8 @@ static int parse_args(const json_t *root, ari_event *ev, char *err, size_t errle
     for (size_t i = 0; rc == 0 && i < json_array_size(arr); i++) {
         char what[32];
         snprintf(what, sizeof what, "args[%zu]", i);
-        rc = jx_check_str(json_array_get(arr, i), what, ARI_EVENT_MAX_ARG, &ev->args[i], err,
-                          errlen);
+        rc = jx_check_str(json_array_get(arr, i), what, ARI_EVENT_MAX_ARG, &ev->args[i],
+                          err, errlen);
         ev->nargs = i + 1;
     }
     if (rc != 0)
@@ -345,7 +350,8 @@ static int parse_destroyed(const json_t *root, ari_event *ev, char *err, size_t 
 {
     int rc = jx_get_int(root, "cause", 0, 65535, &ev->cause, err, errlen);
     if (rc == 0)
-        rc = jx_get_str(root, "cause_txt", ARI_EVENT_MAX_STR, &ev->cause_txt, err, errlen);
+        rc =
+            jx_get_str(root, "cause_txt", ARI_EVENT_MAX_STR, &ev->cause_txt, err, errlen);
     return rc;
 }
 
@@ -365,7 +371,8 @@ static int parse_dial(const json_t *root, ari_event *ev, char *err, size_t errle
     if (rc != 0)
         return rc;
     ev->has_peer = true;
-    if (json_object_get(root, "caller") && !json_is_null(json_object_get(root, "caller"))) {
+    if (json_object_get(root, "caller") &&
+        !json_is_null(json_object_get(root, "caller"))) {
         rc = parse_channel(root, "caller", &ev->channel, err, errlen);
         if (rc != 0)
             return rc;
@@ -373,8 +380,8 @@ static int parse_dial(const json_t *root, ari_event *ev, char *err, size_t errle
     }
     rc = jx_get_str(root, "dialstatus", MAX_SHORT, &ev->dialstatus, err, errlen);
     if (rc == 0)
-        rc = jx_get_str_opt(root, "dialstring", ARI_EVENT_MAX_STR, "", &ev->dialstring, err,
-                            errlen);
+        rc = jx_get_str_opt(root, "dialstring", ARI_EVENT_MAX_STR, "", &ev->dialstring,
+                            err, errlen);
     return rc;
 }
 
@@ -383,16 +390,20 @@ static int64_t parse_timestamp(const char *s)
 {
     int y, mo, d, h, mi, sec, ms, tzh, tzm, n = 0;
     char sign;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c%2d%2d%n", &y, &mo, &d, &h, &mi, &sec, &ms,
-               &sign, &tzh, &tzm, &n) != 10 ||
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c%2d%2d%n", &y, &mo, &d, &h, &mi, &sec,
+               &ms, &sign, &tzh, &tzm, &n) != 10 ||
         s[n] != '\0' || (sign != '+' && sign != '-'))
         return -1;
-    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-        sec > 60 || ms < 0 || tzh > 23 || tzm > 59 || h < 0 || mi < 0 || sec < 0 || tzh < 0 ||
-        tzm < 0)
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+        mi > 59 || sec > 60 || ms < 0 || tzh > 23 || tzm > 59 || h < 0 || mi < 0 ||
+        sec < 0 || tzh < 0 || tzm < 0)
         return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
     int64_t t = (int64_t)timegm(&tm);
     int64_t off = (int64_t)tzh * 3600 + tzm * 60;
     t -= (sign == '+') ? off : -off;
@@ -415,15 +426,16 @@ static int parse_common(const json_t *root, const type_desc *td, ari_event *ev, 
         rc = jx_get_str_opt(root, "asterisk_id", MAX_SHORT, "", &ev->asterisk_id, err,
                             errlen);
     if (rc == 0)
-        rc = jx_get_str_opt(root, "timestamp", MAX_SHORT, "", &ev->timestamp, err, errlen);
+        rc =
+            jx_get_str_opt(root, "timestamp", MAX_SHORT, "", &ev->timestamp, err, errlen);
     if (rc == 0)
         ev->timestamp_ms = parse_timestamp(ev->timestamp);
     return rc;
 }
 
 /* Fills the sub-objects the type's table entry asks for. */
-static int parse_members(const json_t *root, const type_desc *td, ari_event *ev, char *err,
-                         size_t errlen)
+static int parse_members(const json_t *root, const type_desc *td, ari_event *ev,
+                         char *err, size_t errlen)
 {
     int rc = 0;
     bool want_chan = (td->members & NEED_CHANNEL) ||
@@ -465,7 +477,8 @@ static holder *holder_new(json_t *root)
     return h;
 }
 
-int ari_event_parse(const char *buf, size_t len, ari_event **out, char *err, size_t errlen)
+int ari_event_parse(const char *buf, size_t len, ari_event **out, char *err,
+                    size_t errlen)
 {
     json_t *root = NULL;
     holder *h = NULL;

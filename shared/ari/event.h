@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #define ARI_EVENT_MAX_MSG  (1024 * 1024) /* bytes in one WebSocket message */
-#define ARI_EVENT_MAX_ID   128           /* channel/bridge/playback/recording ids */
+#define ARI_EVENT_MAX_ID   150           /* ids; Asterisk's AST_MAX_UNIQUEID */
 #define ARI_EVENT_MAX_STR  512           /* names, caller ids, uris, causes */
 #define ARI_EVENT_MAX_ARGS 16            /* Stasis() arguments */
 #define ARI_EVENT_MAX_ARG  512           /* bytes in one argument */
@@ -110,15 +110,15 @@ typedef enum {
 } ari_target_kind;
 
 typedef struct ari_channel {
-    const char *id;    /* an id (see above) */
-    const char *name;  /* "PJSIP/100-00000001", "Local/x@ctx-0000000e;2" */
+    const char *id;   /* an id (see above) */
+    const char *name; /* "PJSIP/100-00000001", "Local/x@ctx-0000000e;2" */
     ari_chan_state state;
-    const char *state_name; /* as received */
+    const char *state_name;                        /* as received */
     const char *caller_number, *caller_name;       /* "" when absent */
     const char *connected_number, *connected_name; /* "" when absent */
-    const char *context, *exten; /* dialplan location; "" when absent */
-    long long priority;          /* -1 when absent */
-    const char *app_name, *app_data; /* current dialplan application */
+    const char *context, *exten;                   /* dialplan location; "" when absent */
+    long long priority;                            /* -1 when absent */
+    const char *app_name, *app_data;               /* current dialplan application */
 } ari_channel;
 
 typedef struct ari_bridge {
@@ -175,11 +175,11 @@ typedef struct ari_event {
 
     const char *args[ARI_EVENT_MAX_ARGS]; /* StasisStart; nargs may be 0 */
     size_t nargs;
-    char digit;            /* ChannelDtmfReceived: '0'-'9', '*', '#', 'A'-'D' */
-    long long duration_ms; /* ChannelDtmfReceived; -1 otherwise */
-    long long cause;       /* ChannelHangupRequest / ChannelDestroyed; -1 if absent */
-    const char *cause_txt; /* ChannelDestroyed; "" otherwise */
-    bool soft;             /* ChannelHangupRequest */
+    char digit;             /* ChannelDtmfReceived: '0'-'9', '*', '#', 'A'-'D' */
+    long long duration_ms;  /* ChannelDtmfReceived; -1 otherwise */
+    long long cause;        /* ChannelHangupRequest / ChannelDestroyed; -1 if absent */
+    const char *cause_txt;  /* ChannelDestroyed; "" otherwise */
+    bool soft;              /* ChannelHangupRequest */
     const char *dialstatus; /* Dial: "", "RINGING", "ANSWER", "BUSY", ... */
     const char *dialstring; /* Dial; "" when absent */
     const char *variable, *value; /* ChannelVarset */
@@ -194,7 +194,8 @@ typedef struct ari_event {
  * digit) or ARIQ_ERANGE (a limit exceeded) or ARIQ_ENOMEM, writes a message
  * naming the type and member into err (when err is not NULL; errlen >= 128
  * gives the whole message), and allocates nothing (*out untouched). */
-int ari_event_parse(const char *buf, size_t len, ari_event **out, char *err, size_t errlen);
+int ari_event_parse(const char *buf, size_t len, ari_event **out, char *err,
+                    size_t errlen);
 
 /* Frees the event and everything it points to. NULL is a no-op. */
 void ari_event_free(ari_event *ev);

@@ -15,10 +15,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define MOD           "ari_stream"
-#define DRAIN_BATCH   256 /* items per loop wakeup, so a flood cannot starve the loop */
-#define RX_BUF_SIZE   65536
-#define REASON_MAX    160
+#define MOD         "ari_stream"
+#define DRAIN_BATCH 256 /* items per loop wakeup, so a flood cannot starve the loop */
+#define RX_BUF_SIZE 65536
+#define REASON_MAX  160
 
 /* What the service thread hands the loop, in arrival order. */
 typedef enum {
@@ -45,7 +45,7 @@ struct ari_stream {
     char *auth;     /* "Basic ..." or NULL */
     struct lws_context *ctx;
     lws_retry_bo_t idle_policy; /* PING / hangup of an idle connection */
-    int efd; /* eventfd: the service thread wakes the loop */
+    int efd;                    /* eventfd: the service thread wakes the loop */
 
     /* service thread only */
     pthread_t thread;
@@ -167,7 +167,8 @@ static void conn_error_reason(ari_stream *s, struct lws *wsi, const void *in, si
     unsigned status = wsi ? lws_http_client_http_response(wsi) : 0;
     if (strstr(lws_why, "unauthorized") || status == 401) {
         snprintf(s->down_reason, sizeof s->down_reason,
-                 "HTTP 401 unauthorized: check the ARI user \"%s\" and its password", s->user);
+                 "HTTP 401 unauthorized: check the ARI user \"%s\" and its password",
+                 s->user);
     } else if (status >= 200) {
         snprintf(s->down_reason, sizeof s->down_reason, "HTTP %u on upgrade (%s)", status,
                  lws_why);
@@ -182,8 +183,8 @@ static int append_auth(ari_stream *s, struct lws *wsi, void *in, size_t len)
     if (!s->auth)
         return 0;
     return lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
-                                        (const unsigned char *)s->auth, (int)strlen(s->auth),
-                                        p, end)
+                                        (const unsigned char *)s->auth,
+                                        (int)strlen(s->auth), p, end)
                ? -1
                : 0;
 }
@@ -323,7 +324,7 @@ static void handle_up(ari_stream *s)
         s->stats.reconnects++;
     s->ever_connected = true;
     s->backoff_ms = s->cfg.backoff_min_ms;
-    LOG_I(MOD, "url=%s:%d%s msg=connected", s->host, s->cfg.port, s->log_path);
+    LOG_I(MOD, "url=ws://%s:%d%s msg=connected", s->host, s->cfg.port, s->log_path);
     if (s->cfg.on_connected)
         s->cfg.on_connected(s, s->cfg.ud);
 }
@@ -334,9 +335,10 @@ static void handle_down(ari_stream *s, const char *reason)
     s->connected = false;
     s->stats.failures++;
     if (strstr(reason, "401"))
-        LOG_E(MOD, "url=%s:%d%s msg=\"%s\"", s->host, s->cfg.port, s->log_path, reason);
+        LOG_E(MOD, "url=ws://%s:%d%s msg=\"%s\"", s->host, s->cfg.port, s->log_path,
+              reason);
     else
-        LOG_W(MOD, "url=%s:%d%s msg=\"%s\" was_connected=%d", s->host, s->cfg.port,
+        LOG_W(MOD, "url=ws://%s:%d%s msg=\"%s\" was_connected=%d", s->host, s->cfg.port,
               s->log_path, reason, was);
     schedule_retry(s);
     if (s->cfg.on_disconnected)
@@ -374,14 +376,20 @@ static void handle_item(ari_stream *s, const item *it)
 {
     s->in_callback++;
     switch (it->kind) {
-    case ITEM_MESSAGE: handle_message(s, it); break;
+    case ITEM_MESSAGE:
+        handle_message(s, it);
+        break;
     case ITEM_OVERSIZE:
         s->stats.messages++;
         s->stats.parse_errors++;
         LOG_W(MOD, "msg=\"event over %d bytes dropped\"", ARI_EVENT_MAX_MSG);
         break;
-    case ITEM_UP: handle_up(s); break;
-    case ITEM_DOWN: handle_down(s, it->data); break;
+    case ITEM_UP:
+        handle_up(s);
+        break;
+    case ITEM_DOWN:
+        handle_down(s, it->data);
+        break;
     }
     s->in_callback--;
 }
@@ -396,7 +404,8 @@ static item *pop(ari_stream *s, bool *resume)
             s->tail = NULL;
         s->queued_bytes -= it->len;
     }
-    *resume = s->paused && !s->resume_req && s->queued_bytes < s->cfg.max_queued_bytes / 2;
+    *resume =
+        s->paused && !s->resume_req && s->queued_bytes < s->cfg.max_queued_bytes / 2;
     if (*resume)
         s->resume_req = true;
     pthread_mutex_unlock(&s->mu);
@@ -476,9 +485,9 @@ static int build_paths(ari_stream *s)
         s->log_path = NULL;
         goto fail;
     }
-    int n = s->cfg.basic_auth
-                ? asprintf(&s->path, "/ari/events?app=%s%s", app, all)
-                : asprintf(&s->path, "/ari/events?app=%s%s&api_key=%s:%s", app, all, user, pass);
+    int n = s->cfg.basic_auth ? asprintf(&s->path, "/ari/events?app=%s%s", app, all)
+                              : asprintf(&s->path, "/ari/events?app=%s%s&api_key=%s:%s",
+                                         app, all, user, pass);
     if (n < 0) {
         s->path = NULL;
         goto fail;
@@ -574,7 +583,8 @@ static bool cfg_ok(const struct event_base *base, const ari_stream_cfg *c)
 {
     return base && c && c->host && *c->host && c->app && *c->app && c->port > 0 &&
            c->port <= 65535 && c->on_event && strlen(c->app) <= 256 &&
-           (!c->user || strlen(c->user) <= 128) && (!c->password || strlen(c->password) <= 256);
+           (!c->user || strlen(c->user) <= 128) &&
+           (!c->password || strlen(c->password) <= 256);
 }
 
 int ari_stream_new(struct event_base *base, const ari_stream_cfg *cfg, ari_stream **out)
@@ -603,7 +613,7 @@ int ari_stream_new(struct event_base *base, const ari_stream_cfg *cfg, ari_strea
         goto fail;
     }
     s->thread_started = true;
-    LOG_I(MOD, "url=%s:%d%s msg=connecting", s->host, s->cfg.port, s->log_path);
+    LOG_I(MOD, "url=ws://%s:%d%s msg=connecting", s->host, s->cfg.port, s->log_path);
     *out = s;
     return 0;
 fail:

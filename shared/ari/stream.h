@@ -18,8 +18,8 @@
  * touches the event_base.
  *
  * Backpressure: when the loop falls behind by more than ARI_STREAM_MAX_QUEUED
- * bytes (cfg.max_queued_bytes), the service thread stops reading the socket until the loop has
- * drained the queue, so memory stays bounded and no event is dropped.
+ * bytes (cfg.max_queued_bytes), the service thread stops reading the socket until the
+ * loop has drained the queue, so memory stays bounded and no event is dropped.
  *
  * Passwords are never logged; the URL in logs has no api_key. */
 #ifndef ARIQ_ARI_STREAM_H
@@ -50,14 +50,14 @@ typedef void (*ari_stream_connected_fn)(ari_stream *s, void *ud);
 typedef void (*ari_stream_disconnected_fn)(ari_stream *s, const char *reason, void *ud);
 
 typedef struct ari_stream_cfg {
-    const char *host;     /* "127.0.0.1"; copied */
-    int port;             /* 1..65535 */
-    const char *app;      /* Stasis application name; copied, URL-escaped */
-    const char *user;     /* ARI user; copied */
-    const char *password; /* copied; never logged */
-    bool basic_auth;      /* send an Authorization header instead of api_key */
-    bool subscribe_all;   /* adds subscribeAll=true */
-    bool deliver_unknown; /* also pass ARI_EV_UNKNOWN events to on_event */
+    const char *host;        /* "127.0.0.1"; copied */
+    int port;                /* 1..65535 */
+    const char *app;         /* Stasis application name; copied, URL-escaped */
+    const char *user;        /* ARI user; copied */
+    const char *password;    /* copied; never logged */
+    bool basic_auth;         /* send an Authorization header instead of api_key */
+    bool subscribe_all;      /* adds subscribeAll=true */
+    bool deliver_unknown;    /* also pass ARI_EV_UNKNOWN events to on_event */
     unsigned backoff_min_ms; /* first retry delay; 0 means 100 */
     unsigned backoff_max_ms; /* cap; 0 means 5000 */
     /* A connection idle this long gets a WebSocket PING; with no answer
@@ -72,14 +72,14 @@ typedef struct ari_stream_cfg {
 } ari_stream_cfg;
 
 typedef struct ari_stream_stats {
-    uint64_t messages;     /* whole messages received */
-    uint64_t events;       /* delivered to on_event */
-    uint64_t unknown;      /* well-formed, type ariq does not handle; skipped */
-    uint64_t parse_errors; /* malformed or oversized; logged and dropped */
-    uint64_t connects;     /* successful connections */
-    uint64_t reconnects;   /* connections after the first */
-    uint64_t failures;     /* failed attempts and lost connections */
-    uint64_t rx_pauses;    /* times reading stopped because the loop fell behind */
+    uint64_t messages;         /* whole messages received */
+    uint64_t events;           /* delivered to on_event */
+    uint64_t unknown;          /* well-formed, type ariq does not handle; skipped */
+    uint64_t parse_errors;     /* malformed or oversized; logged and dropped */
+    uint64_t connects;         /* successful connections */
+    uint64_t reconnects;       /* connections after the first */
+    uint64_t failures;         /* failed attempts and lost connections */
+    uint64_t rx_pauses;        /* times reading stopped because the loop fell behind */
     uint64_t queue_peak_bytes; /* most bytes ever waiting for the loop */
 } ari_stream_stats;
 

@@ -8,8 +8,8 @@
 
 /* Formats "KEY: why" into err when the caller asked for a message, and
  * returns code so a failing getter is one line: return fail(...). */
-__attribute__((format(printf, 5, 6))) static int fail(int code, char *err, size_t errlen,
-                                                      const char *key, const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static int
+fail(int code, char *err, size_t errlen, const char *key, const char *fmt, ...)
 {
     if (!err || errlen == 0)
         return code;
@@ -38,7 +38,8 @@ int jx_load(const char *buf, size_t len, size_t maxlen, json_t **out, char *err,
     if (!buf)
         return fail(ARIQ_EINVAL, err, errlen, "json", "no input");
     if (len > maxlen)
-        return fail(ARIQ_ERANGE, err, errlen, "json", "%zu bytes, limit %zu", len, maxlen);
+        return fail(ARIQ_ERANGE, err, errlen, "json", "%zu bytes, limit %zu", len,
+                    maxlen);
     json_error_t je;
     json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!v) {
@@ -151,7 +152,8 @@ int jx_get_int(const json_t *obj, const char *key, long long min, long long max,
         return fail(ARIQ_EINVAL, err, errlen, key, "not an integer");
     long long n = (long long)json_integer_value(v);
     if (n < min || n > max)
-        return fail(ARIQ_ERANGE, err, errlen, key, "%lld not in [%lld, %lld]", n, min, max);
+        return fail(ARIQ_ERANGE, err, errlen, key, "%lld not in [%lld, %lld]", n, min,
+                    max);
     *out = n;
     return 0;
 }

@@ -28,7 +28,8 @@ int jx_load(const char *buf, size_t len, size_t maxlen, json_t **out, char *err,
 
 /* Member `key` of obj as an object (BORROWED). ARIQ_EINVAL if obj is not an
  * object, the member is absent, or it is not an object. */
-int jx_get_obj(const json_t *obj, const char *key, json_t **out, char *err, size_t errlen);
+int jx_get_obj(const json_t *obj, const char *key, json_t **out, char *err,
+               size_t errlen);
 
 /* Member `key` as an array of at most maxcount elements (BORROWED).
  * ARIQ_EINVAL if absent or not an array, ARIQ_ERANGE if too long. */

@@ -55,7 +55,8 @@ int main(int argc, char **argv)
     long target = argc > 1 ? atol(argv[1]) : 1000000;
     const char *dir = getenv("ARIQ_SHARED_ARI_DIR");
     char path[512];
-    snprintf(path, sizeof path, "%s/samples/all-events.jsonl", dir && *dir ? dir : "/work/shared/ari");
+    snprintf(path, sizeof path, "%s/samples/all-events.jsonl",
+             dir && *dir ? dir : "/work/shared/ari");
     line *lines = NULL;
     int n = load_lines(path, &lines);
     if (n <= 0) {

@@ -29,7 +29,8 @@ void on_event(ari_stream *s, const ari_event *ev, void *ud)
         w->nargs = ev->nargs;
         for (size_t i = 0; i < ev->nargs && i < 4; i++)
             snprintf(w->args[i], sizeof w->args[i], "%s", ev->args[i]);
-        snprintf(w->caller_number, sizeof w->caller_number, "%s", ev->channel.caller_number);
+        snprintf(w->caller_number, sizeof w->caller_number, "%s",
+                 ev->channel.caller_number);
         w->start_state = ev->channel.state;
     }
     if (ev->type == ARI_EV_STASIS_START && ev->nargs > 0)
@@ -192,4 +193,3 @@ ari_stream *open_stream(seen *w, int port, const char *user, const char *pass, b
     w->stream = s;
     return s;
 }
-

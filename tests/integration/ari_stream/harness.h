@@ -55,6 +55,7 @@ bool never(seen *w, void *arg);
 /* A fresh event_base; the caller frees w->base. */
 void seen_init(seen *w);
 /* ari_stream_new on 127.0.0.1:port, app "queue", with the callbacks above. */
-ari_stream *open_stream(seen *w, int port, const char *user, const char *pass, bool basic);
+ari_stream *open_stream(seen *w, int port, const char *user, const char *pass,
+                        bool basic);
 
 #endif

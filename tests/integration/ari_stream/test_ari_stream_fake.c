@@ -38,7 +38,8 @@ static const char dtmf_a[] = "{\"type\":\"ChannelDtmfReceived\",\"dig";
 static const char dtmf_b[] = "it\":\"5\",\"duration_ms\":100,";
 static const char dtmf_c[] = "\"channel\":" CHAN("c1") "}";
 static const char bad[] = "{\"type\":\"StasisEnd\",";
-static const char unknown[] = "{\"type\":\"ChannelTalkingStarted\",\"channel\":" CHAN("c1") "}";
+static const char unknown[] =
+    "{\"type\":\"ChannelTalkingStarted\",\"channel\":" CHAN("c1") "}";
 static const char end[] = "{\"type\":\"StasisEnd\",\"channel\":" CHAN("c2") "}";
 
 static const fake_frame script[] = {
@@ -249,7 +250,8 @@ static void test_401_logged_and_retried(void **state)
     assert_int_equal(w.connected, 0);
     assert_non_null(strstr(w.reason, "401"));
     assert_true(h.requests >= 4);
-    assert_non_null(strstr(h.uri, "/ari/events?app=queue&api_key=ari-user:s3cr%40t%2Fpw"));
+    assert_non_null(
+        strstr(h.uri, "/ari/events?app=queue&api_key=ari-user:s3cr%40t%2Fpw"));
     assert_true(log_has("401 unauthorized"));
     assert_false(log_has(PASS));
     assert_false(log_has("s3cr%40t"));
@@ -269,9 +271,16 @@ static void test_refused_and_backoff_cap(void **state)
     seen w;
     seen_init(&w);
     int port = proc_free_port();
-    ari_stream_cfg cfg = {.host = "127.0.0.1", .port = port, .app = "queue", .user = USER,
-                          .password = PASS, .backoff_min_ms = 10, .backoff_max_ms = 40,
-                          .on_event = on_event, .on_disconnected = on_disconnected, .ud = &w};
+    ari_stream_cfg cfg = {.host = "127.0.0.1",
+                          .port = port,
+                          .app = "queue",
+                          .user = USER,
+                          .password = PASS,
+                          .backoff_min_ms = 10,
+                          .backoff_max_ms = 40,
+                          .on_event = on_event,
+                          .on_disconnected = on_disconnected,
+                          .ud = &w};
     ari_stream *s = NULL;
     assert_int_equal(ari_stream_new(w.base, &cfg, &s), 0);
     /* capped at 40 ms (+20 %): 10 failures well within 1 s */
@@ -322,9 +331,15 @@ static void test_backpressure(void **state)
     int port = proc_free_port();
     fake_ari *f = fake_ari_start(port, USER, PASS, frames, N);
     assert_non_null(f);
-    ari_stream_cfg cfg = {.host = "127.0.0.1", .port = port, .app = "queue", .user = USER,
-                          .password = PASS, .max_queued_bytes = BOUND, .on_event = on_event,
-                          .on_connected = on_connected, .on_disconnected = on_disconnected,
+    ari_stream_cfg cfg = {.host = "127.0.0.1",
+                          .port = port,
+                          .app = "queue",
+                          .user = USER,
+                          .password = PASS,
+                          .max_queued_bytes = BOUND,
+                          .on_event = on_event,
+                          .on_connected = on_connected,
+                          .on_disconnected = on_disconnected,
                           .ud = &w};
     ari_stream *s = NULL;
     assert_int_equal(ari_stream_new(w.base, &cfg, &s), 0);
@@ -358,9 +373,15 @@ static void test_idle_ping_and_dead_peer(void **state)
     int port = proc_free_port();
     fake_ari *f = fake_ari_start(port, USER, PASS, script, 1);
     assert_non_null(f);
-    ari_stream_cfg cfg = {.host = "127.0.0.1", .port = port, .app = "queue", .user = USER,
-                          .password = PASS, .ping_interval_s = 1, .on_event = on_event,
-                          .on_connected = on_connected, .on_disconnected = on_disconnected,
+    ari_stream_cfg cfg = {.host = "127.0.0.1",
+                          .port = port,
+                          .app = "queue",
+                          .user = USER,
+                          .password = PASS,
+                          .ping_interval_s = 1,
+                          .on_event = on_event,
+                          .on_connected = on_connected,
+                          .on_disconnected = on_disconnected,
                           .ud = &w};
     ari_stream *s = NULL;
     assert_int_equal(ari_stream_new(w.base, &cfg, &s), 0);
@@ -385,7 +406,8 @@ static void test_bad_config(void **state)
     (void)state;
     struct event_base *base = event_base_new();
     ari_stream *s = (ari_stream *)0x1;
-    ari_stream_cfg cfg = {.host = "127.0.0.1", .port = 0, .app = "queue", .on_event = on_event};
+    ari_stream_cfg cfg = {
+        .host = "127.0.0.1", .port = 0, .app = "queue", .on_event = on_event};
     assert_int_equal(ari_stream_new(base, &cfg, &s), ARIQ_EINVAL);
     cfg.port = 8088;
     cfg.on_event = NULL;

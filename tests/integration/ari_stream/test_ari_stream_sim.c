@@ -87,7 +87,8 @@ static void test_call_reaches_loop(void **state)
     ari_stream *s = connect_stream(&w, false);
     char id[64] = "";
     uint64_t t0 = clock_mono_us();
-    json_t *sum = sim_place_call(&g_sim, 0, "queue", "caller,support,5", "1001", id, sizeof id);
+    json_t *sum =
+        sim_place_call(&g_sim, 0, "queue", "caller,support,5", "1001", id, sizeof id);
     assert_non_null(sum);
     json_decref(sum);
     chan_wait cw = {ARI_EV_STASIS_START, id, 1};
@@ -127,7 +128,8 @@ static void test_drop_ws_reconnects(void **state)
                   (unsigned long long)(w.t_up_again - w.t_down));
 
     char id[64] = "";
-    json_t *sum = sim_place_call(&g_sim, 0, "queue", "agent,support,1001", "1001", id, sizeof id);
+    json_t *sum =
+        sim_place_call(&g_sim, 0, "queue", "agent,support,1001", "1001", id, sizeof id);
     assert_non_null(sum);
     json_decref(sum);
     chan_wait cw = {ARI_EV_STASIS_START, id, 1};
@@ -183,10 +185,15 @@ static void test_basic_auth_and_replaced(void **state)
     seen a, b;
     ari_stream *sa = connect_stream(&a, true);
     /* a second client for the same app on the same loop takes it over */
-    ari_stream_cfg cfg = {.host = "127.0.0.1", .port = sim_proc_port(&g_sim, 0), .app = "queue",
-                          .user = sim_proc_user(&g_sim), .password = sim_proc_password(&g_sim),
-                          .on_event = on_event, .on_connected = on_connected,
-                          .on_disconnected = on_disconnected, .ud = &b};
+    ari_stream_cfg cfg = {.host = "127.0.0.1",
+                          .port = sim_proc_port(&g_sim, 0),
+                          .app = "queue",
+                          .user = sim_proc_user(&g_sim),
+                          .password = sim_proc_password(&g_sim),
+                          .on_event = on_event,
+                          .on_connected = on_connected,
+                          .on_disconnected = on_disconnected,
+                          .ud = &b};
     memset(&b, 0, sizeof b);
     b.base = a.base;
     b.loop_thread = a.loop_thread;

@@ -90,9 +90,8 @@ static void check_channel(const json_t *jc, const ari_channel *c)
     assert_string_equal(c->context, jstr(jc, "dialplan", "context"));
     assert_string_equal(c->exten, jstr(jc, "dialplan", "exten"));
     assert_string_equal(c->app_data, jstr(jc, "dialplan", "app_data"));
-    assert_int_equal(c->priority,
-                     json_integer_value(json_object_get(json_object_get(jc, "dialplan"),
-                                                        "priority")));
+    assert_int_equal(c->priority, json_integer_value(json_object_get(
+                                      json_object_get(jc, "dialplan"), "priority")));
 }
 
 static void check_target(const char *uri, ari_target_kind kind, const char *id)
@@ -122,10 +121,12 @@ static void check_objects(const json_t *j, const ari_event *ev)
         assert_true(ev->has_playback);
         assert_string_equal(ev->playback.id, jstr(v, "id", NULL));
         assert_string_equal(ev->playback.state_name, jstr(v, "state", NULL));
-        assert_string_equal(ari_playback_state_name(ev->playback.state), jstr(v, "state", NULL));
+        assert_string_equal(ari_playback_state_name(ev->playback.state),
+                            jstr(v, "state", NULL));
         assert_string_equal(ev->playback.media_uri, jstr(v, "media_uri", NULL));
         assert_string_equal(ev->playback.target_uri, jstr(v, "target_uri", NULL));
-        check_target(ev->playback.target_uri, ev->playback.target_kind, ev->playback.target_id);
+        check_target(ev->playback.target_uri, ev->playback.target_kind,
+                     ev->playback.target_id);
     }
     if ((v = json_object_get(j, "recording"))) {
         assert_true(ev->has_recording);
@@ -148,7 +149,8 @@ static void check_scalars(const json_t *j, const ari_event *ev)
     }
     if ((v = json_object_get(j, "digit"))) {
         assert_int_equal(ev->digit, json_string_value(v)[0]);
-        assert_int_equal(ev->duration_ms, json_integer_value(json_object_get(j, "duration_ms")));
+        assert_int_equal(ev->duration_ms,
+                         json_integer_value(json_object_get(j, "duration_ms")));
     }
     if ((v = json_object_get(j, "cause")))
         assert_int_equal(ev->cause, json_integer_value(v));
@@ -250,11 +252,21 @@ static void test_all_events_and_traces(void **state)
     print_message("checked %d recorded events\n", n);
     /* The recordings hold every type the queue acts on. */
     const ari_event_type seen[] = {
-        ARI_EV_STASIS_START, ARI_EV_STASIS_END, ARI_EV_CHANNEL_DTMF_RECEIVED,
-        ARI_EV_CHANNEL_HANGUP_REQUEST, ARI_EV_CHANNEL_DESTROYED, ARI_EV_CHANNEL_STATE_CHANGE,
-        ARI_EV_CHANNEL_ENTERED_BRIDGE, ARI_EV_CHANNEL_LEFT_BRIDGE, ARI_EV_PLAYBACK_STARTED,
-        ARI_EV_PLAYBACK_CONTINUING, ARI_EV_PLAYBACK_FINISHED, ARI_EV_RECORDING_STARTED,
-        ARI_EV_RECORDING_FINISHED, ARI_EV_BRIDGE_DESTROYED, ARI_EV_DIAL,
+        ARI_EV_STASIS_START,
+        ARI_EV_STASIS_END,
+        ARI_EV_CHANNEL_DTMF_RECEIVED,
+        ARI_EV_CHANNEL_HANGUP_REQUEST,
+        ARI_EV_CHANNEL_DESTROYED,
+        ARI_EV_CHANNEL_STATE_CHANGE,
+        ARI_EV_CHANNEL_ENTERED_BRIDGE,
+        ARI_EV_CHANNEL_LEFT_BRIDGE,
+        ARI_EV_PLAYBACK_STARTED,
+        ARI_EV_PLAYBACK_CONTINUING,
+        ARI_EV_PLAYBACK_FINISHED,
+        ARI_EV_RECORDING_STARTED,
+        ARI_EV_RECORDING_FINISHED,
+        ARI_EV_BRIDGE_DESTROYED,
+        ARI_EV_DIAL,
     };
     for (size_t i = 0; i < sizeof seen / sizeof seen[0]; i++) {
         if (counts[seen[i]] == 0)
@@ -426,9 +438,11 @@ static void test_other_events(void **state)
 
 /* ---- malformed input --------------------------------------------------- */
 
-#define CHAN "{\"id\":\"1.2\",\"name\":\"PJSIP/x\",\"state\":\"Up\"}"
+#define CHAN           "{\"id\":\"1.2\",\"name\":\"PJSIP/x\",\"state\":\"Up\"}"
 #define SS(args, chan) "{\"type\":\"StasisStart\",\"args\":" args ",\"channel\":" chan "}"
-#define DTMF(d) "{\"type\":\"ChannelDtmfReceived\",\"digit\":" d ",\"duration_ms\":5,\"channel\":" CHAN "}"
+#define DTMF(d)                                                                          \
+    "{\"type\":\"ChannelDtmfReceived\",\"digit\":" d                                     \
+    ",\"duration_ms\":5,\"channel\":" CHAN "}"
 
 typedef struct bad_case {
     const char *json;
@@ -444,21 +458,28 @@ static const bad_case bad_cases[] = {
     {"\"StasisStart\"", ARIQ_EINVAL, "not a JSON object"},
     {"{}", ARIQ_EINVAL, "type: missing"},
     {"{\"type\":5}", ARIQ_EINVAL, "type: not a string"},
-    {"{\"type\":\"StasisStart\",\"args\":[]}", ARIQ_EINVAL, "StasisStart: channel: missing"},
+    {"{\"type\":\"StasisStart\",\"args\":[]}", ARIQ_EINVAL,
+     "StasisStart: channel: missing"},
     {"{\"type\":\"StasisEnd\",\"channel\":[]}", ARIQ_EINVAL, "channel: not an object"},
     {SS("[]", "{\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL, "channel.id: missing"},
     {SS("[]", "{\"id\":7,\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL, "channel.id"},
-    {SS("[]", "{\"id\":\"\",\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL, "channel.id"},
-    {SS("[]", "{\"id\":\"a/b\",\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL, "not an id"},
-    {SS("[]", "{\"id\":\"a b\",\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL, "not an id"},
+    {SS("[]", "{\"id\":\"\",\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL,
+     "channel.id"},
+    {SS("[]", "{\"id\":\"a/b\",\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL,
+     "not an id"},
+    {SS("[]", "{\"id\":\"a b\",\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL,
+     "not an id"},
     {SS("[]", "{\"id\":\"1.2\",\"name\":\"x\\u0001\",\"state\":\"Up\"}"), ARIQ_EINVAL,
      "control"},
-    {SS("[]", "{\"id\":\"1.2\",\"name\":\"x\",\"state\":1}"), ARIQ_EINVAL, "channel.state"},
-    {SS("[]", "{\"id\":\"1.\\u0000\",\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL, "json"},
+    {SS("[]", "{\"id\":\"1.2\",\"name\":\"x\",\"state\":1}"), ARIQ_EINVAL,
+     "channel.state"},
+    {SS("[]", "{\"id\":\"1.\\u0000\",\"name\":\"x\",\"state\":\"Up\"}"), ARIQ_EINVAL,
+     "json"},
     {SS("{}", CHAN), ARIQ_EINVAL, "args: not an array"},
     {"{\"type\":\"StasisStart\",\"channel\":" CHAN "}", ARIQ_EINVAL, "args: missing"},
     {SS("[\"caller\",5]", CHAN), ARIQ_EINVAL, "args[1]: not a string"},
-    {SS("[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\",\"m\",\"n\","
+    {SS("[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"j\",\"k\",\"l\",\"m\","
+        "\"n\","
         "\"o\",\"p\",\"q\"]",
         CHAN),
      ARIQ_ERANGE, "args: 17 elements"},
@@ -467,27 +488,30 @@ static const bad_case bad_cases[] = {
     {DTMF("\"\""), ARIQ_EINVAL, "digit"},
     {DTMF("\"12\""), ARIQ_EINVAL, "digit"},
     {DTMF("1"), ARIQ_EINVAL, "digit: not a string"},
-    {"{\"type\":\"ChannelDtmfReceived\",\"digit\":\"1\",\"duration_ms\":-5,\"channel\":" CHAN
-     "}",
+    {"{\"type\":\"ChannelDtmfReceived\",\"digit\":\"1\",\"duration_ms\":-5,"
+     "\"channel\":" CHAN "}",
      ARIQ_ERANGE, "duration_ms"},
-    {"{\"type\":\"ChannelDtmfReceived\",\"digit\":\"1\",\"channel\":" CHAN "}", ARIQ_EINVAL,
-     "duration_ms: missing"},
-    {"{\"type\":\"ChannelDestroyed\",\"cause_txt\":\"x\",\"channel\":" CHAN "}", ARIQ_EINVAL,
-     "cause: missing"},
-    {"{\"type\":\"ChannelDestroyed\",\"cause\":1.5,\"cause_txt\":\"x\",\"channel\":" CHAN "}",
+    {"{\"type\":\"ChannelDtmfReceived\",\"digit\":\"1\",\"channel\":" CHAN "}",
+     ARIQ_EINVAL, "duration_ms: missing"},
+    {"{\"type\":\"ChannelDestroyed\",\"cause_txt\":\"x\",\"channel\":" CHAN "}",
+     ARIQ_EINVAL, "cause: missing"},
+    {"{\"type\":\"ChannelDestroyed\",\"cause\":1.5,\"cause_txt\":\"x\",\"channel\":" CHAN
+     "}",
      ARIQ_EINVAL, "cause: not an integer"},
-    {"{\"type\":\"ChannelHangupRequest\",\"soft\":\"yes\",\"channel\":" CHAN "}", ARIQ_EINVAL,
-     "soft"},
+    {"{\"type\":\"ChannelHangupRequest\",\"soft\":\"yes\",\"channel\":" CHAN "}",
+     ARIQ_EINVAL, "soft"},
     {"{\"type\":\"ChannelLeftBridge\",\"bridge\":{\"id\":\"b1\"}}", ARIQ_EINVAL,
      "channel: missing"},
-    {"{\"type\":\"BridgeDestroyed\",\"bridge\":{\"id\":\"b/1\"}}", ARIQ_EINVAL, "bridge.id"},
+    {"{\"type\":\"BridgeDestroyed\",\"bridge\":{\"id\":\"b/1\"}}", ARIQ_EINVAL,
+     "bridge.id"},
     {"{\"type\":\"PlaybackStarted\",\"playback\":{\"id\":\"p1\",\"state\":\"playing\","
      "\"media_uri\":\"sound:x\"}}",
      ARIQ_EINVAL, "playback.target_uri: missing"},
     {"{\"type\":\"PlaybackStarted\",\"playback\":{\"id\":\"p1\",\"state\":\"playing\","
      "\"media_uri\":\"sound:x\",\"target_uri\":\"channel:a b\"}}",
      ARIQ_EINVAL, "playback.target_uri"},
-    {"{\"type\":\"RecordingStarted\",\"recording\":{\"name\":\"../x\",\"state\":\"recording\","
+    {"{\"type\":\"RecordingStarted\",\"recording\":{\"name\":\"../"
+     "x\",\"state\":\"recording\","
      "\"target_uri\":\"bridge:b1\"}}",
      ARIQ_EINVAL, "recording.name"},
     {"{\"type\":\"Dial\",\"dialstatus\":\"\"}", ARIQ_EINVAL, "peer: missing"},
@@ -585,8 +609,8 @@ static void test_oversize(void **state)
     for (int extra = 0; extra <= 1; extra++) {
         int alen = ARI_EVENT_MAX_ARG + extra;
         snprintf(msg, ARI_EVENT_MAX_ARG + 256,
-                 "{\"type\":\"StasisStart\",\"args\":[\"%.*s\"],\"channel\":" CHAN "}", alen,
-                 args + 1);
+                 "{\"type\":\"StasisStart\",\"args\":[\"%.*s\"],\"channel\":" CHAN "}",
+                 alen, args + 1);
         int rc = ari_event_parse(msg, strlen(msg), &ev, err, sizeof err);
         assert_int_equal(rc, extra ? ARIQ_ERANGE : 0);
         if (rc == 0)

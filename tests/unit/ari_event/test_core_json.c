@@ -23,7 +23,8 @@ static void test_load(void **state)
     (void)state;
     json_t *j = NULL;
     char err[128] = "";
-    assert_int_equal(jx_load("{\"a\":1,\"a\":2}", 13, 100, &j, err, sizeof err), ARIQ_EINVAL);
+    assert_int_equal(jx_load("{\"a\":1,\"a\":2}", 13, 100, &j, err, sizeof err),
+                     ARIQ_EINVAL);
     assert_non_null(strstr(err, "duplicate"));
     assert_int_equal(jx_load("{\"a\":1}", 7, 6, &j, err, sizeof err), ARIQ_ERANGE);
     assert_int_equal(jx_load("{\"a\":", 5, 100, &j, err, sizeof err), ARIQ_EINVAL);
@@ -38,8 +39,9 @@ static void test_load(void **state)
 static void test_strings(void **state)
 {
     (void)state;
-    json_t *j = load("{\"s\":\"abc\",\"n\":5,\"c\":\"a\\tb\",\"u\":\"caf\\u00e9\",\"z\":null,"
-                     "\"id\":\"1795384614.39\",\"bad\":\"Local/x@y;2\"}");
+    json_t *j =
+        load("{\"s\":\"abc\",\"n\":5,\"c\":\"a\\tb\",\"u\":\"caf\\u00e9\",\"z\":null,"
+             "\"id\":\"1795384614.39\",\"bad\":\"Local/x@y;2\"}");
     const char *out = "untouched";
     char err[128] = "";
     assert_int_equal(jx_get_str(j, "s", 3, &out, err, sizeof err), 0);
@@ -51,18 +53,21 @@ static void test_strings(void **state)
     assert_int_equal(jx_get_str(j, "n", 10, &out, err, sizeof err), ARIQ_EINVAL);
     assert_string_equal(err, "n: not a string");
     assert_int_equal(jx_get_str(j, "c", 10, &out, err, sizeof err), ARIQ_EINVAL);
-    assert_int_equal(jx_get_str(j, "u", 10, &out, err, sizeof err), 0); /* UTF-8 is fine */
+    assert_int_equal(jx_get_str(j, "u", 10, &out, err, sizeof err),
+                     0); /* UTF-8 is fine */
     assert_int_equal(jx_get_str(j, "z", 10, &out, err, sizeof err), ARIQ_EINVAL);
     assert_string_equal(err, "z: missing");
     assert_int_equal(jx_get_str_opt(j, "z", 10, "dflt", &out, err, sizeof err), 0);
     assert_string_equal(out, "dflt");
-    assert_int_equal(jx_get_str_opt(j, "n", 10, "dflt", &out, err, sizeof err), ARIQ_EINVAL);
+    assert_int_equal(jx_get_str_opt(j, "n", 10, "dflt", &out, err, sizeof err),
+                     ARIQ_EINVAL);
     assert_int_equal(jx_get_id(j, "id", 64, &out, err, sizeof err), 0);
     assert_string_equal(out, "1795384614.39");
     assert_int_equal(jx_get_id(j, "bad", 64, &out, err, sizeof err), ARIQ_EINVAL);
     assert_int_equal(jx_get_id(j, "id", 5, &out, err, sizeof err), ARIQ_ERANGE);
     /* a non-object container is "missing", never a crash */
-    assert_int_equal(jx_get_str(json_object_get(j, "n"), "s", 3, &out, NULL, 0), ARIQ_EINVAL);
+    assert_int_equal(jx_get_str(json_object_get(j, "n"), "s", 3, &out, NULL, 0),
+                     ARIQ_EINVAL);
     json_decref(j);
 }
 
