@@ -118,9 +118,8 @@ void bridge_add(sim *s, sim_bridge *b, sim_chan *ch)
 
 /* Takes ch out of b. The announcer does not stay alone in a bridge: when
  * the last channel leaves, bridge MOH is gone until started again. */
-void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch, bool hangup)
+void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch)
 {
-    (void)hangup;
     size_t i = 0;
     while (i < b->n && b->members[i] != ch)
         i++;
@@ -151,7 +150,7 @@ void bridge_set_moh(sim *s, sim_bridge *b, const char *cls)
 void bridge_destroy(sim *s, sim_bridge *b, bool events)
 {
     while (b->n)
-        bridge_remove(s, b, b->members[b->n - 1], false);
+        bridge_remove(s, b, b->members[b->n - 1]);
     void **v;
     size_t n = sim_map_values(s->pbs, &v);
     for (size_t i = 0; i < n; i++)

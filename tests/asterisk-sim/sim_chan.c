@@ -170,7 +170,7 @@ static void exec_move(sim *s, sim_chan *ch, const char *bid)
     if (!b || ch->bridge == b)
         return;
     if (ch->bridge)
-        bridge_remove(s, ch->bridge, ch, false);
+        bridge_remove(s, ch->bridge, ch);
     bridge_add(s, b, ch);
 }
 
@@ -203,7 +203,7 @@ static void exec_cmd(sim *s, sim_chan *ch, sim_cmd *c)
     case CMD_MOVE: exec_move(s, ch, c->str); break;
     case CMD_REMOVE:
         if (ch->bridge && !strcmp(ch->bridge->id, c->str))
-            bridge_remove(s, ch->bridge, ch, false);
+            bridge_remove(s, ch->bridge, ch);
         break;
     case CMD_CONTINUE: chan_continue_dialplan(s, ch, c->str, c->str2, c->num, "app"); break;
     case CMD_SETVAR: exec_setvar(s, ch, c->str, c->str2 ? c->str2 : ""); break;
@@ -303,7 +303,7 @@ void chan_continue_dialplan(sim *s, sim_chan *ch, const char *context, const cha
                             long prio, const char *why)
 {
     if (ch->bridge)
-        bridge_remove(s, ch->bridge, ch, false);
+        bridge_remove(s, ch->bridge, ch);
     leave_stasis(s, ch);
     if (context && *context)
         snprintf(ch->context, sizeof(ch->context), "%s", context);
@@ -353,7 +353,7 @@ static void hangup_finish(sim *s, sim_chan *ch, int cause, bool soft)
     if (ch->playing)
         pb_stop(s, ch->playing, "cut");
     if (ch->bridge)
-        bridge_remove(s, ch->bridge, ch, true);
+        bridge_remove(s, ch->bridge, ch);
     bool was_in_stasis = ch->stasis_app != NULL;
     leave_stasis(s, ch);
     char uri[SIM_ID_MAX + 16];
@@ -427,7 +427,6 @@ void chan_party_hangup(sim *s, sim_chan *ch, int cause, const char *who)
 int chan_dtmf(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_party,
               const sim_chan *via)
 {
-    (void)via;
     chan_note(s, ch, from_party ? "dtmf_sent" : "dtmf_received",
               json_pack("{s:s,s:i}", "digit", digit, "duration_ms", (int)dur_ms));
     chan_emit(s, ch, "ChannelDtmfReceived",

@@ -93,14 +93,12 @@ struct sim_chan {
     sim_cmd *q_head, *q_tail;
     bool q_running;       /* guards re-entry of the queue runner */
     /* originate */
-    out_kind outcome;
     sim_ctimer *otimer;
     char dialstring[160]; /* endpoint without "TECH/" (Dial events) */
     char endpoint[200];
     int64_t timeout_ms;
     int far_node;         /* link: node the far leg lives on, else -1 */
     json_t *orig_args;    /* args for StasisStart once answered */
-    bool is_local_party;  /* originated to a simulated far party, not a link */
     /* oracle */
     json_t *timeline;     /* array, owned */
     json_t *hangup_info;  /* object or NULL */
@@ -236,7 +234,7 @@ void chan_update_hearing(sim *s, sim_chan *ch);
 void chan_free(sim_chan *ch);
 json_t *chan_summary(sim *s, const sim_chan *ch);
 int chan_dtmf(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_party,
-              const sim_chan *via);
+              const sim_chan *via); /* via: the leg it came over, or NULL */
 void chan_continue_dialplan(sim *s, sim_chan *ch, const char *context, const char *exten,
                             long prio, const char *why);
 const char *cause_txt(int cause);
@@ -246,7 +244,7 @@ sim_bridge *bridge_new(sim *s, int node, const char *id, bool mixing, const char
 sim_bridge *bridge_get(sim *s, int node, const char *id);
 json_t *bridge_json(sim *s, const sim_bridge *b);
 void bridge_add(sim *s, sim_bridge *b, sim_chan *ch);
-void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch, bool hangup);
+void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch);
 void bridge_set_moh(sim *s, sim_bridge *b, const char *cls);
 void bridge_destroy(sim *s, sim_bridge *b, bool events);
 void bridge_free(sim_bridge *b);
@@ -263,7 +261,6 @@ void pb_start(sim *s, sim_pb *pb);
 void pb_stop(sim *s, sim_pb *pb, const char *how);
 void pb_drop(sim *s, sim_pb *pb);
 void pb_free(sim_pb *pb);
-void pb_free_all_of(sim *s, sim_chan *ch);
 
 /* sim_rec.c */
 sim_rec *rec_live_get(sim *s, int node, const char *name);

@@ -284,11 +284,3 @@ void pb_drop(sim *s, sim_pb *pb)
     heard_close(s, pb, "cut");
     pb_release(s, pb, false);
 }
-
-/* Bridge playbacks targeting ch keep playing to the others; nothing to do.
- * Channel playbacks still queued were flushed with the queue. */
-void pb_free_all_of(sim *s, sim_chan *ch)
-{
-    (void)s;
-    (void)ch;
-}

@@ -131,7 +131,7 @@ static void end_unanswered(sim *s, sim_chan *ch, int cause)
     sim_timer_cancel(s, ch->otimer);
     ch->otimer = NULL;
     if (ch->bridge)
-        bridge_remove(s, ch->bridge, ch, true);
+        bridge_remove(s, ch->bridge, ch);
     chan_emit(s, ch, "ChannelDestroyed",
               json_pack("{s:i,s:s}", "cause", cause, "cause_txt", cause_txt(cause)));
     ch->alive = false;
@@ -231,7 +231,6 @@ int orig_start(sim *s, sim_chan *ch)
     const sim_rule *r = rule_for(s, ch->endpoint);
     out_kind k = r ? r->kind : OUT_ANSWER;
     int64_t delay = r && r->delay_ms >= 0 ? r->delay_ms : DEFAULT_ANSWER_MS;
-    ch->outcome = k;
     if (ch->far_node >= 0) {
         chan_set_state(s, ch, CH_RINGING);
         dial_event(s, ch, "");
