@@ -572,7 +572,7 @@ static void enc_append(char *out, size_t *o, size_t cap, const char *s)
  * (which goes to *api_key). Returns a malloc'd string, or NULL when empty. */
 static char *query_rebuild(struct lws *wsi, char *api_key, size_t klen)
 {
-    char frag[8192];
+    char frag[16400]; /* max_http_header_data: a fragment is never longer */
     size_t cap = (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) * 4 + 64, o = 0;
     char *q = malloc(cap);
     if (!q)
