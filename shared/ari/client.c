@@ -46,7 +46,8 @@ struct ari_client {
     struct event_base *base;
     CURLM *multi;
     struct event *timer;
-    struct curl_slist *json_hdr;
+    struct curl_slist *json_hdr;   /* for requests with a JSON body */
+    struct curl_slist *empty_hdr;  /* for POST / PUT without one */
     char *base_url;         /* url + "/ari" */
     char *user, *password;
     long timeout_ms, connect_timeout_ms;
@@ -322,22 +323,24 @@ static bool method_known(const char *m)
            !strcmp(m, "DELETE");
 }
 
-/* Sets the method and body options. POST without a body still sends
- * Content-Length: 0, which Asterisk wants. */
+/* Sets the method and body options. GET and DELETE without a body send
+ * none; POST and PUT without one send Content-Length: 0 and no Content-Type
+ * (libcurl would otherwise claim a form). */
 static int req_set_method(ari_client *c, ari_req *q, const char *method,
                           const char *json)
 {
     CURL *e = q->easy;
     int rc = 0;
 
-    if (strcmp(method, "GET") == 0 && !json)
+    if (!json && strcmp(method, "GET") == 0)
         return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    if (!json && strcmp(method, "DELETE") == 0)
+        return curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     rc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, json ? (long)strlen(json) : 0L);
     rc |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, json ? json : "");
     if (strcmp(method, "POST") != 0)
         rc |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    if (json)
-        rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->json_hdr);
+    rc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, json ? c->json_hdr : c->empty_hdr);
     return rc;
 }
 
@@ -479,6 +482,8 @@ static int client_multi(ari_client *c)
     if (!(hdr = curl_slist_append(c->json_hdr, "Expect:")))
         return ARIQ_ENOMEM;
     c->json_hdr = hdr;
+    if (!(c->empty_hdr = curl_slist_append(NULL, "Content-Type:")))
+        return ARIQ_ENOMEM;
     return rc ? ARIQ_EIO : 0;
 }
 
@@ -525,6 +530,7 @@ static void client_destroy(ari_client *c)
     if (c->timer)
         event_free(c->timer);
     curl_slist_free_all(c->json_hdr);
+    curl_slist_free_all(c->empty_hdr);
     free(c->base_url);
     free(c->user);
     if (c->password)

@@ -377,6 +377,7 @@ static void test_post_without_body_and_204(void **state)
     assert_string_equal(e->s.method, "POST");
     assert_string_equal(e->s.uri, "/ari/channels/1.1/answer");
     assert_string_equal(e->s.clen, "0");
+    assert_string_equal(e->s.ctype, "");  /* not a form */
     assert_string_equal(e->s.body, "");
     assert_null(g.json);
     assert_int_equal(g.body_len, 0);
@@ -387,6 +388,8 @@ static void test_post_without_body_and_204(void **state)
     run_until(e->base, &g.calls, 1, 3000);
     assert_string_equal(e->s.method, "DELETE");
     assert_string_equal(e->s.uri, "/ari/recordings/live/rec%201/pause");
+    assert_string_equal(e->s.ctype, "");
+    assert_string_equal(e->s.clen, "");   /* no body at all */
     assert_int_equal(g.status, 204);
 }
 
