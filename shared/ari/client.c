@@ -14,6 +14,7 @@
 #include "ari/client.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,15 +155,16 @@ static int curl_err(const ari_req *q, CURLcode rc)
     return ARIQ_EIO;
 }
 
-/* Logs the outcome at the level it deserves: 4xx are answers the caller
- * handles (debug), 5xx and transport failures are worth a warning. */
+/* Logs the outcome at the level it deserves: most 4xx are answers the caller
+ * handles (debug); 401/403 (wrong credentials), 5xx and transport failures
+ * are worth a warning. */
 static void req_log(const ari_response *r)
 {
     log_level lvl = LOG_LVL_DEBUG;
 
     if (r->status == 0 && r->err != ARIQ_ECLOSED)
         lvl = LOG_LVL_WARN;
-    else if (r->status >= 500)
+    else if (r->status >= 500 || r->status == 401 || r->status == 403)
         lvl = LOG_LVL_WARN;
     if (lvl < log_get_level())
         return;
@@ -197,7 +199,6 @@ static void req_complete(ari_client *c, ari_req *q, CURLcode rc, int forced_err)
             r.json = json_loadb(q->buf, q->len, JSON_DECODE_ANY, &jerr);
     }
     req_log(&r);
-    (void)c;
     if (q->cb)
         q->cb(&c->rest, &r, q->pd);
     json_decref(r.json);
@@ -502,8 +503,10 @@ ari_client *ari_client_new(struct event_base *base, const ari_client_config *cfg
     c->rest.ops = &client_ops;
     c->rest.impl = c;
     c->base = base;
-    if (client_config(c, cfg) != 0 || client_multi(c) != 0)
+    if (client_config(c, cfg) != 0 || client_multi(c) != 0) {
+        LOG_E(MOD, "cannot create client: url must be http(s)://host:port, or out of memory");
         goto fail;
+    }
     LOG_I(MOD, "url=%s user=%s timeout_ms=%ld max_connections=%d",
           log_redact_url(c->base_url, red, sizeof red), c->user ? c->user : "-",
           c->timeout_ms, c->max_conns);
