@@ -7,7 +7,8 @@
  *   2. per call: answer, add to a holding bridge (100 calls per bridge, so a
  *      bridge snapshot in an event stays small), play a sound;
  *   3. the simulator's VmRSS / VmHWM with N channels up;
- *   3b. a burst of 50,000 DTMF events on one call (the WebSocket path alone);
+ *   3b. GET /ari/channels listing all N (one multi-megabyte answer);
+ *   3c. a burst of 50,000 DTMF events on one call (the WebSocket path alone);
  *   4. every call hung up over ARI, bridges destroyed, /sim/state empty.
  * Prints "name: value unit" lines. Exit 0 if every step worked. */
 #include <curl/curl.h>
@@ -168,6 +169,21 @@ static double event_burst(bench *b)
     return 50000.0 * 1000.0 / (double)((clock_mono_ms() - t0) ? clock_mono_ms() - t0 : 1);
 }
 
+/* GET /ari/channels with every channel up: one large answer written in
+ * chunks. Returns the milliseconds it took, or -1 if the list is wrong. */
+static long list_channels(bench *b)
+{
+    uint64_t t0 = clock_mono_ms();
+    if (req(b, "GET", "/ari/channels", NULL) != 200)
+        return -1;
+    long ms = (long)(clock_mono_ms() - t0);
+    json_t *j = json_loads(b->body ? b->body : "", 0, NULL);
+    size_t n = json_array_size(j);
+    json_decref(j);
+    printf("sim_get_channels_bytes: %zu bytes\n", b->body_len);
+    return n == (size_t)b->n ? ms : -1;
+}
+
 static long proc_status_kb(pid_t pid, const char *key)
 {
     char path[64], line[256];
@@ -232,6 +248,12 @@ static int run(bench *b)
     printf("sim_rest_calls_per_sec: %.0f calls/s\n", per_sec((double)(b->requests - r0), ms));
     printf("sim_vmrss_at_%d_channels: %ld kB\n", b->n, proc_status_kb(b->p.proc.pid, "VmRSS"));
     printf("sim_vmhwm: %ld kB\n", proc_status_kb(b->p.proc.pid, "VmHWM"));
+    long list_ms = list_channels(b);
+    if (list_ms < 0) {
+        fprintf(stderr, "bench_sim: GET /ari/channels did not list %d channels\n", b->n);
+        return -1;
+    }
+    printf("sim_get_channels_ms: %ld ms\n", list_ms);
     double burst = event_burst(b);
     if (burst < 0) {
         fprintf(stderr, "bench_sim: DTMF burst failed\n");
