@@ -8,11 +8,40 @@
  * the core's timers and the core's events.
  *
  * What the host answers itself (everything else goes to sim_request):
- *   /ari/events          WebSocket upgrade (basic auth or api_key; 401, 400)
- *   /ari/...             401 without valid credentials; fault 500s and latency
- *   /sim/faults          GET: this node's faults; POST: set them
- *   /sim/nodes/NAME/down POST: the node dies and stops listening
- *   /sim/nodes/NAME/up   POST: the node comes back empty and listens again */
+ *   /ari/events          WebSocket upgrade, checked in Asterisk's order:
+ *                        credentials (basic auth or api_key=user:password,
+ *                        401 {"message":"Authentication required"}), then
+ *                        app=NAME[,NAME2] (400, text/html as Asterisk), then
+ *                        the refuse_ws fault (503). subscribeAll is accepted
+ *                        and ignored. One text message per event, compact
+ *                        JSON, in the order the core emits them. A newer
+ *                        socket for the same app on the same node takes it
+ *                        over: the older gets ApplicationReplaced and nothing
+ *                        more. A socket with more than --ws-queue-max bytes
+ *                        unsent (default 64 MiB) is dropped and logged.
+ *                        Without Upgrade: 426.
+ *   /ari/...             401 without valid credentials; then the faults
+ *                        below; then the core. Query strings reach the core
+ *                        re-encoded (lws decodes them), without api_key; an
+ *                        application/x-www-form-urlencoded body is appended
+ *                        to the query, as Asterisk reads it.
+ *   /sim/faults          per node (the port you send it to):
+ *                        POST {"drop_ws":true} close its event sockets now
+ *                             {"http_500":N}   next N /ari/ requests: 500
+ *                                              {"message":"Internal Server Error"}
+ *                             {"latency_ms":N} hold every /ari/ answer N ms
+ *                                              (0 turns it off)
+ *                             {"refuse_ws":N}  refuse the next N upgrades (503)
+ *                        (keys combine; unknown key or bad value: 400)
+ *                        -> 200 {"node","http_500","latency_ms","refuse_ws"};
+ *                        GET -> the same, unchanged.
+ *   /sim/nodes/NAME/down POST, to any live node: NAME dies (sim_node_down):
+ *                        its event sockets drop, its listener closes
+ *                        (connections refused), its other connections close.
+ *                        -> 200 {"node","state":"down","port"}; 404 unknown.
+ *   /sim/nodes/NAME/up   POST: listens again on the same port, empty.
+ *                        -> 200 {"node","state":"up","port"}.
+ * Bodies over 1 MiB: 413. Paths outside /ari/ and /sim/: 404. */
 #ifndef ARIQ_SIM_SERVER_H
 #define ARIQ_SIM_SERVER_H
 

@@ -74,7 +74,7 @@ json_t *sim_ctl(const sim_proc *p, int node, const char *method, const char *pat
 char *sim_http(const sim_proc *p, int node, const char *method, const char *path,
                const char *body, bool with_auth, long *status);
 
-/* Host control routes (see tests/asterisk-sim/SIM.md "Faults").
+/* Host control routes (documented in tests/asterisk-sim/sim_server.h).
  * sim_fault posts `json` (e.g. "{\"http_500\":2}") to /sim/faults of `node`.
  * sim_node_down/up take `node` down or up, asking through the port of
  * `via` (a node that is up). Each returns the HTTP status, 0 if none. */
