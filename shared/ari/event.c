@@ -192,7 +192,7 @@ static void parse_dialplan(const json_t *chan, ari_channel *c)
 static int parse_channel(const json_t *root, const char *key, ari_channel *c, char *err,
                          size_t errlen)
 {
-    json_t *o;
+    json_t *o = NULL;
     int rc = jx_get_obj(root, key, &o, err, errlen);
     if (rc != 0)
         return rc;
@@ -239,7 +239,7 @@ static int parse_target(const char *uri, ari_target_kind *kind, char *id, char *
 
 static int parse_bridge(const json_t *root, ari_bridge *b, char *err, size_t errlen)
 {
-    json_t *o, *chans;
+    json_t *o = NULL, *chans;
     int rc = jx_get_obj(root, "bridge", &o, err, errlen);
     if (rc != 0)
         return rc;
@@ -259,7 +259,7 @@ static int parse_bridge(const json_t *root, ari_bridge *b, char *err, size_t err
 
 static int parse_playback(const json_t *root, ari_playback *p, char *err, size_t errlen)
 {
-    json_t *o;
+    json_t *o = NULL;
     int rc = jx_get_obj(root, "playback", &o, err, errlen);
     if (rc != 0)
         return rc;
@@ -283,7 +283,7 @@ static int parse_playback(const json_t *root, ari_playback *p, char *err, size_t
 
 static int parse_recording(const json_t *root, ari_recording *r, char *err, size_t errlen)
 {
-    json_t *o;
+    json_t *o = NULL;
     int rc = jx_get_obj(root, "recording", &o, err, errlen);
     if (rc != 0)
         return rc;
@@ -309,7 +309,7 @@ static int parse_recording(const json_t *root, ari_recording *r, char *err, size
 
 static int parse_args(const json_t *root, ari_event *ev, char *err, size_t errlen)
 {
-    json_t *arr;
+    json_t *arr = NULL;
     int rc = jx_get_array(root, "args", ARI_EVENT_MAX_ARGS, &arr, err, errlen);
     for (size_t i = 0; rc == 0 && i < json_array_size(arr); i++) {
         char what[32];
@@ -325,7 +325,7 @@ static int parse_args(const json_t *root, ari_event *ev, char *err, size_t errle
 
 static int parse_dtmf(const json_t *root, ari_event *ev, char *err, size_t errlen)
 {
-    const char *d;
+    const char *d = NULL;
     int rc = jx_get_str(root, "digit", MAX_SHORT, &d, err, errlen);
     if (rc != 0)
         return rc;

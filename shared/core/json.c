@@ -132,7 +132,7 @@ int jx_get_str_opt(const json_t *obj, const char *key, size_t maxlen, const char
 int jx_get_id(const json_t *obj, const char *key, size_t maxlen, const char **out,
               char *err, size_t errlen)
 {
-    const char *s;
+    const char *s = NULL;
     int rc = jx_get_str(obj, key, maxlen, &s, err, errlen);
     if (rc != 0)
         return rc;
