@@ -543,18 +543,32 @@ static int silent_listener(int *port_out)
     return -1;
 }
 
+static void count_tick(evutil_socket_t fd, short what, void *ud)
+{
+    (void)fd;
+    (void)what;
+    (*(int *)ud)++;
+}
+
+/* Also shows the loop is never blocked: a 10 ms timer on the same loop keeps
+ * its pace while the request hangs. */
 static void test_timeout(void **state)
 {
     env *e = *state;
     got g = {0};
-    int port;
+    int port, ticks = 0;
     int fd = silent_listener(&port);
     ari_client *c = client_for(e, port, 300, 4);
+    struct event *ticker = event_new(e->base, -1, EV_PERSIST, count_tick, &ticks);
+    struct timeval ten_ms = {0, 10000};
     uint64_t t0 = clock_mono_ms();
 
+    event_add(ticker, &ten_ms);
     assert_int_equal(ari_channel_answer(ari_client_rest(c), "1.1", got_cb, &g), 0);
     run_until(e->base, &g.calls, 1, 3000);
     uint64_t took = clock_mono_ms() - t0;
+    event_free(ticker);
+    assert_true(ticks >= 20); /* ~30 expected in 300 ms */
     assert_int_equal(g.calls, 1);
     assert_int_equal(g.status, 0);
     assert_int_equal(g.err, ARIQ_ETIMEDOUT);
