@@ -445,6 +445,26 @@ static void test_query_encoding(void **state)
     assert_int_equal(st, 200);
     assert_string_equal(str(j, "value"), "a&b c+d");
     json_decref(j);
+
+    /* a form body is read as parameters */
+    CURL *c = curl_easy_init();
+    char url[512];
+    long code = 0;
+    snprintf(url, sizeof url, "%s/ari/channels/%s/variable", sim_proc_url(p, 0), id);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "variable=Y&value=hello+world%21");
+    curl_easy_setopt(c, CURLOPT_USERNAME, "ari");
+    curl_easy_setopt(c, CURLOPT_PASSWORD, "ari");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    assert_int_equal(code, 204);
+    curl_easy_cleanup(c);
+    snprintf(path, sizeof path, "/ari/channels/%s/variable?variable=Y", id);
+    j = sim_ctl(p, 0, "GET", path, NULL, &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(str(j, "value"), "hello world!");
+    json_decref(j);
     sim_events_close(ev);
 }
 
