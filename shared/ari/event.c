@@ -525,3 +525,27 @@ void ari_event_free(ari_event *ev)
     json_decref(h->priv.root);
     free(h);
 }
+
+const char *ari_event_channel_id(const ari_event *ev)
+{
+    if (ev->has_channel)
+        return ev->channel.id;
+    if (ev->has_peer)
+        return ev->peer.id;
+    if (ev->has_playback && ev->playback.target_kind == ARI_TARGET_CHANNEL)
+        return ev->playback.target_id;
+    if (ev->has_recording && ev->recording.target_kind == ARI_TARGET_CHANNEL)
+        return ev->recording.target_id;
+    return NULL;
+}
+
+const char *ari_event_bridge_id(const ari_event *ev)
+{
+    if (ev->has_bridge)
+        return ev->bridge.id;
+    if (ev->has_playback && ev->playback.target_kind == ARI_TARGET_BRIDGE)
+        return ev->playback.target_id;
+    if (ev->has_recording && ev->recording.target_kind == ARI_TARGET_BRIDGE)
+        return ev->recording.target_id;
+    return NULL;
+}

@@ -200,6 +200,15 @@ int ari_event_parse(const char *buf, size_t len, ari_event **out, char *err,
 /* Frees the event and everything it points to. NULL is a no-op. */
 void ari_event_free(ari_event *ev);
 
+/* The channel an event concerns, for routing it to the leg that owns that
+ * channel: channel.id; else Dial's peer.id; else the id in a playback's or
+ * recording's "channel:ID" target. NULL when it concerns no channel (a
+ * bridge playback, BridgeDestroyed). BORROWED from ev. */
+const char *ari_event_channel_id(const ari_event *ev);
+
+/* Likewise the bridge: bridge.id, or a "bridge:ID" target; NULL if none. */
+const char *ari_event_bridge_id(const ari_event *ev);
+
 /* Static names; never NULL ("?" when out of range). */
 const char *ari_event_type_name(ari_event_type t);
 const char *ari_chan_state_name(ari_chan_state s);

@@ -21,7 +21,24 @@
  * bytes (cfg.max_queued_bytes), the service thread stops reading the socket until the
  * loop has drained the queue, so memory stays bounded and no event is dropped.
  *
- * Passwords are never logged; the URL in logs has no api_key. */
+ * Passwords are never logged; the URL in logs has no api_key. lws resolves
+ * the host with a blocking getaddrinfo: on the service thread, never the loop.
+ *
+ * Use:
+ *
+ *     static void on_ev(ari_stream *s, const ari_event *ev, void *ud) {
+ *         handlers[ev->type](ud, ev);        // dispatch by table, ev borrowed
+ *     }
+ *     ari_stream_cfg cfg = {.host = "127.0.0.1", .port = 8088, .app = "queue",
+ *                           .user = "ari", .password = pw, .on_event = on_ev,
+ *                           .on_connected = reconcile, .ud = node};
+ *     ari_stream *s;
+ *     if (ari_stream_new(base, &cfg, &s) != 0) ...   // no callback has run
+ *     event_base_dispatch(base);
+ *     ari_stream_free(s);
+ *
+ * Unit tests of a leg need no stream: ari_event_parse() a sample and call
+ * the handler. */
 #ifndef ARIQ_ARI_STREAM_H
 #define ARIQ_ARI_STREAM_H
 

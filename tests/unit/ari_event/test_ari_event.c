@@ -412,6 +412,33 @@ static void test_media_events(void **state)
     ari_event_free(ev);
 }
 
+static void test_routing_ids(void **state)
+{
+    (void)state;
+    const struct {
+        const char *file, *chan, *bridge;
+    } cases[] = {
+        {"StasisStart.json", "1795384614.39", NULL},
+        {"ChannelEnteredBridge.json", "1795384614.39",
+         "fe1a7e1e-9e6a-473b-83b2-461bd74885c2"},
+        {"PlaybackStarted.json", "1795384614.39", NULL},
+        {"RecordingStarted.json", NULL, "83d0be22-d60a-4de1-82a3-ecf4b228e3ff"},
+        {"RecordingFailed.json", "1795384628.48", NULL},
+        {"Dial.json", "1795384628.48", NULL},
+        {"BridgeDestroyed.json", NULL, "83d0be22-d60a-4de1-82a3-ecf4b228e3ff"},
+        {"ApplicationReplaced.json", NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ari_event *ev = parse_sample(cases[i].file);
+        const char *c = ari_event_channel_id(ev), *b = ari_event_bridge_id(ev);
+        if ((c == NULL) != (cases[i].chan == NULL) || (c && strcmp(c, cases[i].chan)) ||
+            (b == NULL) != (cases[i].bridge == NULL) || (b && strcmp(b, cases[i].bridge)))
+            fail_msg("%s: channel %s bridge %s", cases[i].file, c ? c : "NULL",
+                     b ? b : "NULL");
+        ari_event_free(ev);
+    }
+}
+
 static void test_other_events(void **state)
 {
     (void)state;
@@ -650,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_bridge_events),
         cmocka_unit_test(test_media_events),
         cmocka_unit_test(test_other_events),
+        cmocka_unit_test(test_routing_ids),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_minimal_and_unknown),
         cmocka_unit_test(test_oversize),
