@@ -132,7 +132,8 @@ bool run_until(seen *w, cond_fn cond, void *arg, int timeout_ms)
 {
     waiter wt = {w, cond, arg, clock_mono_ms() + (uint64_t)timeout_ms, false};
     static bool dump_registered;
-    if (!dump_registered && getenv("ARIQ_TEST_LOG_DUMP")) {
+    const char *dump = getenv("ARIQ_TEST_LOG_DUMP");
+    if (!dump_registered && dump && *dump) {
         dump_registered = true;
         atexit(log_dump); /* ARIQ_TEST_LOG_DUMP=1: print the captured log at exit */
     }

@@ -115,6 +115,79 @@ static void test_call_reaches_loop(void **state)
     finish(&w, s); /* free while connected */
 }
 
+static bool n_of_type(seen *w, ari_event_type t, int n)
+{
+    return w->type_count[t] >= n;
+}
+
+static bool media_done(seen *w, void *arg)
+{
+    (void)arg;
+    return n_of_type(w, ARI_EV_PLAYBACK_FINISHED, 1) &&
+           n_of_type(w, ARI_EV_RECORDING_FINISHED, 1);
+}
+
+static bool bridge_gone(seen *w, void *arg)
+{
+    (void)arg;
+    return n_of_type(w, ARI_EV_BRIDGE_DESTROYED, 1) && n_of_type(w, ARI_EV_STASIS_END, 1);
+}
+
+/* A queue's usual REST calls against the sim: every event they cause must
+ * parse into its type (parse_errors stays 0 in finish()). */
+static void test_sim_media_events_parse(void **state)
+{
+    (void)state;
+    seen w;
+    ari_stream *s = connect_stream(&w, false);
+    char id[64] = "", path[256];
+    long st = 0;
+    json_t *sum = sim_place_call(&g_sim, 0, "queue", "caller", "1001", id, sizeof id);
+    assert_non_null(sum);
+    json_decref(sum);
+    snprintf(path, sizeof path, "/ari/channels/%s/answer", id);
+    json_decref(sim_ctl(&g_sim, 0, "POST", path, NULL, &st));
+    assert_int_equal(st, 204);
+    json_t *br =
+        sim_ctl(&g_sim, 0, "POST", "/ari/bridges?type=mixing&bridgeId=br1", NULL, &st);
+    assert_int_equal(st, 200);
+    json_decref(br);
+    snprintf(path, sizeof path, "/ari/bridges/br1/addChannel?channel=%s", id);
+    json_decref(sim_ctl(&g_sim, 0, "POST", path, NULL, &st));
+    assert_int_equal(st, 204);
+    snprintf(path, sizeof path, "/ari/channels/%s/play?media=sound:beep&playbackId=pb1",
+             id);
+    json_decref(sim_ctl(&g_sim, 0, "POST", path, NULL, &st));
+    assert_int_equal(st, 201);
+    json_decref(sim_ctl(&g_sim, 0, "POST", "/ari/bridges/br1/record?name=rec1&format=wav",
+                        NULL, &st));
+    assert_int_equal(st, 201);
+    json_decref(sim_ctl(&g_sim, 0, "DELETE", "/ari/playbacks/pb1", NULL, &st));
+    json_decref(sim_ctl(&g_sim, 0, "POST", "/ari/recordings/live/rec1/stop", NULL, &st));
+    assert_int_equal(st, 204);
+    assert_true(run_until(&w, media_done, NULL, 5000));
+    assert_int_equal(sim_hangup_call(&g_sim, 0, id, 16), 204);
+    json_decref(sim_ctl(&g_sim, 0, "DELETE", "/ari/bridges/br1", NULL, &st));
+    assert_true(run_until(&w, bridge_gone, NULL, 5000));
+    const ari_event_type want[] = {
+        ARI_EV_STASIS_START,
+        ARI_EV_CHANNEL_STATE_CHANGE,
+        ARI_EV_CHANNEL_ENTERED_BRIDGE,
+        ARI_EV_PLAYBACK_STARTED,
+        ARI_EV_PLAYBACK_FINISHED,
+        ARI_EV_RECORDING_STARTED,
+        ARI_EV_RECORDING_FINISHED,
+        ARI_EV_CHANNEL_LEFT_BRIDGE,
+        ARI_EV_STASIS_END,
+        ARI_EV_BRIDGE_DESTROYED,
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (w.type_count[want[i]] == 0)
+            fail_msg("no %s from the sim", ari_event_type_name(want[i]));
+    }
+    finish(&w, s);
+}
+
 static void test_drop_ws_reconnects(void **state)
 {
     (void)state;
@@ -211,6 +284,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_call_reaches_loop),
+        cmocka_unit_test(test_sim_media_events_parse),
         cmocka_unit_test(test_drop_ws_reconnects),
         cmocka_unit_test(test_refused_upgrades_then_connect),
         cmocka_unit_test(test_wrong_password),
