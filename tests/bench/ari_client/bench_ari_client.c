@@ -8,6 +8,10 @@
  *                                      child process (the client's ceiling)
  *   ari_rest_client_cpu_us_per_call: U the client's own CPU (user + system)
  *                                      per call, in the evhttp run
+ *   ari_rest_latency_ms_p50 / _p99     per call against the simulator, from
+ *                                      the request call to the callback
+ *                                      (with `inflight` queued, so it includes
+ *                                      waiting for a connection)
  *
  * Usage: bench_ari_client [--calls N] [--inflight K] [--conns C]
  *                         [--only sim|evhttp]
@@ -35,12 +39,15 @@ typedef struct bench {
     long calls, started, done, ok, failed;
     long first_bad_status;
     int first_bad_err;
+    double *lat_ms;         /* elapsed_ms of each call, in completion order */
 } bench;
 
 static void on_done(ari_rest *rest, const ari_response *r, void *pd)
 {
     bench *b = pd;
 
+    if (b->done < b->calls)
+        b->lat_ms[b->done] = r->elapsed_ms;
     b->done++;
     if (r->status == 200 && r->json) {
         b->ok++;
@@ -65,6 +72,13 @@ static double cpu_us(void)
 }
 
 static double last_cpu_us_per_call;
+static double last_p50_ms, last_p99_ms;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 /* Runs the benchmark against url; returns calls/s, or -1 on failure. */
 static double run(const char *url, const char *user, const char *password,
@@ -76,8 +90,11 @@ static double run(const char *url, const char *user, const char *password,
     bench b = {.calls = calls};
     uint64_t t0, t1;
 
+    b.lat_ms = calloc((size_t)calls, sizeof *b.lat_ms);
     b.c = ari_client_new(base, &cfg);
-    if (!b.c) {
+    if (!b.c || !b.lat_ms) {
+        ari_client_free(b.c);
+        free(b.lat_ms);
         event_base_free(base);
         return -1;
     }
@@ -92,6 +109,10 @@ static double run(const char *url, const char *user, const char *password,
     last_cpu_us_per_call = (cpu_us() - cpu0) / (double)calls;
     ari_client_free(b.c);
     event_base_free(base);
+    qsort(b.lat_ms, (size_t)b.done, sizeof *b.lat_ms, cmp_double);
+    last_p50_ms = b.done ? b.lat_ms[b.done / 2] : 0;
+    last_p99_ms = b.done ? b.lat_ms[b.done * 99 / 100] : 0;
+    free(b.lat_ms);
     if (b.failed || b.done != calls) {
         fprintf(stderr, "bench: %ld/%ld done, %ld failed (first: status %ld err %d)\n",
                 b.done, calls, b.failed, b.first_bad_status, b.first_bad_err);
@@ -161,7 +182,8 @@ static int bench_sim(long calls, int inflight, int conns)
     sim_proc_stop(&sp);
     if (rate < 0)
         return 1;
-    printf("ari_rest_calls_per_sec: %.0f\n", rate);
+    printf("ari_rest_calls_per_sec: %.0f\nari_rest_latency_ms_p50: %.2f\n"
+           "ari_rest_latency_ms_p99: %.2f\n", rate, last_p50_ms, last_p99_ms);
     return 0;
 }
 
