@@ -248,6 +248,43 @@ static void test_two_apps_one_socket(void **state)
     sim_events_close(ev);
 }
 
+/* The core's timers run on the host's real clock: at scale 0.1 the 4.241 s
+ * queue-youarenext plays for about 424 ms. */
+static int setup_scaled(void **state)
+{
+    static sim_proc p;
+    assert_int_equal(sim_proc_start(&p, 1, 0.1), 0);
+    *state = &p;
+    return 0;
+}
+
+static void test_timers_real_time(void **state)
+{
+    sim_proc *p = *state;
+    char id[64], path[256];
+    long st;
+    sim_events *ev = sim_events_open(p, 0, "queue");
+    assert_non_null(ev);
+    json_decref(sim_place_call(p, 0, "queue", "caller", "1", id, sizeof id));
+    snprintf(path, sizeof path, "/ari/channels/%s/answer", id);
+    json_decref(sim_ctl(p, 0, "POST", path, NULL, &st));
+    assert_int_equal(st, 204);
+    snprintf(path, sizeof path, "/ari/channels/%s/play?media=sound:queue-youarenext", id);
+    uint64_t t0 = clock_mono_ms();
+    json_decref(sim_ctl(p, 0, "POST", path, NULL, &st));
+    assert_int_equal(st, 201);
+    json_t *e = sim_events_wait(ev, "PlaybackStarted", id, 3000);
+    assert_non_null(e);
+    json_decref(e);
+    e = sim_events_wait(ev, "PlaybackFinished", id, 5000);
+    assert_non_null(e);
+    json_decref(e);
+    uint64_t ms = since(t0);
+    assert_true(ms >= 400);
+    assert_true(ms < 3000);
+    sim_events_close(ev);
+}
+
 /* ---- faults ------------------------------------------------------------------- */
 
 static void test_fault_drop_ws(void **state)
@@ -718,6 +755,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_in_order, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_application_replaced, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_two_apps_one_socket, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_timers_real_time, setup_scaled, teardown),
         cmocka_unit_test_setup_teardown(test_fault_drop_ws, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_fault_http_500, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_fault_latency, setup_one, teardown),
