@@ -35,8 +35,8 @@
  * Threads: none of its own. A client (and an ari_fake) is used only from the
  * thread that runs its event_base.
  *
- * Logging (mod=ari_rest): each response at debug; 5xx and transport failures
- * at warn. 4xx are the caller's to judge and log. */
+ * Logging (mod=ari_rest): each response at debug; 5xx, 401/403 and transport
+ * failures at warn. Other 4xx are the caller's to judge and log. */
 #ifndef ARIQ_ARI_CLIENT_H
 #define ARIQ_ARI_CLIENT_H
 
