@@ -174,6 +174,7 @@ static uint64_t host_now_ms(void *ud)
     return clock_wall_ms();
 }
 
+/* Unlinks a timer from every list it is on and frees it. */
 static void timer_free(sim_timer *t)
 {
     lws_dll2_remove(&t->all);
@@ -190,10 +191,10 @@ static void timer_fire_sul(lws_sorted_usec_list_t *sul)
     fire(arg);
 }
 
-/* Arms the drain 1 us ahead, so a drain that re-arms itself still lets lws
- * service sockets in between. */
 static void imm_drain(lws_sorted_usec_list_t *sul);
 
+/* Arms the drain 1 us ahead, so a drain that re-arms itself still lets lws
+ * service sockets in between. */
 static void imm_arm(sim_server *srv)
 {
     if (srv->imm_armed)
@@ -202,6 +203,7 @@ static void imm_arm(sim_server *srv)
     lws_sul_schedule(srv->ctx, 0, &srv->sul_imm, imm_drain, 1);
 }
 
+/* Fires the zero-delay timers armed before this turn, oldest first. */
 static void imm_drain(lws_sorted_usec_list_t *sul)
 {
     sim_server *srv = lws_container_of(sul, sim_server, sul_imm);
