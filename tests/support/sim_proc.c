@@ -570,7 +570,7 @@ sim_events *sim_events_open_query(const sim_proc *p, int node, const char *query
         goto fail;
     return ev;
 fail:
-    fprintf(stderr, "sim_events: no events socket on node %d (%s)\n", node, query);
+    fprintf(stderr, "sim_events: no events socket on node %d\n", node);
     sim_events_close(ev);
     return NULL;
 }
