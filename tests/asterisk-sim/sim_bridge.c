@@ -17,15 +17,17 @@ sim_bridge *bridge_new(sim *s, int node, const char *id, bool mixing, const char
     if (strlen(id) >= SIM_ID_MAX || sim_map_get(s->bridges, id))
         return NULL;
     sim_bridge *b = calloc(1, sizeof(*b));
-    if (!b)
+    if (!b || !(b->ids = json_array())) {
+        free(b);
         return NULL;
+    }
     strcpy(b->id, id);
     snprintf(b->name, sizeof(b->name), "%s", name ? name : "");
     b->node = node;
     b->mixing = mixing;
     b->created_ms = sim_now(s);
     if (sim_map_put(s->bridges, b->id, b)) {
-        free(b);
+        bridge_free(b);
         return NULL;
     }
     return b;
@@ -38,6 +40,7 @@ void bridge_free(sim_bridge *b)
     for (size_t i = 0; i < b->n; i++)
         b->members[i]->bridge = NULL;
     free(b->members);
+    json_decref(b->ids);
     free(b->app);
     free(b);
 }
@@ -48,12 +51,12 @@ sim_bridge *bridge_get(sim *s, int node, const char *id)
     return b && b->node == node ? b : NULL;
 }
 
+/* The "channels" array is shared with the bridge: serialize the result
+ * before the bridge changes (events and replies both do). */
 json_t *bridge_json(sim *s, const sim_bridge *b)
 {
     char ts[32];
-    json_t *chans = json_array();
-    for (size_t i = 0; i < b->n; i++)
-        json_array_append_new(chans, json_string(b->members[i]->id));
+    json_t *chans = json_incref(b->ids);
     return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s}", "id", b->id, "technology",
                      b->mixing ? "simple_bridge" : "holding_bridge", "bridge_type",
                      b->mixing ? "mixing" : "holding", "bridge_class", "stasis", "creator",
@@ -104,6 +107,8 @@ void bridge_add(sim *s, sim_bridge *b, sim_chan *ch)
         b->members = m;
         b->cap = cap;
     }
+    if (json_array_append_new(b->ids, json_string(ch->id)))
+        return;
     b->members[b->n++] = ch;
     ch->bridge = b;
     const char *app = chan_event_app(ch);
@@ -130,6 +135,7 @@ void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch)
         chan_setvar_event(s, ch, "BRIDGEPEER", "");
     }
     memmove(&b->members[i], &b->members[i + 1], (b->n - i - 1) * sizeof(*b->members));
+    json_array_remove(b->ids, i);
     b->n--;
     ch->bridge = NULL;
     if (!b->n)

@@ -107,6 +107,10 @@ const char *chan_event_app(const sim_chan *ch)
 
 void chan_emit(sim *s, sim_chan *ch, const char *type, json_t *extra)
 {
+    if (!sim_app_attached(s, ch->node, chan_event_app(ch))) {
+        json_decref(extra); /* nobody listens: skip building the model */
+        return;
+    }
     json_t *ev = extra ? extra : json_object();
     if (!ev)
         return;
@@ -332,7 +336,10 @@ static void link_hangup_fire(void *arg)
 {
     sim_chan *ch = arg;
     ch->hup_timer = NULL;
-    chan_hangup(ch->s, ch, 16, false, "link");
+    if (ch->link_out && ch->state != CH_UP)
+        orig_fail(ch->s, ch, 16); /* far end gone before it answered */
+    else
+        chan_hangup(ch->s, ch, 16, false, "link");
 }
 
 /* The far end of a link learns of the hangup a little later, as over IAX2:

@@ -112,6 +112,9 @@ struct sim_bridge {
     uint64_t created_ms;
     sim_chan **members;
     size_t n, cap;
+    json_t *ids;          /* member ids, kept in step with members: the
+                           * snapshots share it (events are serialized at
+                           * once, so 10,000 members cost no copies) */
     bool announcer;       /* MOH announcer present */
     char moh_class[64];
     char *app;            /* an app that had a channel here: BridgeDestroyed */
@@ -277,6 +280,8 @@ bool rec_format_ok(const char *fmt);
 
 /* sim_orig.c */
 int orig_start(sim *s, sim_chan *ch);
+/* Ends an originated channel that was not answered (ChannelDestroyed). */
+void orig_fail(sim *s, sim_chan *ch, int cause);
 sim_chan *orig_new_chan(sim *s, int node, const char *id, const char *endpoint);
 void sim_make_id(sim *s, int node, char *out, size_t n);
 int rules_set(sim *s, json_t *body);

@@ -125,6 +125,10 @@ static void end_unanswered(sim *s, sim_chan *ch, int cause)
 {
     if (!ch->alive)
         return;
+    if (ch->stasis_app) { /* /channels/create + dial: it is in Stasis */
+        chan_hangup(s, ch, cause, false, "far_end");
+        return;
+    }
     ch->hangup_info = json_pack("{s:s,s:i,s:I}", "who", "far_end", "cause", cause, "t",
                                 (json_int_t)sim_now(s));
     chan_note(s, ch, "hangup", json_pack("{s:s,s:i}", "who", "far_end", "cause", cause));
@@ -191,6 +195,11 @@ static int link_far(sim *s, sim_chan *near)
     snprintf(far->exten, sizeof(far->exten), "%s", exten);
     run_dialplan(s, far);
     return 0;
+}
+
+void orig_fail(sim *s, sim_chan *ch, int cause)
+{
+    end_unanswered(s, ch, cause);
 }
 
 static void on_timeout(void *arg)

@@ -1,6 +1,7 @@
 /* vhost.c - see vhost.h. */
 #include "vhost.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,13 +10,15 @@ struct sim_timer {
     unsigned long seq;
     sim_timer_fn fn;
     void *arg;
-    struct sim_timer *next;
+    struct sim_timer *next, *prev;
 };
 
 struct vhost {
     uint64_t now;
     unsigned long seq;
     struct sim_timer *timers; /* sorted by (due, seq) */
+    struct sim_timer *tail;
+    bool capture;
     int n_timers;
     json_t *events;
     sim *s;
@@ -38,33 +41,53 @@ static sim_timer *v_add(void *ud, uint64_t delay, sim_timer_fn fn, void *arg)
     t->seq = ++vh->seq;
     t->fn = fn;
     t->arg = arg;
-    sim_timer **pp = &vh->timers;
-    while (*pp && (*pp)->due <= t->due)
-        pp = &(*pp)->next;
-    t->next = *pp;
-    *pp = t;
+    /* most timers go last: walk back from the tail */
+    sim_timer *p = vh->tail;
+    while (p && p->due > t->due)
+        p = p->prev;
+    t->prev = p;
+    t->next = p ? p->next : vh->timers;
+    if (t->next)
+        t->next->prev = t;
+    else
+        vh->tail = t;
+    if (p)
+        p->next = t;
+    else
+        vh->timers = t;
     vh->n_timers++;
     return t;
 }
 
+static void unlink_timer(vhost *vh, sim_timer *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        vh->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    else
+        vh->tail = t->prev;
+    vh->n_timers--;
+}
+
 static void v_cancel(void *ud, sim_timer *t)
 {
-    vhost *vh = ud;
-    for (sim_timer **pp = &vh->timers; *pp; pp = &(*pp)->next) {
-        if (*pp == t) {
-            *pp = t->next;
-            free(t);
-            vh->n_timers--;
-            return;
-        }
-    }
+    if (!t)
+        return;
+    unlink_timer(ud, t);
+    free(t);
 }
 
 static void v_emit(void *ud, int node, const char *app, const json_t *event)
 {
     vhost *vh = ud;
     (void)app;
-    json_array_append_new(vh->events, json_pack("{s:i,s:O}", "node", node, "event", event));
+    /* a copy: the core shares parts of events (bridge snapshots) */
+    if (vh->capture)
+        json_array_append_new(vh->events, json_pack("{s:i,s:o}", "node", node, "event",
+                                                     json_deep_copy(event)));
     if (vh->fn)
         vh->fn(vh, node, event, vh->ud);
 }
@@ -75,6 +98,7 @@ vhost *vhost_new(uint64_t start_ms, double scale)
     if (!vh)
         return NULL;
     vh->now = start_ms;
+    vh->capture = true;
     vh->events = json_array();
     sim_host h = {.ud = vh, .now_ms = v_now, .timer_add = v_add, .timer_cancel = v_cancel,
                   .emit = v_emit};
@@ -110,6 +134,11 @@ uint64_t vhost_now(const vhost *vh)
     return vh->now;
 }
 
+void vhost_set_capture(vhost *vh, bool on)
+{
+    vh->capture = on;
+}
+
 void vhost_set_event_fn(vhost *vh, vhost_event_fn fn, void *ud)
 {
     vh->fn = fn;
@@ -122,8 +151,7 @@ int vhost_advance(vhost *vh, uint64_t ms)
     int fired = 0;
     while (vh->timers && vh->timers->due <= target && fired < 10000000) {
         sim_timer *t = vh->timers;
-        vh->timers = t->next;
-        vh->n_timers--;
+        unlink_timer(vh, t);
         if (t->due > vh->now)
             vh->now = t->due;
         sim_timer_fn fn = t->fn;

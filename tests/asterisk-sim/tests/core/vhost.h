@@ -5,13 +5,15 @@
 #define ARIQ_SIM_VHOST_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sim_core.h"
 
 typedef struct vhost vhost;
 
-/* Called for every emitted event after it is captured (may be NULL). */
+/* Called for every emitted event after it is captured (may be NULL); the
+ * event is borrowed for the call only. */
 typedef void (*vhost_event_fn)(vhost *vh, int node, const json_t *event, void *ud);
 
 /* A host at wall time start_ms with a sim of the given scale (owned). */
@@ -20,6 +22,8 @@ void vhost_free(vhost *vh); /* frees the sim too; NULL is a no-op */
 sim *vhost_sim(vhost *vh);
 uint64_t vhost_now(const vhost *vh);
 void vhost_set_event_fn(vhost *vh, vhost_event_fn fn, void *ud);
+/* Events are captured by default; off for load tests (the fn still runs). */
+void vhost_set_capture(vhost *vh, bool on);
 /* Fires every timer due within ms, in order, moving the clock; returns how
  * many fired. */
 int vhost_advance(vhost *vh, uint64_t ms);
