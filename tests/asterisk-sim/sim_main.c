@@ -71,7 +71,8 @@ static sim_node_cfg *node_find(sim_server_cfg *c, const char *name)
 }
 
 /* Adds node `name` (validated); returns it, or NULL with a message. */
-static sim_node_cfg *node_add(sim_server_cfg *c, const char *name, char *err, size_t errlen)
+static sim_node_cfg *node_add(sim_server_cfg *c, const char *name, char *err,
+                              size_t errlen)
 {
     if (!ids_valid(name, sizeof c->nodes[0].name - 1)) {
         snprintf(err, errlen, "bad node name '%s' (1-31 of [A-Za-z0-9._-])", name);
@@ -96,8 +97,8 @@ static sim_node_cfg *node_add(sim_server_cfg *c, const char *name, char *err, si
 typedef struct ini_ctx {
     sim_server_cfg *cfg;
     FILE *f;
-    int lineno;      /* the line inih is on (counted by our reader) */
-    int err_line;    /* first error */
+    int lineno;   /* the line inih is on (counted by our reader) */
+    int err_line; /* first error */
     char err[256];
     int ref_line[SIM_SERVER_MAX_PEERS + SIM_SERVER_MAX_CONTEXTS]; /* node= lines */
 } ini_ctx;
@@ -116,26 +117,34 @@ static int bad(ini_ctx *x, const char *fmt, const char *a, const char *b)
 static int k_scale(ini_ctx *x, const char *arg, const char *v)
 {
     (void)arg;
-    return parse_double(v, 0, 1000, &x->cfg->scale) ? bad(x, "scale: '%s' is not a number 0..1000%s", v, "") : 1;
+    return parse_double(v, 0, 1000, &x->cfg->scale)
+               ? bad(x, "scale: '%s' is not a number 0..1000%s", v, "")
+               : 1;
 }
 
 static int k_user(ini_ctx *x, const char *arg, const char *v)
 {
     (void)arg;
-    return copy_str(x->cfg->user, sizeof x->cfg->user, v) ? bad(x, "user: bad value '%s'%s", v, "") : 1;
+    return copy_str(x->cfg->user, sizeof x->cfg->user, v)
+               ? bad(x, "user: bad value '%s'%s", v, "")
+               : 1;
 }
 
 static int k_password(ini_ctx *x, const char *arg, const char *v)
 {
     (void)arg;
     (void)v;
-    return copy_str(x->cfg->password, sizeof x->cfg->password, v) ? bad(x, "password: empty or too long%s%s", "", "") : 1;
+    return copy_str(x->cfg->password, sizeof x->cfg->password, v)
+               ? bad(x, "password: empty or too long%s%s", "", "")
+               : 1;
 }
 
 static int k_bind(ini_ctx *x, const char *arg, const char *v)
 {
     (void)arg;
-    return copy_str(x->cfg->bind, sizeof x->cfg->bind, v) ? bad(x, "bind: bad value '%s'%s", v, "") : 1;
+    return copy_str(x->cfg->bind, sizeof x->cfg->bind, v)
+               ? bad(x, "bind: bad value '%s'%s", v, "")
+               : 1;
 }
 
 static sim_node_cfg *section_node(ini_ctx *x, const char *name)
@@ -167,7 +176,9 @@ static int k_asterisk_id(ini_ctx *x, const char *arg, const char *v)
     sim_node_cfg *n = section_node(x, arg);
     if (!n)
         return 0;
-    return copy_str(n->asterisk_id, sizeof n->asterisk_id, v) ? bad(x, "asterisk_id: bad value '%s'%s", v, "") : 1;
+    return copy_str(n->asterisk_id, sizeof n->asterisk_id, v)
+               ? bad(x, "asterisk_id: bad value '%s'%s", v, "")
+               : 1;
 }
 
 static sim_peer_cfg *section_peer(ini_ctx *x, const char *tp)
@@ -225,7 +236,8 @@ static int k_ctx_app(ini_ctx *x, const char *arg, const char *v)
     sim_context_cfg *k = section_context(x, arg);
     if (!k)
         return 0;
-    return copy_str(k->app, sizeof k->app, v) ? bad(x, "app: bad value '%s'%s", v, "") : 1;
+    return copy_str(k->app, sizeof k->app, v) ? bad(x, "app: bad value '%s'%s", v, "")
+                                              : 1;
 }
 
 static int k_ctx_args(ini_ctx *x, const char *arg, const char *v)
@@ -245,10 +257,14 @@ static const struct {
     const char *key;
     key_fn fn;
 } ini_keys[] = {
-    {"general", "scale", k_scale},       {"general", "user", k_user},
-    {"general", "password", k_password}, {"general", "bind", k_bind},
-    {"node", "port", k_port},            {"node", "asterisk_id", k_asterisk_id},
-    {"peer", "node", k_peer_node},       {"context", "app", k_ctx_app},
+    {"general", "scale", k_scale},
+    {"general", "user", k_user},
+    {"general", "password", k_password},
+    {"general", "bind", k_bind},
+    {"node", "port", k_port},
+    {"node", "asterisk_id", k_asterisk_id},
+    {"peer", "node", k_peer_node},
+    {"context", "app", k_ctx_app},
     {"context", "args", k_ctx_args},
 };
 
@@ -266,7 +282,10 @@ static int on_ini_key(void *ud, const char *section, const char *name, const cha
     if (sp)
         arg = sp + 1;
     if ((strcmp(kind, "general") == 0) != (*arg == '\0'))
-        return bad(x, "section [%s]: expected [general], [node NAME], [peer TECH/PEER] or [context NAME@NODE]%s", section, "");
+        return bad(x,
+                   "section [%s]: expected [general], [node NAME], [peer TECH/PEER] or "
+                   "[context NAME@NODE]%s",
+                   section, "");
     for (size_t i = 0; i < sizeof ini_keys / sizeof ini_keys[0]; i++)
         if (strcmp(ini_keys[i].section, kind) == 0 && strcmp(ini_keys[i].key, name) == 0)
             return ini_keys[i].fn(x, arg, value);
@@ -296,7 +315,8 @@ static int ini_check_refs(ini_ctx *x)
     for (int i = 0; i < c->ncontexts && !x->err_line; i++) {
         x->lineno = x->ref_line[SIM_SERVER_MAX_PEERS + i];
         if (!node_find(c, c->contexts[i].node))
-            bad(x, "context %s: unknown node '%s'", c->contexts[i].context, c->contexts[i].node);
+            bad(x, "context %s: unknown node '%s'", c->contexts[i].context,
+                c->contexts[i].node);
         else if (!c->contexts[i].app[0])
             bad(x, "context %s: app= is required%s", c->contexts[i].context, "");
     }
@@ -353,17 +373,22 @@ static void usage(void)
             "usage: asterisk-sim --node NAME:PORT [--node NAME:PORT ...] [--scale F]\n"
             "                    [--user U --password P] [--bind ADDR] [--config FILE]\n"
             "                    [--max-runtime SEC] [--ready-file PATH]\n"
-            "                    [--ws-queue-max BYTES]  (default 64 MiB per events socket)\n");
+            "                    [--ws-queue-max BYTES]  (default 64 MiB per events "
+            "socket)\n");
 }
 
 static int parse_argv(int argc, char **argv, opts *o)
 {
     static const struct option lo[] = {
-        {"node", required_argument, NULL, 'n'},     {"scale", required_argument, NULL, 's'},
-        {"user", required_argument, NULL, 'u'},     {"password", required_argument, NULL, 'p'},
-        {"bind", required_argument, NULL, 'b'},     {"config", required_argument, NULL, 'c'},
+        {"node", required_argument, NULL, 'n'},
+        {"scale", required_argument, NULL, 's'},
+        {"user", required_argument, NULL, 'u'},
+        {"password", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, 'b'},
+        {"config", required_argument, NULL, 'c'},
         {"max-runtime", required_argument, NULL, 'm'},
-        {"ready-file", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'},
+        {"ready-file", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
         {"ws-queue-max", required_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
@@ -372,26 +397,43 @@ static int parse_argv(int argc, char **argv, opts *o)
         switch (c) {
         case 'n':
             if (o->ncli_nodes >= SIM_SERVER_MAX_NODES) {
-                fprintf(stderr, "asterisk-sim: too many --node (max %d)\n", SIM_SERVER_MAX_NODES);
+                fprintf(stderr, "asterisk-sim: too many --node (max %d)\n",
+                        SIM_SERVER_MAX_NODES);
                 return -1;
             }
             o->cli_nodes[o->ncli_nodes++] = optarg;
             break;
-        case 's': o->scale = optarg; break;
-        case 'u': o->user = optarg; break;
-        case 'p': o->password = optarg; break;
-        case 'b': o->bind = optarg; break;
-        case 'c': o->config = optarg; break;
-        case 'r': o->ready_file = optarg; break;
+        case 's':
+            o->scale = optarg;
+            break;
+        case 'u':
+            o->user = optarg;
+            break;
+        case 'p':
+            o->password = optarg;
+            break;
+        case 'b':
+            o->bind = optarg;
+            break;
+        case 'c':
+            o->config = optarg;
+            break;
+        case 'r':
+            o->ready_file = optarg;
+            break;
         case 'q':
             if (parse_long(optarg, 1024, 1L << 32, &o->ws_queue_max)) {
-                fprintf(stderr, "asterisk-sim: --ws-queue-max: '%s' is not 1024..4G bytes\n", optarg);
+                fprintf(stderr,
+                        "asterisk-sim: --ws-queue-max: '%s' is not 1024..4G bytes\n",
+                        optarg);
                 return -1;
             }
             break;
         case 'm':
             if (parse_long(optarg, 0, 86400 * 365, &o->max_runtime)) {
-                fprintf(stderr, "asterisk-sim: --max-runtime: '%s' is not a number of seconds\n", optarg);
+                fprintf(stderr,
+                        "asterisk-sim: --max-runtime: '%s' is not a number of seconds\n",
+                        optarg);
                 return -1;
             }
             break;
@@ -413,7 +455,8 @@ static int add_cli_node(sim_server_cfg *cfg, const char *spec)
     char name[64], err[200];
     long port;
     const char *colon = strrchr(spec, ':');
-    if (!colon || (size_t)(colon - spec) >= sizeof name || parse_long(colon + 1, 0, 65535, &port)) {
+    if (!colon || (size_t)(colon - spec) >= sizeof name ||
+        parse_long(colon + 1, 0, 65535, &port)) {
         fprintf(stderr, "asterisk-sim: --node '%s': expected NAME:PORT\n", spec);
         return -1;
     }
@@ -442,7 +485,8 @@ static int build_cfg(const opts *o, sim_server_cfg *cfg, ini_ctx *x)
     if (o->config && load_ini(o->config, x) != 0)
         return -1;
     if (o->scale && parse_double(o->scale, 0, 1000, &cfg->scale)) {
-        fprintf(stderr, "asterisk-sim: --scale: '%s' is not a number 0..1000\n", o->scale);
+        fprintf(stderr, "asterisk-sim: --scale: '%s' is not a number 0..1000\n",
+                o->scale);
         return -1;
     }
     if ((o->user && copy_str(cfg->user, sizeof cfg->user, o->user)) ||
@@ -457,7 +501,9 @@ static int build_cfg(const opts *o, sim_server_cfg *cfg, ini_ctx *x)
     if (o->config && ini_finish(o->config, x) != 0)
         return -1;
     if (cfg->nnodes == 0) {
-        fprintf(stderr, "asterisk-sim: no nodes: give --node NAME:PORT or [node NAME] sections\n");
+        fprintf(
+            stderr,
+            "asterisk-sim: no nodes: give --node NAME:PORT or [node NAME] sections\n");
         return -1;
     }
     return 0;
@@ -475,7 +521,8 @@ static void announce(const sim_server *srv, const char *ready_file)
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", ready_file);
     FILE *f = fopen(tmp, "w");
-    if (!f || fprintf(f, "%s\n", line) < 0 || fclose(f) != 0 || rename(tmp, ready_file) != 0)
+    if (!f || fprintf(f, "%s\n", line) < 0 || fclose(f) != 0 ||
+        rename(tmp, ready_file) != 0)
         LOG_E("simhost", "ready file %s: %s", ready_file, strerror(errno));
 }
 

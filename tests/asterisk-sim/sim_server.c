@@ -37,11 +37,11 @@
 #include "core/log.h"
 #include "sim_core.h"
 
-#define MOD "simhost"
-#define BODY_MAX (1024u * 1024u)        /* request bodies above this: 413 */
-#define WS_MAX_APPS 8
-#define APP_MAX 64
-#define CHUNK 65536
+#define MOD             "simhost"
+#define BODY_MAX        (1024u * 1024u) /* request bodies above this: 413 */
+#define WS_MAX_APPS     8
+#define APP_MAX         64
+#define CHUNK           65536
 #define ASTERISK_SERVER "Asterisk/GIT-22-69535d4837"
 
 typedef struct host_node host_node;
@@ -61,7 +61,7 @@ struct sim_timer {
 
 typedef struct ws_msg {
     struct ws_msg *next;
-    size_t len;   /* payload bytes after LWS_PRE */
+    size_t len; /* payload bytes after LWS_PRE */
     size_t cap;
     unsigned char *buf; /* LWS_PRE + payload */
 } ws_msg;
@@ -84,7 +84,7 @@ typedef struct ws_sess {
 typedef struct conn {
     lws_dll2_t list; /* in node->conns */
     struct lws *wsi;
-    bool spare;      /* keep it when its node goes down (it carries the answer) */
+    bool spare; /* keep it when its node goes down (it carries the answer) */
 } conn;
 
 typedef struct node_faults {
@@ -118,9 +118,9 @@ typedef struct http_req {
     char *body;
     size_t body_len;
     bool too_big;
-    bool form;        /* application/x-www-form-urlencoded body */
-    bool close_after; /* no usable keep-alive after this one */
-    char api_key[160];  /* from the query, decoded; never logged */
+    bool form;         /* application/x-www-form-urlencoded body */
+    bool close_after;  /* no usable keep-alive after this one */
+    char api_key[160]; /* from the query, decoded; never logged */
     /* the answer */
     bool ready;
     int status;
@@ -222,7 +222,8 @@ static void imm_drain(lws_sorted_usec_list_t *sul)
         imm_arm(srv);
 }
 
-static sim_timer *host_timer_add(void *ud, uint64_t delay_ms, sim_timer_fn fire, void *arg)
+static sim_timer *host_timer_add(void *ud, uint64_t delay_ms, sim_timer_fn fire,
+                                 void *arg)
 {
     sim_server *srv = ud;
     sim_timer *t = calloc(1, sizeof *t);
@@ -238,7 +239,8 @@ static sim_timer *host_timer_add(void *ud, uint64_t delay_ms, sim_timer_fn fire,
         lws_dll2_add_tail(&t->imm, &srv->imm);
         imm_arm(srv);
     } else {
-        lws_sul_schedule(srv->ctx, 0, &t->sul, timer_fire_sul, (lws_usec_t)delay_ms * 1000);
+        lws_sul_schedule(srv->ctx, 0, &t->sul, timer_fire_sul,
+                         (lws_usec_t)delay_ms * 1000);
     }
     return t;
 }
@@ -324,14 +326,16 @@ static void ws_queue_free(ws_sess *ws)
 /* The socket that currently receives `app` on `n`, or NULL. */
 static ws_sess *route_find(host_node *n, const char *app, int *slot)
 {
-    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->sessions)) {
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->sessions))
+    {
         ws_sess *ws = lws_container_of(d, ws_sess, list);
         for (int i = 0; i < ws->napps && !ws->dead; i++)
             if (ws->active[i] && strcmp(ws->apps[i], app) == 0) {
                 *slot = i;
                 return ws;
             }
-    } lws_end_foreach_dll(d);
+    }
+    lws_end_foreach_dll(d);
     return NULL;
 }
 
@@ -352,9 +356,10 @@ static void host_emit(void *ud, int node, const char *app, const json_t *event)
 static void send_replaced(ws_sess *old, int slot)
 {
     char ts[40];
-    json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "type", "ApplicationReplaced", "timestamp",
-                          clock_format_ari(clock_wall_ms(), ts, sizeof ts), "application",
-                          old->apps[slot], "asterisk_id", old->node->asterisk_id);
+    json_t *e =
+        json_pack("{s:s, s:s, s:s, s:s}", "type", "ApplicationReplaced", "timestamp",
+                  clock_format_ari(clock_wall_ms(), ts, sizeof ts), "application",
+                  old->apps[slot], "asterisk_id", old->node->asterisk_id);
     old->active[slot] = false;
     if (e)
         ws_queue(old, e);
@@ -382,7 +387,8 @@ static void ws_kill(ws_sess *ws, const char *why, bool detach_now)
 {
     if (ws->dead)
         return;
-    LOG_W(MOD, "node=%s ws dropped: %s (queued %zu bytes)", ws->node->name, why, ws->qbytes);
+    LOG_W(MOD, "node=%s ws dropped: %s (queued %zu bytes)", ws->node->name, why,
+          ws->qbytes);
     if (detach_now)
         ws_detach(ws);
     for (int i = 0; i < ws->napps; i++)
@@ -487,7 +493,8 @@ static int node_listen(host_node *n, char *err, size_t errlen)
         return ARIQ_EIO;
     lws_sock_file_fd_type u;
     u.filefd = fd;
-    n->listen_wsi = lws_adopt_descriptor_vhost(n->vh, LWS_ADOPT_RAW_FILE_DESC, u, "ari", NULL);
+    n->listen_wsi =
+        lws_adopt_descriptor_vhost(n->vh, LWS_ADOPT_RAW_FILE_DESC, u, "ari", NULL);
     if (!n->listen_wsi) {
         snprintf(err, errlen, "node %s: lws could not adopt the listener", n->name);
         close(fd);
@@ -507,11 +514,13 @@ static void node_close_sockets(lws_sorted_usec_list_t *sul)
         n->listen_wsi = NULL;
         lws_set_timeout(l, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);
     }
-    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->conns)) {
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->conns))
+    {
         conn *c = lws_container_of(d, conn, list);
         if (!c->spare)
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    } lws_end_foreach_dll(d);
+    }
+    lws_end_foreach_dll(d);
 }
 
 /* ---- HTTP requests -------------------------------------------------------- */
@@ -537,9 +546,9 @@ static const struct {
     enum lws_token_indexes tok;
     const char *name;
 } methods[] = {
-    {WSI_TOKEN_GET_URI, "GET"},       {WSI_TOKEN_POST_URI, "POST"},
-    {WSI_TOKEN_PUT_URI, "PUT"},       {WSI_TOKEN_DELETE_URI, "DELETE"},
-    {WSI_TOKEN_PATCH_URI, "PATCH"},   {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+    {WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
+    {WSI_TOKEN_PUT_URI, "PUT"},     {WSI_TOKEN_DELETE_URI, "DELETE"},
+    {WSI_TOKEN_PATCH_URI, "PATCH"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
     {WSI_TOKEN_HEAD_URI, "HEAD"},
 };
 
@@ -575,12 +584,14 @@ static void enc_append(char *out, size_t *o, size_t cap, const char *s)
 static char *query_rebuild(struct lws *wsi, char *api_key, size_t klen)
 {
     char frag[16400]; /* max_http_header_data: a fragment is never longer */
-    size_t cap = (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) * 4 + 64, o = 0;
+    size_t cap = (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) * 4 + 64,
+           o = 0;
     char *q = malloc(cap);
     if (!q)
         return NULL;
     q[0] = '\0';
-    for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
+    for (int i = 0;
+         lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
          i++) {
         if (!frag[0])
             continue;
@@ -685,8 +696,9 @@ static void req_core(http_req *r)
     char *out = NULL;
     size_t out_len = 0;
     const char *ctype = NULL;
-    int rc = sim_request(srv->core, r->node->index, r->method, r->path, merged ? merged : r->query,
-                         body, body ? r->body_len : 0, &st, &out, &out_len, &ctype);
+    int rc = sim_request(srv->core, r->node->index, r->method, r->path,
+                         merged ? merged : r->query, body, body ? r->body_len : 0, &st,
+                         &out, &out_len, &ctype);
     free(merged);
     if (rc != 0) {
         req_answer(r, 500, "{\"message\":\"Internal Server Error\"}");
@@ -708,7 +720,8 @@ static void req_sim(http_req *r)
                 return;
             }
             if (i + 1 == sizeof host_routes / sizeof host_routes[0] ||
-                !route_matches(r->path, host_routes[i + 1].prefix, host_routes[i + 1].suffix)) {
+                !route_matches(r->path, host_routes[i + 1].prefix,
+                               host_routes[i + 1].suffix)) {
                 req_answer(r, 405, "{\"message\":\"Method Not Allowed\"}");
                 return;
             }
@@ -821,16 +834,17 @@ static int write_headers(struct lws *wsi, int status, const char *ctype, size_t 
                          bool www_auth, bool close)
 {
     unsigned char buf[LWS_PRE + 1024], *start = buf + LWS_PRE, *p = start,
-                                        *end = buf + sizeof buf - 1;
+                                       *end = buf + sizeof buf - 1;
     static const char realm[] = "Basic realm=\"Asterisk REST Interface\"";
     if (lws_add_http_common_headers(wsi, (unsigned)status, ctype, len, &p, end))
         return -1;
     if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-cache, no-store", 18, &p, end))
+                                    (const unsigned char *)"no-cache, no-store", 18, &p,
+                                    end))
         return -1;
-    if (www_auth && lws_add_http_header_by_name(wsi, (const unsigned char *)"www-authenticate:",
-                                                (const unsigned char *)realm,
-                                                (int)strlen(realm), &p, end))
+    if (www_auth && lws_add_http_header_by_name(
+                        wsi, (const unsigned char *)"www-authenticate:",
+                        (const unsigned char *)realm, (int)strlen(realm), &p, end))
         return -1;
     if (close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
                                               (const unsigned char *)"close", 5, &p, end))
@@ -849,15 +863,16 @@ static int on_http_writeable(pss *ps, struct lws *wsi)
     srv = r->node->srv;
     if (!r->hdrs_sent) {
         r->hdrs_sent = true;
-        if (write_headers(wsi, r->status, r->ctype, r->out_len, r->www_auth, r->close_after))
+        if (write_headers(wsi, r->status, r->ctype, r->out_len, r->www_auth,
+                          r->close_after))
             return -1;
     }
     while (r->sent < r->out_len && !lws_send_pipe_choked(wsi)) {
         size_t n = r->out_len - r->sent < CHUNK ? r->out_len - r->sent : CHUNK;
         bool last = r->sent + n == r->out_len;
         memcpy(srv->wbuf + LWS_PRE, r->out + r->sent, n);
-        if (lws_write(wsi, srv->wbuf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
-            (int)n)
+        if (lws_write(wsi, srv->wbuf + LWS_PRE, n,
+                      last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n)
             return -1;
         r->sent += n;
     }
@@ -878,8 +893,9 @@ static int on_http_writeable(pss *ps, struct lws *wsi)
 static void faults_json(http_req *r)
 {
     host_node *n = r->node;
-    json_t *j = json_pack("{s:s, s:i, s:i, s:i}", "node", n->name, "http_500", n->faults.http_500,
-                          "latency_ms", n->faults.latency_ms, "refuse_ws", n->faults.refuse_ws);
+    json_t *j =
+        json_pack("{s:s, s:i, s:i, s:i}", "node", n->name, "http_500", n->faults.http_500,
+                  "latency_ms", n->faults.latency_ms, "refuse_ws", n->faults.refuse_ws);
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     req_answer(r, s ? 200 : 500, s ? s : "{\"message\":\"Internal Server Error\"}");
@@ -895,9 +911,11 @@ static int faults_get(http_req *r)
 /* Closes every events WebSocket of the node now, as if the network died. */
 static void drop_ws(host_node *n)
 {
-    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->sessions)) {
+    lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->sessions))
+    {
         ws_kill(lws_container_of(d, ws_sess, list), "fault drop_ws", true);
-    } lws_end_foreach_dll(d);
+    }
+    lws_end_foreach_dll(d);
 }
 
 /* Reads one non-negative int member; absent is fine. */
@@ -906,7 +924,8 @@ static int fault_int(json_t *j, const char *key, int *out, char *err, size_t err
     json_t *v = json_object_get(j, key);
     if (!v)
         return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 10000000) {
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) > 10000000) {
         snprintf(err, errlen, "%s: expected an integer 0..10000000", key);
         return ARIQ_EINVAL;
     }
@@ -923,7 +942,8 @@ static int faults_post(http_req *r)
     json_t *v, *j = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
     if (!json_is_object(j))
         snprintf(err, sizeof err, "body: expected a JSON object");
-    json_object_foreach(j, key, v) {
+    json_object_foreach(j, key, v)
+    {
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
             ok = ok || strcmp(key, known[i]) == 0;
@@ -933,7 +953,8 @@ static int faults_post(http_req *r)
     if (!err[0] && !fault_int(j, "http_500", &f.http_500, err, sizeof err) &&
         !fault_int(j, "latency_ms", &f.latency_ms, err, sizeof err))
         fault_int(j, "refuse_ws", &f.refuse_ws, err, sizeof err);
-    if (!err[0] && json_object_get(j, "drop_ws") && !json_is_boolean(json_object_get(j, "drop_ws")))
+    if (!err[0] && json_object_get(j, "drop_ws") &&
+        !json_is_boolean(json_object_get(j, "drop_ws")))
         snprintf(err, sizeof err, "drop_ws: expected a boolean");
     if (err[0]) {
         json_decref(j);
@@ -958,7 +979,8 @@ static host_node *route_node(http_req *r, const char *suffix)
     const char *name = r->path + strlen("/sim/nodes/");
     size_t len = strlen(name) - strlen(suffix);
     for (int i = 0; i < srv->nnodes; i++)
-        if (strlen(srv->nodes[i].name) == len && strncmp(srv->nodes[i].name, name, len) == 0)
+        if (strlen(srv->nodes[i].name) == len &&
+            strncmp(srv->nodes[i].name, name, len) == 0)
             return &srv->nodes[i];
     req_answer(r, 404, "{\"message\":\"Node not found\"}");
     return NULL;
@@ -982,9 +1004,11 @@ static int node_down_route(http_req *r)
         return 0;
     if (!n->down) {
         sim_server *srv = n->srv;
-        lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->sessions)) {
+        lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&n->sessions))
+        {
             ws_kill(lws_container_of(d, ws_sess, list), "node down", true);
-        } lws_end_foreach_dll(d);
+        }
+        lws_end_foreach_dll(d);
         sim_node_down(srv->core, n->index);
         n->down = true;
         conn *self = lws_get_opaque_user_data(r->wsi);
@@ -1026,8 +1050,8 @@ static int node_up_route(http_req *r)
 
 /* Answers an upgrade request with an HTTP error right away (the header table
  * is still attached, the body is small). */
-static int upgrade_reject(struct lws *wsi, int status, const char *ctype, const char *body,
-                          bool www_auth)
+static int upgrade_reject(struct lws *wsi, int status, const char *ctype,
+                          const char *body, bool www_auth)
 {
     unsigned char buf[LWS_PRE + 1024];
     size_t len = strlen(body);
@@ -1045,7 +1069,8 @@ static int parse_apps(const char *val, ws_sess *ws)
     int n = 0;
     char tmp[WS_MAX_APPS * APP_MAX], *save = NULL;
     snprintf(tmp, sizeof tmp, "%s", val);
-    for (char *t = strtok_r(tmp, ",", &save); t && n < WS_MAX_APPS; t = strtok_r(NULL, ",", &save)) {
+    for (char *t = strtok_r(tmp, ",", &save); t && n < WS_MAX_APPS;
+         t = strtok_r(NULL, ",", &save)) {
         if (!*t || strlen(t) >= APP_MAX)
             continue;
         if (ws) {
@@ -1068,11 +1093,13 @@ static void copy_trunc(char *dst, size_t cap, const char *src)
 }
 
 /* Reads the query of an upgrade: app list and api_key (both decoded). */
-static void upgrade_args(struct lws *wsi, char *app, size_t applen, char *key, size_t keylen)
+static void upgrade_args(struct lws *wsi, char *app, size_t applen, char *key,
+                         size_t keylen)
 {
     char frag[1024];
     app[0] = key[0] = '\0';
-    for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
+    for (int i = 0;
+         lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
          i++) {
         if (strncmp(frag, "app=", 4) == 0)
             copy_trunc(app, applen, frag + 4);
@@ -1088,8 +1115,8 @@ static int on_confirm_upgrade(struct lws *wsi)
     static const char missing_app[] =
         "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\r\n<html><head>\r\n"
         "<title>400 Bad Request</title>\r\n</head><body>\r\n<h1>Bad Request</h1>\r\n"
-        "<p>HTTP request is missing param: [app]</p>\r\n<hr />\r\n<address>" ASTERISK_SERVER
-        "</address>\r\n</body></html>\r\n";
+        "<p>HTTP request is missing param: [app]</p>\r\n<hr "
+        "/>\r\n<address>" ASTERISK_SERVER "</address>\r\n</body></html>\r\n";
     char uri[256] = "", app[WS_MAX_APPS * APP_MAX], key[160];
     host_node *n = wsi_node(wsi);
     lws_hdr_copy(wsi, uri, sizeof uri, WSI_TOKEN_GET_URI);
@@ -1098,8 +1125,8 @@ static int on_confirm_upgrade(struct lws *wsi)
         return upgrade_reject(wsi, 401, "application/json",
                               "{\"message\":\"Authentication required\"}", true);
     if (strcmp(uri, "/ari/events") != 0)
-        return upgrade_reject(wsi, 404, "application/json", "{\"message\":\"Resource not found\"}",
-                              false);
+        return upgrade_reject(wsi, 404, "application/json",
+                              "{\"message\":\"Resource not found\"}", false);
     if (parse_apps(app, NULL) == 0)
         return upgrade_reject(wsi, 400, "text/html", missing_app, false);
     if (n->faults.refuse_ws > 0) {
@@ -1283,20 +1310,24 @@ static int dialplan_setup(sim_server *srv, char *err, size_t errlen)
     for (int i = 0; i < c->npeers && rc >= 0; i++) {
         rc = node_of(srv, c->peers[i].node, err, errlen);
         if (rc >= 0 && (rc = sim_peer_add(srv->core, c->peers[i].tech_peer, rc)) < 0)
-            snprintf(err, errlen, "peer %s: %s", c->peers[i].tech_peer, ariq_strerror(rc));
+            snprintf(err, errlen, "peer %s: %s", c->peers[i].tech_peer,
+                     ariq_strerror(rc));
     }
     for (int i = 0; i < c->ncontexts && rc >= 0; i++) {
         const sim_context_cfg *x = &c->contexts[i];
         rc = node_of(srv, x->node, err, errlen);
-        if (rc >= 0 && (rc = sim_dialplan_add(srv->core, rc, x->context, x->app, x->args)) < 0)
-            snprintf(err, errlen, "context %s@%s: %s", x->context, x->node, ariq_strerror(rc));
+        if (rc >= 0 &&
+            (rc = sim_dialplan_add(srv->core, rc, x->context, x->app, x->args)) < 0)
+            snprintf(err, errlen, "context %s@%s: %s", x->context, x->node,
+                     ariq_strerror(rc));
     }
     for (int i = 0; i < srv->nnodes && rc >= 0; i++) {
         snprintf(tp, sizeof tp, "IAX2/%s", srv->nodes[i].name);
         if (!peer_configured(c, tp) && (rc = sim_peer_add(srv->core, tp, i)) < 0)
             snprintf(err, errlen, "peer %s: %s", tp, ariq_strerror(rc));
         if (rc >= 0 && !context_configured(c, "queue-link", srv->nodes[i].name) &&
-            (rc = sim_dialplan_add(srv->core, i, "queue-link", "queue", "link,{exten}")) < 0)
+            (rc = sim_dialplan_add(srv->core, i, "queue-link", "queue", "link,{exten}")) <
+                0)
             snprintf(err, errlen, "context queue-link@%s: %s", srv->nodes[i].name,
                      ariq_strerror(rc));
     }
@@ -1372,9 +1403,12 @@ void sim_server_free(sim_server *srv)
         return;
     /* event sockets first, while the core still listens to detaches */
     for (int i = 0; i < srv->nnodes; i++)
-        lws_start_foreach_dll(struct lws_dll2 *, d, lws_dll2_get_head(&srv->nodes[i].sessions)) {
+        lws_start_foreach_dll(struct lws_dll2 *, d,
+                              lws_dll2_get_head(&srv->nodes[i].sessions))
+        {
             ws_detach(lws_container_of(d, ws_sess, list));
-        } lws_end_foreach_dll(d);
+        }
+    lws_end_foreach_dll(d);
     sim_free(srv->core); /* cancels its timers through host_timer_cancel */
     srv->core = NULL;
     while (srv->timers.head)
@@ -1394,8 +1428,8 @@ int sim_server_ready_line(const sim_server *srv, char *buf, size_t len)
 {
     size_t o = (size_t)snprintf(buf, len, "asterisk-sim ready");
     for (int i = 0; i < srv->nnodes && o < len; i++)
-        o += (size_t)snprintf(buf + o, len - o, " %s=%s:%d", srv->nodes[i].name, srv->cfg.bind,
-                              srv->nodes[i].port);
+        o += (size_t)snprintf(buf + o, len - o, " %s=%s:%d", srv->nodes[i].name,
+                              srv->cfg.bind, srv->nodes[i].port);
     return o < len ? 0 : ARIQ_ERANGE;
 }
 

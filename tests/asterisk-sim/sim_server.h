@@ -47,8 +47,8 @@
 
 #include <stddef.h>
 
-#define SIM_SERVER_MAX_NODES 16
-#define SIM_SERVER_MAX_PEERS 64
+#define SIM_SERVER_MAX_NODES    16
+#define SIM_SERVER_MAX_PEERS    64
 #define SIM_SERVER_MAX_CONTEXTS 64
 
 typedef struct sim_node_cfg {
@@ -73,10 +73,10 @@ typedef struct sim_context_cfg {
  * The host adds, for every node N, peer IAX2/N -> N and context queue-link on
  * N -> Stasis(queue, link,{exten}) unless the config names them itself. */
 typedef struct sim_server_cfg {
-    char bind[64];     /* listen address, "127.0.0.1" */
-    char user[64];     /* ARI credentials */
+    char bind[64]; /* listen address, "127.0.0.1" */
+    char user[64]; /* ARI credentials */
     char password[64];
-    double scale;      /* sim_new's scale */
+    double scale;        /* sim_new's scale */
     size_t ws_queue_max; /* bytes queued on one events socket before it is dropped */
     int nnodes;
     sim_node_cfg nodes[SIM_SERVER_MAX_NODES];

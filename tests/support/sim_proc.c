@@ -51,8 +51,8 @@ static int wait_ready(sim_proc *p, const char *ready, int timeout_ms)
 }
 
 /* Builds argv into `store`/`argv` (both caller-owned arrays). */
-static int build_argv(sim_proc *p, const sim_proc_opts *o, const char *ready, char store[][96],
-                      char *bin, const char **argv, int max)
+static int build_argv(sim_proc *p, const sim_proc_opts *o, const char *ready,
+                      char store[][96], char *bin, const char **argv, int max)
 {
     int n = 0, s = 0;
     argv[n++] = proc_build_path("tests/asterisk-sim/asterisk-sim", bin, 512);
@@ -94,8 +94,8 @@ static int start_once(sim_proc *p, const sim_proc_opts *o, int attempt)
     proc_build_path("test-tmp", root, sizeof root);
     if (mkdir(root, 0755) != 0 && errno != EEXIST)
         return -1;
-    snprintf(p->logpath, sizeof p->logpath, "%s/asterisk-sim-%d-%d.log", root, (int)getpid(),
-             p->ports[0]);
+    snprintf(p->logpath, sizeof p->logpath, "%s/asterisk-sim-%d-%d.log", root,
+             (int)getpid(), p->ports[0]);
     snprintf(ready, sizeof ready, "%s/asterisk-sim-%d-%d.ready", root, (int)getpid(),
              p->ports[0]);
     unlink(ready);
@@ -289,8 +289,9 @@ json_t *sim_place_call_json(const sim_proc *p, int node, const char *json_body, 
 json_t *sim_place_call(const sim_proc *p, int node, const char *app, const char *args_csv,
                        const char *caller_number, char *id, size_t idlen)
 {
-    json_t *req = json_pack("{s:s, s:s, s:s}", "app", app, "args", args_csv ? args_csv : "",
-                            "caller_number", caller_number ? caller_number : "");
+    json_t *req =
+        json_pack("{s:s, s:s, s:s}", "app", app, "args", args_csv ? args_csv : "",
+                  "caller_number", caller_number ? caller_number : "");
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     json_t *j = body ? sim_place_call_json(p, node, body, id, idlen) : NULL;
@@ -365,8 +366,8 @@ int sim_live_channels(const sim_proc *p, int node)
     return n;
 }
 
-long sim_originate_rule(const sim_proc *p, int node, const char *match, const char *action,
-                        int delay_ms)
+long sim_originate_rule(const sim_proc *p, int node, const char *match,
+                        const char *action, int delay_ms)
 {
     json_t *b = json_pack("{s:s, s:s, s:i}", "match", match, "action", action, "delay_ms",
                           delay_ms);
@@ -385,7 +386,7 @@ long sim_reset(const sim_proc *p, int node)
 /* ---- event collector ---------------------------------------------------- */
 
 #define EV_MAX_TYPES 64
-#define EV_MAX_MSG (16u * 1024 * 1024)
+#define EV_MAX_MSG   (16u * 1024 * 1024)
 
 typedef enum {
     EV_CONNECTING = 0, /* connect issued, no answer yet */
@@ -485,13 +486,14 @@ static int ev_receive(sim_events *ev, struct lws *wsi, const void *in, size_t le
     if (j)
         ev_push(ev, j);
     else
-        fprintf(stderr, "sim_events: message is not JSON: %.*s\n", (int)ev->rx_len, ev->rx);
+        fprintf(stderr, "sim_events: message is not JSON: %.*s\n", (int)ev->rx_len,
+                ev->rx);
     ev->rx_len = 0;
     return 0;
 }
 
-static int ev_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                       size_t len)
+static int ev_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                       void *in, size_t len)
 {
     (void)user;
     sim_events *ev = lws_context_user(lws_get_context(wsi));

@@ -32,13 +32,13 @@ typedef struct sim_proc {
 
 /* Everything sim_proc_start_opts() can vary. Zeroed fields take defaults. */
 typedef struct sim_proc_opts {
-    int nnodes;             /* 1 .. SIM_PROC_MAX_NODES; 0 means 1 */
-    double scale;           /* --scale (0 is zero-latency mode) */
-    const char *user;       /* NULL: "ari" */
-    const char *password;   /* NULL: "ari" */
-    const char *config;     /* --config FILE, or NULL */
+    int nnodes;                    /* 1 .. SIM_PROC_MAX_NODES; 0 means 1 */
+    double scale;                  /* --scale (0 is zero-latency mode) */
+    const char *user;              /* NULL: "ari" */
+    const char *password;          /* NULL: "ari" */
+    const char *config;            /* --config FILE, or NULL */
     const char *const *extra_args; /* more argv entries, NULL-terminated, or NULL */
-    int ready_timeout_ms;   /* 0: 10000 */
+    int ready_timeout_ms;          /* 0: 10000 */
 } sim_proc_opts;
 
 /* Starts the simulator with nnodes nodes at `scale`, user/password ari/ari.
@@ -114,8 +114,8 @@ json_t *sim_state(const sim_proc *p, int node);
 int sim_live_channels(const sim_proc *p, int node);
 
 /* POST /sim/originate-rules {"match","action","delay_ms"}; returns status. */
-long sim_originate_rule(const sim_proc *p, int node, const char *match, const char *action,
-                        int delay_ms);
+long sim_originate_rule(const sim_proc *p, int node, const char *match,
+                        const char *action, int delay_ms);
 
 /* POST /sim/reset; returns status (204). */
 long sim_reset(const sim_proc *p, int node);

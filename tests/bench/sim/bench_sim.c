@@ -110,8 +110,10 @@ static int place_calls(bench *b)
 {
     char body[160];
     for (int i = 0; i < b->n; i++) {
-        snprintf(body, sizeof body, "{\"app\":\"queue\",\"args\":\"caller,bench\","
-                                    "\"caller_number\":\"%d\"}", 1000 + i);
+        snprintf(body, sizeof body,
+                 "{\"app\":\"queue\",\"args\":\"caller,bench\","
+                 "\"caller_number\":\"%d\"}",
+                 1000 + i);
         if (req(b, "POST", "/sim/calls", body) != 201 || last_id(b, b->ids[i]) != 0) {
             fprintf(stderr, "bench_sim: call %d failed: %s\n", i, b->body ? b->body : "");
             return -1;
@@ -141,8 +143,8 @@ static int serve_calls(bench *b)
                  b->bridges[i / PER_BRIDGE], b->ids[i]);
         if (req(b, "POST", path, NULL) != 204)
             return -1;
-        snprintf(path, sizeof path, "/ari/channels/%s/play?media=sound:queue-periodic-announce",
-                 b->ids[i]);
+        snprintf(path, sizeof path,
+                 "/ari/channels/%s/play?media=sound:queue-periodic-announce", b->ids[i]);
         if (req(b, "POST", path, NULL) != 201)
             return -1;
     }
@@ -237,7 +239,8 @@ static int run(bench *b)
     long r0 = b->requests;
     size_t e0 = sim_events_received(b->ev);
     if (place_calls(b) != 0 || make_bridges(b) != 0 || serve_calls(b) != 0) {
-        fprintf(stderr, "bench_sim: load phase failed (last body: %s)\n", b->body ? b->body : "");
+        fprintf(stderr, "bench_sim: load phase failed (last body: %s)\n",
+                b->body ? b->body : "");
         return -1;
     }
     uint64_t ms = clock_mono_ms() - t0;
@@ -245,8 +248,10 @@ static int run(bench *b)
     printf("sim_calls_concurrent: %d calls\n", b->n);
     printf("sim_load_phase: %llu ms\n", (unsigned long long)ms);
     printf("sim_events_per_sec: %.0f events/s\n", per_sec(events, ms));
-    printf("sim_rest_calls_per_sec: %.0f calls/s\n", per_sec((double)(b->requests - r0), ms));
-    printf("sim_vmrss_at_%d_channels: %ld kB\n", b->n, proc_status_kb(b->p.proc.pid, "VmRSS"));
+    printf("sim_rest_calls_per_sec: %.0f calls/s\n",
+           per_sec((double)(b->requests - r0), ms));
+    printf("sim_vmrss_at_%d_channels: %ld kB\n", b->n,
+           proc_status_kb(b->p.proc.pid, "VmRSS"));
     printf("sim_vmhwm: %ld kB\n", proc_status_kb(b->p.proc.pid, "VmHWM"));
     long list_ms = list_channels(b);
     if (list_ms < 0) {
@@ -267,7 +272,8 @@ static int run(bench *b)
         return -1;
     }
     ms = clock_mono_ms() - t0;
-    printf("sim_hangup_calls_per_sec: %.0f calls/s\n", per_sec((double)(b->requests - r0), ms));
+    printf("sim_hangup_calls_per_sec: %.0f calls/s\n",
+           per_sec((double)(b->requests - r0), ms));
     printf("sim_events_total: %zu events\n", sim_events_received(b->ev));
     return 0;
 }

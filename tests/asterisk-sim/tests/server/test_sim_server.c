@@ -60,7 +60,8 @@ static int teardown(void **state)
 static int connect_port(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (fd < 0)
         return -errno;
@@ -80,11 +81,12 @@ static int ws_probe(const sim_proc *p, int node, const char *query)
     int fd = connect_port(sim_proc_port(p, node));
     if (fd < 0)
         return 0;
-    int n = snprintf(req, sizeof req,
-                     "GET /ari/events?%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     query);
+    int n = snprintf(
+        req, sizeof req,
+        "GET /ari/events?%s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n",
+        query);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return 0;
@@ -184,8 +186,8 @@ static void test_events_in_order(void **state)
         assert_string_equal(str(e, "application"), "queue");
         assert_string_equal(str(e, "asterisk_id"), "02:fc:00:00:00:01");
         snprintf(args, sizeof args, "q%d", i);
-        assert_string_equal(json_string_value(json_array_get(json_object_get(e, "args"), 1)),
-                            args);
+        assert_string_equal(
+            json_string_value(json_array_get(json_object_get(e, "args"), 1)), args);
         json_decref(e);
     }
     assert_int_equal(sim_send_dtmf(p, 0, ids[1], "1234"), 204);
@@ -384,7 +386,7 @@ static void test_node_down_up(void **state)
     char *b = sim_http(p, 0, "GET", "/sim/state", NULL, false, &st);
     assert_null(b);
     assert_int_equal(st, 0);
-    assert_int_equal(sim_live_channels(p, 1), 0); /* its channels died with it */
+    assert_int_equal(sim_live_channels(p, 1), 0);      /* its channels died with it */
     assert_int_equal(sim_set_node_down(p, 0, 1), 200); /* idempotent */
 
     assert_int_equal(sim_set_node_up(p, 0, 1), 200);
@@ -474,7 +476,8 @@ static void test_query_encoding(void **state)
     sim_events *ev = sim_events_open(p, 0, "queue");
     assert_non_null(ev);
     json_decref(sim_place_call(p, 0, "queue", "caller", "1", id, sizeof id));
-    snprintf(path, sizeof path, "/ari/channels/%s/variable?variable=X&value=a%%26b+c%%2Bd", id);
+    snprintf(path, sizeof path,
+             "/ari/channels/%s/variable?variable=X&value=a%%26b+c%%2Bd", id);
     json_decref(sim_ctl(p, 0, "POST", path, NULL, &st));
     assert_int_equal(st, 204);
     snprintf(path, sizeof path, "/ari/channels/%s/variable?variable=X", id);
@@ -522,7 +525,8 @@ static int ws_raw_open(const sim_proc *p, const char *app)
 {
     char req[512], resp[512];
     int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)sim_proc_port(p, 0)),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)sim_proc_port(p, 0)),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_true(fd >= 0);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -530,7 +534,8 @@ static int ws_raw_open(const sim_proc *p, const char *app)
     int n = snprintf(req, sizeof req,
                      "GET /ari/events?app=%s&api_key=ari:ari HTTP/1.1\r\nHost: x\r\n"
                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     "Sec-WebSocket-Key: "
+                     "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
                      app);
     assert_int_equal(write(fd, req, (size_t)n), n);
     struct pollfd pfd = {fd, POLLIN, 0};
@@ -661,9 +666,12 @@ static void test_bad_command_line(void **state)
     proc_tmpdir("sim_server_badcli", dir, sizeof dir);
     snprintf(err, sizeof err, "%s/stderr", dir);
     static const char *const bad[][5] = {
-        {"--node", "node1", NULL},          {"--node", "node1:99999", NULL},
-        {"--node", "a b:1", NULL},          {"--scale", "fast", "--node", "n:0"},
-        {"--bogus", NULL},                  {NULL},
+        {"--node", "node1", NULL},
+        {"--node", "node1:99999", NULL},
+        {"--node", "a b:1", NULL},
+        {"--scale", "fast", "--node", "n:0"},
+        {"--bogus", NULL},
+        {NULL},
         {"--node", "n:0", "--max-runtime", "x"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -724,7 +732,8 @@ static void test_config_file(void **state)
     snprintf(ini, sizeof ini, "%s/sim.ini", dir);
     write_file(ini, "; test config\n[general]\nuser = u1\npassword = p1\n\n"
                     "[context accept@node1]\napp = queue\nargs = caller,{exten},7\n");
-    sim_proc_opts o = {.nnodes = 1, .scale = 0, .config = ini, .user = "u1", .password = "p1"};
+    sim_proc_opts o = {
+        .nnodes = 1, .scale = 0, .config = ini, .user = "u1", .password = "p1"};
     assert_int_equal(sim_proc_start_opts(&p, &o), 0);
     json_decref(sim_ctl(&p, 0, "GET", "/ari/channels", NULL, &st));
     assert_int_equal(st, 200);
@@ -733,8 +742,8 @@ static void test_config_file(void **state)
     free(b);
     sim_events *ev = sim_events_open(&p, 0, "queue");
     assert_non_null(ev);
-    json_decref(sim_place_call_json(&p, 0, "{\"context\":\"accept\",\"exten\":\"555\"}", id,
-                                    sizeof id));
+    json_decref(sim_place_call_json(&p, 0, "{\"context\":\"accept\",\"exten\":\"555\"}",
+                                    id, sizeof id));
     json_t *e = sim_events_wait(ev, "StasisStart", id, 3000);
     assert_non_null(e);
     json_t *args = json_object_get(e, "args");
@@ -764,7 +773,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keepalive, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_body_limit, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_query_encoding, setup_one, teardown),
-        cmocka_unit_test_setup_teardown(test_slow_client_dropped, setup_small_queue, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_client_dropped, setup_small_queue,
+                                        teardown),
         cmocka_unit_test(test_sigterm_with_clients),
         cmocka_unit_test(test_bad_command_line),
         cmocka_unit_test(test_max_runtime),
