@@ -325,6 +325,11 @@ int sim_node_down(sim *s, int node)
         if (((sim_pb *)v[i])->node == node)
             pb_drop(s, v[i]);
     free(v);
+    n = sim_map_values(s->recs_live, &v); /* live recordings are lost */
+    for (size_t i = 0; i < n; i++)
+        if (((sim_rec *)v[i])->node == node)
+            rec_finish(s, v[i], false);
+    free(v);
     n = sim_map_values(s->bridges, &v);
     for (size_t i = 0; i < n; i++)
         if (((sim_bridge *)v[i])->node == node)

@@ -156,8 +156,9 @@ static void heard_close(sim *s, sim_pb *pb, const char *result)
 
 static void heard_open(sim *s, sim_pb *pb, sim_chan *ch, const char *uri)
 {
-    json_t *e = json_pack("{s:s,s:s,s:I,s:n,s:n}", "media", uri, "playback", pb->id, "start",
-                          (json_int_t)sim_now(s), "end", "result");
+    json_t *e = json_pack("{s:s,s:s,s:I,s:n,s:n,s:b}", "media", uri, "playback", pb->id,
+                          "start", (json_int_t)sim_now(s), "end", "result", "early",
+                          ch->state != CH_UP);
     json_array_append(pb->heard, e);
     chan_note(s, ch, "sound", e);
 }

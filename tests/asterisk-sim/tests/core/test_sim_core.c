@@ -669,6 +669,38 @@ static void test_create_then_dial(void **state)
     assert_string_equal(types(f, id), "StasisStart Dial ChannelStateChange Dial ChannelStateChange Dial");
 }
 
+/* The party's hangup and the app's DELETE race (single-record): the DELETE
+ * still answers 204 and adds its soft request before the teardown. */
+static void test_party_hangup_window(void **state)
+{
+    fx *f = *state;
+    json_t *o;
+    call(f, 0, "c1", "caller");
+    req(f, 0, "POST", "/ari/channels/c1/play?media=sound:beep", NULL, NULL);
+    vhost_advance(f->vh, 300);
+    o = timeline(f, "c1");
+    json_t *snd = NULL, *e;
+    size_t i;
+    json_array_foreach(json_object_get(o, "timeline"), i, e)
+        if (!strcmp(json_string_value(json_object_get(e, "ev")), "sound"))
+            snd = e;
+    assert_non_null(snd);
+    assert_true(json_is_true(json_object_get(snd, "early"))); /* played while Ring */
+    json_decref(o);
+    assert_int_equal(req(f, 0, "POST", "/sim/channels/c1/hangup", "{\"cause\":16}", NULL), 204);
+    assert_int_equal(req(f, 0, "DELETE", "/ari/channels/c1", NULL, NULL), 204);
+    assert_string_equal(types(f, "c1"), "StasisStart ChannelHangupRequest ChannelHangupRequest");
+    assert_int_equal(req(f, 0, "POST", "/ari/channels/c1/answer", NULL, NULL), 204);
+    vhost_advance(f->vh, 0);
+    assert_string_equal(types(f, "c1"),
+                        "StasisStart ChannelHangupRequest ChannelHangupRequest StasisEnd");
+    assert_int_equal(req(f, 0, "DELETE", "/ari/channels/c1", NULL, NULL), 404);
+    o = timeline(f, "c1");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "hangup"), "who")),
+                        "party");
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -688,6 +720,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dialplan_call_and_bridge_play, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_hangs_up_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_then_dial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_party_hangup_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
