@@ -8,7 +8,8 @@
  *      bridge snapshot in an event stays small), play a sound;
  *   3. the simulator's VmRSS / VmHWM with N channels up;
  *   3b. GET /ari/channels listing all N (one multi-megabyte answer);
- *   3c. a burst of 50,000 DTMF events on one call (the WebSocket path alone);
+ *   3c. 20,000 GET /ari/channels/{id} over 8 parallel keep-alive connections;
+ *   3d. a burst of 50,000 DTMF events on one call (the WebSocket path alone);
  *   4. every call hung up over ARI, bridges destroyed, /sim/state empty.
  * Prints "name: value unit" lines. Exit 0 if every step worked. */
 #include <curl/curl.h>
@@ -35,6 +36,13 @@ typedef struct bench {
     int nbridges;
     char (*bridges)[64];
 } bench;
+
+static size_t on_sink(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    (void)ptr;
+    (void)ud;
+    return size * nmemb;
+}
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
@@ -186,6 +194,62 @@ static long list_channels(bench *b)
     return n == (size_t)b->n ? ms : -1;
 }
 
+/* Read-only REST throughput with PARALLEL keep-alive connections in flight
+ * at once (curl multi): GET /ari/channels/{id} over every call, `total`
+ * requests. Returns calls/s, or -1 if one failed. */
+#define PARALLEL 8
+static double rest_parallel(bench *b, int total)
+{
+    CURLM *m = curl_multi_init();
+    CURL *h[PARALLEL];
+    char urls[PARALLEL][256];
+    int next = 0, done = 0, running = 0, failed = 0;
+    uint64_t t0 = clock_mono_ms();
+    for (int i = 0; i < PARALLEL; i++) {
+        h[i] = curl_easy_init();
+        curl_easy_setopt(h[i], CURLOPT_WRITEFUNCTION, on_sink);
+        curl_easy_setopt(h[i], CURLOPT_USERNAME, sim_proc_user(&b->p));
+        curl_easy_setopt(h[i], CURLOPT_PASSWORD, sim_proc_password(&b->p));
+        curl_easy_setopt(h[i], CURLOPT_PRIVATE, urls[i]);
+    }
+    for (int i = 0; i < PARALLEL && next < total; i++, next++) {
+        snprintf(urls[i], sizeof urls[i], "%s/ari/channels/%s", sim_proc_url(&b->p, 0),
+                 b->ids[next % b->n]);
+        curl_easy_setopt(h[i], CURLOPT_URL, urls[i]);
+        curl_multi_add_handle(m, h[i]);
+    }
+    while (done < total && !failed) {
+        CURLMsg *msg;
+        int left;
+        curl_multi_perform(m, &running);
+        while ((msg = curl_multi_info_read(m, &left))) {
+            long code = 0;
+            CURL *e = msg->easy_handle;
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+            failed |= msg->data.result != CURLE_OK || code != 200;
+            done++;
+            curl_multi_remove_handle(m, e);
+            if (next < total) {
+                char *url;
+                curl_easy_getinfo(e, CURLINFO_PRIVATE, &url);
+                snprintf(url, 256, "%s/ari/channels/%s", sim_proc_url(&b->p, 0),
+                         b->ids[next++ % b->n]);
+                curl_easy_setopt(e, CURLOPT_URL, url);
+                curl_multi_add_handle(m, e);
+            }
+        }
+        if (done < total)
+            curl_multi_poll(m, NULL, 0, 1000, NULL);
+    }
+    uint64_t ms = clock_mono_ms() - t0;
+    for (int i = 0; i < PARALLEL; i++) {
+        curl_multi_remove_handle(m, h[i]);
+        curl_easy_cleanup(h[i]);
+    }
+    curl_multi_cleanup(m);
+    return failed ? -1 : (double)total * 1000.0 / (double)(ms ? ms : 1);
+}
+
 static long proc_status_kb(pid_t pid, const char *key)
 {
     char path[64], line[256];
@@ -259,6 +323,13 @@ static int run(bench *b)
         return -1;
     }
     printf("sim_get_channels_ms: %ld ms\n", list_ms);
+    double par = rest_parallel(b, 20000);
+    if (par < 0) {
+        fprintf(stderr, "bench_sim: parallel GETs failed\n");
+        return -1;
+    }
+    printf("sim_rest_parallel_get_per_sec: %.0f calls/s (%d connections)\n", par,
+           PARALLEL);
     double burst = event_burst(b);
     if (burst < 0) {
         fprintf(stderr, "bench_sim: DTMF burst failed\n");
