@@ -545,7 +545,7 @@ static int ev_connect(sim_events *ev, int port, const char *query)
     return lws_client_connect_via_info(&ci) ? 0 : -1;
 }
 
-static bool ev_wait_state(sim_events *ev, ev_state not_state, int timeout_ms);
+static ev_state ev_wait_state(sim_events *ev, ev_state not_state, int timeout_ms);
 
 sim_events *sim_events_open_query(const sim_proc *p, int node, const char *query)
 {
@@ -568,7 +568,7 @@ sim_events *sim_events_open_query(const sim_proc *p, int node, const char *query
     if (pthread_create(&ev->thread, NULL, ev_thread, ev) != 0)
         goto fail;
     ev->thread_started = true;
-    if (!ev_wait_state(ev, EV_CONNECTING, 5000) || ev->state != EV_OPEN)
+    if (ev_wait_state(ev, EV_CONNECTING, 5000) != EV_OPEN)
         goto fail;
     return ev;
 fail:
@@ -595,8 +595,8 @@ static void deadline_after(struct timespec *ts, int timeout_ms)
     }
 }
 
-/* Waits until the state differs from not_state. */
-static bool ev_wait_state(sim_events *ev, ev_state not_state, int timeout_ms)
+/* Waits until the state differs from not_state; returns the state then. */
+static ev_state ev_wait_state(sim_events *ev, ev_state not_state, int timeout_ms)
 {
     struct timespec dl;
     deadline_after(&dl, timeout_ms);
@@ -604,9 +604,9 @@ static bool ev_wait_state(sim_events *ev, ev_state not_state, int timeout_ms)
     while (ev->state == not_state)
         if (pthread_cond_timedwait(&ev->cond, &ev->mu, &dl) == ETIMEDOUT)
             break;
-    bool changed = ev->state != not_state;
+    ev_state st = ev->state;
     pthread_mutex_unlock(&ev->mu);
-    return changed;
+    return st;
 }
 
 static bool str_is(const json_t *v, const char *s)
@@ -730,11 +730,8 @@ bool sim_events_wait_count(sim_events *ev, const char *type, size_t n, int timeo
 
 bool sim_events_wait_closed(sim_events *ev, int timeout_ms)
 {
-    ev_wait_state(ev, EV_OPEN, timeout_ms);
-    pthread_mutex_lock(&ev->mu);
-    bool closed = ev->state == EV_CLOSED || ev->state == EV_FAILED;
-    pthread_mutex_unlock(&ev->mu);
-    return closed;
+    ev_state st = ev_wait_state(ev, EV_OPEN, timeout_ms);
+    return st == EV_CLOSED || st == EV_FAILED;
 }
 
 void sim_events_close(sim_events *ev)
