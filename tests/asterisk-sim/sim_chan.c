@@ -265,9 +265,7 @@ static void link_answered(sim *s, sim_chan *far)
     sim_timer_cancel(s, near->otimer);
     near->otimer = NULL;
     chan_set_state(s, near, CH_UP);
-    chan_emit(s, near, "Dial",
-              json_pack("{s:s,s:s,s:s,s:o}", "dialstatus", "ANSWER", "forward", "",
-                        "dialstring", near->dialstring, "peer", chan_json(s, near)));
+    dial_event(s, near, "ANSWER");
     json_t *args = near->orig_args ? json_incref(near->orig_args) : json_array();
     chan_enter_stasis(s, near, near->sub_app, args);
 }

@@ -113,11 +113,15 @@ sim_chan *orig_new_chan(sim *s, int node, const char *id, const char *endpoint)
 
 static void run_dialplan(sim *s, sim_chan *ch);
 
-static void dial_event(sim *s, sim_chan *ch, const char *status)
+/* Dial carries the originated channel as "peer" (no "caller": the app
+ * originated it, no channel dialed it). */
+void dial_event(sim *s, sim_chan *ch, const char *status)
 {
-    chan_emit(s, ch, "Dial",
-              json_pack("{s:s,s:s,s:s,s:o}", "dialstatus", status, "forward", "", "dialstring",
-                        ch->dialstring, "peer", chan_json(s, ch)));
+    if (!sim_app_attached(s, ch->node, chan_event_app(ch)))
+        return;
+    sim_emit(s, ch->node, chan_event_app(ch), "Dial",
+             json_pack("{s:s,s:s,s:s,s:o}", "dialstatus", status, "forward", "", "dialstring",
+                       ch->dialstring, "peer", chan_json(s, ch)));
 }
 
 /* An originated channel that never got answered: ChannelDestroyed only. */
@@ -242,6 +246,9 @@ int orig_start(sim *s, sim_chan *ch)
     int64_t delay = r && r->delay_ms >= 0 ? r->delay_ms : DEFAULT_ANSWER_MS;
     if (ch->far_node >= 0) {
         chan_set_state(s, ch, CH_RINGING);
+        chan_emit(s, ch, "ChannelDialplan",
+                  json_pack("{s:s,s:s}", "dialplan_app", ch->app_name, "dialplan_app_data",
+                            ch->app_data));
         dial_event(s, ch, "");
     } else {
         dial_event(s, ch, "");

@@ -396,10 +396,10 @@ static void test_originate_link(void **state)
     assert_non_null(far);
     char farid[128], path[256];
     snprintf(farid, sizeof(farid), "%s", far);
-    assert_string_equal(types(f, "lo1"), "ChannelStateChange Dial");
+    assert_string_equal(types(f, "lo1"), "ChannelStateChange ChannelDialplan Dial");
     snprintf(path, sizeof(path), "/ari/channels/%s/answer", farid);
     assert_int_equal(req(f, 1, "POST", path, NULL, NULL), 204);
-    assert_string_equal(types(f, "lo1"), "ChannelStateChange Dial ChannelStateChange Dial StasisStart");
+    assert_string_equal(types(f, "lo1"), "ChannelStateChange ChannelDialplan Dial ChannelStateChange Dial StasisStart");
     add(f, 0, m1, "c1,lo1");
     snprintf(path, sizeof(path), "%s,a1", farid);
     add(f, 1, m2, path);
@@ -415,7 +415,7 @@ static void test_originate_link(void **state)
     assert_null(strstr(types(f, "lo1"), "ChannelHangupRequest"));
     vhost_advance(f->vh, 1); /* the link takes 5 ms */
     assert_string_equal(types(f, "lo1"),
-                        "ChannelStateChange Dial ChannelStateChange Dial StasisStart "
+                        "ChannelStateChange ChannelDialplan Dial ChannelStateChange Dial StasisStart "
                         "ChannelEnteredBridge ChannelDtmfReceived ChannelHangupRequest "
                         "ChannelLeftBridge StasisEnd ChannelHangupRequest ChannelDestroyed");
     free(m1);
