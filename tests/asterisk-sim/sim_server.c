@@ -1048,17 +1048,42 @@ static int node_up_route(http_req *r)
 
 /* ---- WebSocket upgrade ---------------------------------------------------- */
 
-/* Answers an upgrade request with an HTTP error right away (the header table
- * is still attached, the body is small). */
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    default:
+        return "Service Unavailable";
+    }
+}
+
+/* Answers an upgrade request with an HTTP error right away, written whole
+ * as raw bytes: lws has not read the request's HTTP version yet at this
+ * point and its header helpers would say "HTTP/1.0", where Asterisk says
+ * HTTP/1.1. The connection closes after (lws sees no keep-alive). */
 static int upgrade_reject(struct lws *wsi, int status, const char *ctype,
                           const char *body, bool www_auth)
 {
-    unsigned char buf[LWS_PRE + 1024];
-    size_t len = strlen(body);
-    if (write_headers(wsi, status, ctype, len, www_auth, true))
+    unsigned char buf[LWS_PRE + 2048];
+    char *p = (char *)buf + LWS_PRE;
+    int n = snprintf(p, sizeof buf - LWS_PRE,
+                     "HTTP/1.1 %d %s\r\nServer: " ASTERISK_SERVER "\r\n"
+                     "Content-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-cache, no-store\r\n%s"
+                     "Connection: close\r\n\r\n%s",
+                     status, reason_phrase(status), ctype, strlen(body),
+                     www_auth ? "WWW-Authenticate: Basic realm=\"Asterisk REST "
+                                "Interface\"\r\n"
+                              : "",
+                     body);
+    if (n < 0 || (size_t)n >= sizeof buf - LWS_PRE)
         return -1;
-    memcpy(buf + LWS_PRE, body, len);
-    if (lws_write(wsi, buf + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len)
+    if (lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS) < n)
         return -1;
     return 1; /* "rejected, answer sent" */
 }

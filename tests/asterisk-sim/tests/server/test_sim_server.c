@@ -94,7 +94,7 @@ static int ws_probe(const sim_proc *p, int node, const char *query)
     struct pollfd pfd = {fd, POLLIN, 0};
     int status = 0;
     if (poll(&pfd, 1, 2000) == 1 && read(fd, resp, sizeof resp - 1) > 12)
-        sscanf(resp, "HTTP/1.%*d %d", &status);
+        sscanf(resp, "HTTP/1.1 %d", &status); /* as Asterisk: 1.1 */
     close(fd);
     return status;
 }
