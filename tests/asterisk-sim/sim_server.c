@@ -488,9 +488,12 @@ fail:
 /* Starts listening on the node's port; lws polls the socket from then on. */
 static int node_listen(host_node *n, char *err, size_t errlen)
 {
-    int fd = listen_socket(n->srv->cfg.bind, &n->port, err, errlen);
-    if (fd < 0)
+    char why[160];
+    int fd = listen_socket(n->srv->cfg.bind, &n->port, why, sizeof why);
+    if (fd < 0) {
+        snprintf(err, errlen, "node %s: %s", n->name, why);
         return ARIQ_EIO;
+    }
     lws_sock_file_fd_type u;
     u.filefd = fd;
     n->listen_wsi =
@@ -1426,6 +1429,7 @@ void sim_server_free(sim_server *srv)
 {
     if (!srv)
         return;
+    srv->stop = 1; /* closing listeners from here on is expected */
     /* event sockets first, while the core still listens to detaches */
     for (int i = 0; i < srv->nnodes; i++)
         lws_start_foreach_dll(struct lws_dll2 *, d,
