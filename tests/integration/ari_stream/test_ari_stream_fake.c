@@ -155,6 +155,37 @@ static void test_oversize_message(void **state)
     free(big);
 }
 
+/* One 300 KB frame (FIN set) reaches the client in several reads: it is
+ * still one message. */
+static void test_large_single_frame(void **state)
+{
+    (void)state;
+    enum { SIZE = 300 * 1024 };
+    char *msg = malloc(SIZE);
+    assert_non_null(msg);
+    memset(msg, ' ', SIZE);
+    memcpy(msg, ss, sizeof ss - 1);
+    fake_frame frames[] = {{msg, SIZE, true, false}, {end, sizeof end - 1, true, false}};
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, frames, 2);
+    assert_non_null(f);
+    ari_stream *s = open_stream(&w, port, USER, PASS, false);
+    int want = 2;
+    assert_true(run_until(&w, n_events, &want, 10000));
+    assert_int_equal(w.types[0], ARI_EV_STASIS_START);
+    assert_int_equal(w.types[1], ARI_EV_STASIS_END);
+    ari_stream_stats st;
+    ari_stream_get_stats(s, &st);
+    assert_int_equal(st.messages, 2);
+    assert_int_equal(st.parse_errors, 0);
+    ari_stream_free(s);
+    fake_ari_stop(f);
+    event_base_free(w.base);
+    free(msg);
+}
+
 /* The server drops the connection: on_disconnected, a reconnect after the
  * backoff, on_connected again, and the new connection's events arrive. */
 static void test_reconnect(void **state)
@@ -428,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_events_in_order),
         cmocka_unit_test(test_basic_auth),
         cmocka_unit_test(test_oversize_message),
+        cmocka_unit_test(test_large_single_frame),
         cmocka_unit_test(test_reconnect),
         cmocka_unit_test(test_wrong_password_refused),
         cmocka_unit_test(test_401_logged_and_retried),
