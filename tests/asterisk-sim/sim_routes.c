@@ -380,6 +380,36 @@ static void ch_dial(sim_req *r)
     orig_start(r->s, ch);
 }
 
+/* A snoop channel on `id`: Up, in Stasis(app, appArgs) at once. It only
+ * listens (the oracle does not count it as connected). */
+static void ch_snoop(sim_req *r)
+{
+    sim_chan *target = find_chan(r, r->p[0]);
+    const char *app = req_q(r, "app");
+    char id[SIM_ID_MAX], name[SIM_ID_MAX];
+    if (!target)
+        return;
+    if (!app || !*app) {
+        req_error(r, 400, "Application name is required");
+        return;
+    }
+    const char *sid = r->p[1][0] ? r->p[1] : req_q(r, "snoopId");
+    if (sid)
+        snprintf(id, sizeof(id), "%.100s", sid);
+    else
+        sim_make_id(r->s, r->node, id, sizeof(id));
+    snprintf(name, sizeof(name), "Snoop/%.80s-%08x", target->id, ++r->s->local_seq);
+    sim_chan *ch = chan_get(r->s, r->node, id) ? NULL : chan_new(r->s, r->node, id, name, CH_UP);
+    if (!ch) {
+        req_error(r, 409, "Channel with given unique ID already exists");
+        return;
+    }
+    strcpy(ch->context, "default");
+    strcpy(ch->exten, "s");
+    req_reply(r, 200, chan_json(r->s, ch));
+    chan_enter_stasis(r->s, ch, app, split_list(req_q(r, "appArgs")));
+}
+
 /* ---- bridges ---- */
 
 static void br_list(sim_req *r)
@@ -787,6 +817,34 @@ static void rs_file(sim_req *r)
     r->status = 200;
 }
 
+/* ---- user events ---- */
+
+static void user_event(sim_req *r)
+{
+    const char *app = req_q(r, "application"), *src = req_q(r, "source");
+    if (!app) {
+        req_error(r, 400, "Missing parameter application");
+        return;
+    }
+    if (!sim_app_attached(r->s, r->node, app)) {
+        req_error(r, 404, "Application not found");
+        return;
+    }
+    sim_chan *ch = NULL;
+    if (src && !strncmp(src, "channel:", 8) && !(ch = chan_get(r->s, r->node, src + 8))) {
+        req_error(r, 422, "Event source not found");
+        return;
+    }
+    json_t *vars = json_object_get(r->body, "variables");
+    json_t *uev = json_is_object(vars) ? json_deep_copy(vars) : json_object();
+    json_object_set_new(uev, "eventname", json_string(r->p[0])); /* as Asterisk does */
+    json_t *ev = json_pack("{s:s,s:o}", "eventname", r->p[0], "userevent", uev);
+    if (ch)
+        json_object_set_new(ev, "channel", chan_json(r->s, ch));
+    req_reply(r, 204, NULL);
+    sim_emit(r->s, r->node, app, ch ? "ChannelUserevent" : "ApplicationUserevent", ev);
+}
+
 /* ---- asterisk, applications ---- */
 
 static void ast_info(sim_req *r)
@@ -856,6 +914,9 @@ const sim_route sim_ari_routes[] = {
     {"POST", "/ari/channels/:/dtmf", ch_dtmf},
     {"POST", "/ari/channels/:/record", ch_record},
     {"POST", "/ari/channels/:/dial", ch_dial},
+    {"POST", "/ari/channels/:/snoop", ch_snoop},
+    {"POST", "/ari/channels/:/snoop/:", ch_snoop},
+    {"POST", "/ari/events/user/:", user_event},
     {"GET", "/ari/bridges", br_list},
     {"POST", "/ari/bridges", br_create},
     {"GET", "/ari/bridges/:", br_get},

@@ -868,6 +868,11 @@ static void sample_session(vhost *vh)
     vhost_advance(vh, 2000);
     q(vh, "POST", "/ari/recordings/live/r1/stop", NULL);
     q(vh, "POST", "/ari/channels/a1/record?name=r2&format=wav", NULL);
+    q(vh, "POST", "/ari/channels/a1/snoop?app=queue&appArgs=snoop&spy=both&snoopId=s1", NULL);
+    q(vh, "POST", "/ari/channels/s1/record?name=r3&format=wav", NULL);
+    q(vh, "POST", "/ari/recordings/live/r3/stop", NULL);
+    q(vh, "DELETE", "/ari/channels/s1", NULL);
+    q(vh, "POST", "/ari/events/user/QueueTest?application=queue&source=channel:c1", NULL);
     q(vh, "DELETE", "/ari/channels/a1", NULL);
     snprintf(path, sizeof(path), "/ari/bridges/%s", m);
     q(vh, "DELETE", path, NULL);
