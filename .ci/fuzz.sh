@@ -14,7 +14,9 @@ BUILD_DIR=${BUILD_DIR:-$REPO/build-events-fuzz}
 JOBS=${JOBS:-2}
 SRC=$REPO/tests/fuzz/ari_event
 
-CC=clang cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DARIQ_FUZZ=ON >/dev/null
+# ASan comes with ARIQ_FUZZ; UBSan is added so undefined behaviour aborts too.
+CC=clang cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DARIQ_FUZZ=ON \
+    -DARIQ_UBSAN=ON >/dev/null
 make -C "$BUILD_DIR" -j"$JOBS" fuzz_ari_event
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/fuzz_ari_event.XXXXXX")
