@@ -82,11 +82,12 @@ static int build_argv(sim_proc *p, const sim_proc_opts *o, const char *ready,
     return n;
 }
 
-static int start_once(sim_proc *p, const sim_proc_opts *o, int attempt)
+/* Starts the program once; with new_ports, on fresh free ports. */
+static int start_once(sim_proc *p, const sim_proc_opts *o, int attempt, bool new_ports)
 {
     char ready[600], bin[512], store[SIM_PROC_MAX_NODES + 2][96];
     const char *argv[64];
-    for (int i = 0; i < p->nnodes; i++) {
+    for (int i = 0; i < p->nnodes && new_ports; i++) {
         p->ports[i] = proc_free_port();
         snprintf(p->urls[i], sizeof p->urls[i], "http://127.0.0.1:%d", p->ports[i]);
     }
@@ -117,6 +118,7 @@ static int start_once(sim_proc *p, const sim_proc_opts *o, int attempt)
 int sim_proc_start_opts(sim_proc *p, const sim_proc_opts *o)
 {
     memset(p, 0, sizeof *p);
+    p->opts = *o;
     p->nnodes = o->nnodes > 0 ? o->nnodes : 1;
     if (p->nnodes > SIM_PROC_MAX_NODES)
         return -1;
@@ -124,9 +126,16 @@ int sim_proc_start_opts(sim_proc *p, const sim_proc_opts *o)
     snprintf(p->password, sizeof p->password, "%s", o->password ? o->password : "ari");
     /* A free port can be taken between proc_free_port() and bind: retry. */
     for (int attempt = 1; attempt <= 3; attempt++)
-        if (start_once(p, o, attempt) == 0)
+        if (start_once(p, o, attempt, true) == 0)
             return 0;
     return -1;
+}
+
+int sim_proc_restart(sim_proc *p, int sig)
+{
+    if (p->proc.pid > 0)
+        proc_stop(&p->proc, sig, 5000);
+    return start_once(p, &p->opts, 1, false);
 }
 
 int sim_proc_start(sim_proc *p, int nnodes, double scale)

@@ -20,17 +20,9 @@
 
 #define SIM_PROC_MAX_NODES 8
 
-typedef struct sim_proc {
-    test_proc proc;
-    int nnodes;
-    int ports[SIM_PROC_MAX_NODES];
-    char urls[SIM_PROC_MAX_NODES][40]; /* "http://127.0.0.1:PORT" */
-    char user[64];
-    char password[64];
-    char logpath[512]; /* the simulator's stdout+stderr */
-} sim_proc;
-
-/* Everything sim_proc_start_opts() can vary. Zeroed fields take defaults. */
+/* Everything sim_proc_start_opts() can vary. Zeroed fields take defaults.
+ * The strings are borrowed and must outlive the sim_proc (restart uses
+ * them again). */
 typedef struct sim_proc_opts {
     int nnodes;                    /* 1 .. SIM_PROC_MAX_NODES; 0 means 1 */
     double scale;                  /* --scale (0 is zero-latency mode) */
@@ -40,6 +32,17 @@ typedef struct sim_proc_opts {
     const char *const *extra_args; /* more argv entries, NULL-terminated, or NULL */
     int ready_timeout_ms;          /* 0: 10000 */
 } sim_proc_opts;
+
+typedef struct sim_proc {
+    test_proc proc;
+    sim_proc_opts opts;
+    int nnodes;
+    int ports[SIM_PROC_MAX_NODES];
+    char urls[SIM_PROC_MAX_NODES][40]; /* "http://127.0.0.1:PORT" */
+    char user[64];
+    char password[64];
+    char logpath[512]; /* the simulator's stdout+stderr */
+} sim_proc;
 
 /* Starts the simulator with nnodes nodes at `scale`, user/password ari/ari.
  * Returns 0 once it is ready, or -1 (it is not running then; its log says
@@ -51,6 +54,11 @@ int sim_proc_start_opts(sim_proc *p, const sim_proc_opts *o);
  * reports it (WIFEXITED(st) && WEXITSTATUS(st) == 0 for a clean exit), or -1
  * if it was not running. */
 int sim_proc_stop(sim_proc *p);
+
+/* Stops the simulator with `sig` (SIGKILL: it crashed; SIGTERM: a clean
+ * stop) and starts it again on the same ports with the same options: every
+ * node comes back empty. Returns 0 once ready, or -1. */
+int sim_proc_restart(sim_proc *p, int sig);
 
 /* Borrowed strings that live as long as `p`. */
 const char *sim_proc_url(const sim_proc *p, int node); /* "http://127.0.0.1:PORT" */

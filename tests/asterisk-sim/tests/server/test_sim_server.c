@@ -407,6 +407,27 @@ static void test_node_down_up(void **state)
     assert_int_equal(st, 404);
 }
 
+/* A crash and a restart on the same ports: clients see the socket close,
+ * then the same URLs serve an empty simulator. */
+static void test_restart_same_ports(void **state)
+{
+    sim_proc *p = *state;
+    char id[64], url[64];
+    long st;
+    snprintf(url, sizeof url, "%s", sim_proc_url(p, 0));
+    sim_events *ev = sim_events_open(p, 0, "queue");
+    assert_non_null(ev);
+    json_decref(sim_place_call(p, 0, "queue", "caller", "1", id, sizeof id));
+    assert_int_equal(sim_live_channels(p, 0), 1);
+    assert_int_equal(sim_proc_restart(p, SIGKILL), 0);
+    assert_true(sim_events_wait_closed(ev, 3000));
+    sim_events_close(ev);
+    assert_string_equal(sim_proc_url(p, 0), url);
+    assert_int_equal(sim_live_channels(p, 0), 0);
+    json_decref(sim_ctl(p, 0, "GET", "/ari/channels", NULL, &st));
+    assert_int_equal(st, 200);
+}
+
 /* ---- HTTP transport --------------------------------------------------------------- */
 
 static size_t sink(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -770,6 +791,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fault_latency, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_fault_refuse_ws, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_up, setup_two, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_same_ports, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_body_limit, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_query_encoding, setup_one, teardown),
