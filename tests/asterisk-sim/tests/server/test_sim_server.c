@@ -437,35 +437,50 @@ static size_t sink(char *ptr, size_t size, size_t nmemb, void *ud)
     return size * nmemb;
 }
 
+/* One connection serves GET, POST (empty and JSON body), PUT and DELETE in
+ * turn: libcurl reuses it every time. */
 static void test_keepalive(void **state)
 {
+    static const struct {
+        const char *method, *path, *body;
+        long status;
+    } reqs[] = {
+        {"GET", "/ari/asterisk/info", NULL, 200},
+        {"POST", "/ari/channels/nosuch/answer", "", 404},
+        {"POST", "/ari/channels/nosuch/play", "{\"media\":[\"sound:beep\"]}", 404},
+        {"PUT", "/ari/nosuch", "{}", 404},
+        {"DELETE", "/ari/channels/nosuch", NULL, 404},
+        {"GET", "/ari/channels", NULL, 200},
+    };
     sim_proc *p = *state;
     char url[256];
     long connects_total = 0, code = 0;
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
     CURL *c = curl_easy_init();
     assert_non_null(c);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(c, CURLOPT_USERNAME, "ari");
     curl_easy_setopt(c, CURLOPT_PASSWORD, "ari");
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    for (int i = 0; i < 6; i++) {
-        long connects = 0;
-        bool post = i % 2;
-        snprintf(url, sizeof url, "%s%s", sim_proc_url(p, 0),
-                 post ? "/ari/channels/nosuch/answer" : "/ari/asterisk/info");
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        if (post)
-            curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-        else
-            curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-        assert_int_equal(curl_easy_perform(c), CURLE_OK);
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-        assert_int_equal(code, post ? 404 : 200);
-        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
-        connects_total += connects;
-    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+            long connects = 0;
+            snprintf(url, sizeof url, "%s%s", sim_proc_url(p, 0), reqs[i].path);
+            curl_easy_setopt(c, CURLOPT_URL, url);
+            curl_easy_setopt(c, CURLOPT_HTTPGET, 1L); /* resets body options */
+            if (reqs[i].body)
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, reqs[i].body);
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, reqs[i].method);
+            assert_int_equal(curl_easy_perform(c), CURLE_OK);
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+            assert_int_equal(code, reqs[i].status);
+            curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+            connects_total += connects;
+        }
     assert_int_equal(connects_total, 1);
     curl_easy_cleanup(c);
+    curl_slist_free_all(hdrs);
 }
 
 static void test_body_limit(void **state)
