@@ -192,6 +192,8 @@ static void exec_setvar(sim *s, sim_chan *ch, const char *name, const char *val)
 }
 
 static void link_answered(sim *s, sim_chan *far);
+static void dtmf_deliver(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_party,
+                         const sim_chan *via);
 
 /* Runs one command; a PLAY leaves ch->playing set, which holds the queue. */
 static void exec_cmd(sim *s, sim_chan *ch, sim_cmd *c)
@@ -215,6 +217,7 @@ static void exec_cmd(sim *s, sim_chan *ch, sim_cmd *c)
         ch->chan_moh = c->str != NULL;
         chan_update_hearing(s, ch);
         break;
+    case CMD_DTMF: dtmf_deliver(s, ch, c->str, c->num, c->str2 != NULL, NULL); break;
     }
 }
 
@@ -223,7 +226,7 @@ void chan_run_queue(sim *s, sim_chan *ch)
     if (ch->q_running)
         return;
     ch->q_running = true;
-    while (ch->alive && !ch->hanging && !ch->playing && ch->q_head) {
+    while (ch->alive && !ch->hanging && !ch->playing && !ch->rec_hold && ch->q_head) {
         sim_cmd *c = ch->q_head;
         ch->q_head = c->next;
         if (!ch->q_head)
@@ -429,8 +432,31 @@ void chan_party_hangup(sim *s, sim_chan *ch, int cause, const char *who)
 /* One digit received by `ch` from its far side: an event on ch, then the
  * bridge writes it to the other members; a link leg written to makes its
  * peer receive it (duration 0, as IAX2 reports). */
+static void dtmf_deliver(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_party,
+                         const sim_chan *via);
+
 int chan_dtmf(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_party,
               const sim_chan *via)
+{
+    if (ch->rec_hold) {
+        /* a recording of this channel holds its queue, digits included */
+        sim_cmd *c = calloc(1, sizeof(*c));
+        if (!c || !(c->str = strdup(digit))) {
+            free(c);
+            return -1;
+        }
+        c->kind = CMD_DTMF;
+        c->num = dur_ms;
+        c->str2 = from_party ? strdup("party") : NULL;
+        chan_enqueue(s, ch, c);
+        return 0;
+    }
+    dtmf_deliver(s, ch, digit, dur_ms, from_party, via);
+    return 0;
+}
+
+static void dtmf_deliver(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_party,
+                         const sim_chan *via)
 {
     chan_note(s, ch, from_party ? "dtmf_sent" : "dtmf_received",
               json_pack("{s:s,s:i}", "digit", digit, "duration_ms", (int)dur_ms));
@@ -438,7 +464,7 @@ int chan_dtmf(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_pa
               json_pack("{s:s,s:i}", "digit", digit, "duration_ms", (int)dur_ms));
     sim_bridge *b = ch->bridge;
     if (!b || !b->mixing)
-        return 0;
+        return;
     for (size_t i = 0; i < b->n; i++) {
         sim_chan *m = b->members[i];
         if (m == ch)
@@ -447,7 +473,6 @@ int chan_dtmf(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_pa
         if (m->link_peer && m->link_peer->alive && m->link_peer != via)
             chan_dtmf(s, m->link_peer, digit, 0, false, m);
     }
-    return 0;
 }
 
 json_t *chan_summary(sim *s, const sim_chan *ch)

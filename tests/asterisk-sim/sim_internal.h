@@ -29,6 +29,7 @@ typedef struct sim_bridge sim_bridge;
 typedef struct sim_pb sim_pb;
 typedef struct sim_chan sim_chan;
 typedef struct sim_ctimer sim_ctimer;
+typedef struct sim_rec sim_rec;
 
 /* A core-owned timer: wraps the host's so sim_free can cancel everything. */
 struct sim_ctimer {
@@ -54,6 +55,7 @@ typedef enum {
     CMD_CONTINUE, /* str = context, str2 = exten, num = priority */
     CMD_SETVAR,   /* str = name, str2 = value */
     CMD_MOH,      /* str = class or NULL to stop */
+    CMD_DTMF,     /* str = digit, num = duration: held back by a recording */
 } cmd_kind;
 
 typedef struct sim_cmd {
@@ -90,6 +92,7 @@ struct sim_chan {
     bool bridgepeer;      /* BRIDGEPEER was set by a mixing bridge */
     bool hearing_moh;     /* oracle: last reported MOH state */
     sim_pb *playing;      /* the channel playback holding the queue */
+    sim_rec *rec_hold;    /* a recording of this channel holds it too */
     sim_cmd *q_head, *q_tail;
     bool q_running;       /* guards re-entry of the queue runner */
     /* originate */
@@ -140,7 +143,7 @@ struct sim_pb {
     json_t *heard;        /* oracle entries (borrowed from timelines) of the current item */
 };
 
-typedef struct sim_rec {
+struct sim_rec {
     char name[SIM_ID_MAX];
     char format[16];
     char target_uri[SIM_ID_MAX + 16];
@@ -153,7 +156,7 @@ typedef struct sim_rec {
     uint64_t span_start;
     uint64_t started_ms, ended_ms;
     uint64_t dur_ms;      /* recorded (not paused) */
-} sim_rec;
+};
 
 typedef struct sim_rule {
     char match[160];      /* prefix of the endpoint */

@@ -137,6 +137,12 @@ void rec_finish(sim *s, sim_rec *r, bool keep)
     key(k, sizeof(k), r->node, r->name);
     sim_map_del(s->recs_live, k);
     rec_emit(s, r, "RecordingFinished", true);
+    sim_chan *ch = !strncmp(r->target_uri, "channel:", 8)
+                       ? chan_get(s, r->node, r->target_uri + 8) : NULL;
+    if (ch && ch->rec_hold == r) {
+        ch->rec_hold = NULL;
+        chan_run_queue(s, ch);
+    }
     if (!strncmp(r->target_uri, "bridge:", 7)) {
         sim_bridge *b = bridge_get(s, r->node, r->target_uri + 7);
         if (b)

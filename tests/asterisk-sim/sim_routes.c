@@ -296,7 +296,8 @@ static void ch_record(sim_req *r)
         return;
     }
     sim_rec *rec;
-    rec_start(r->s, r->node, name, fmt, uri, ch->stasis_app, over, &rec);
+    if (!rec_start(r->s, r->node, name, fmt, uri, ch->stasis_app, over, &rec))
+        ch->rec_hold = rec; /* runs in the channel's queue until it stops */
 }
 
 /* POST /channels and /channels/{id}: 200 at once in state Down. */
@@ -516,6 +517,13 @@ static json_t *bridge_chans(sim_req *r, sim_bridge **bp)
         sim_chan *ch = chan_get(r->s, r->node, json_string_value(e));
         if (!ch || !ch->stasis_app) {
             req_error(r, ch ? 422 : 400, ch ? NOT_IN_STASIS : "Channel not found");
+            json_decref(ids);
+            return NULL;
+        }
+        if (ch->rec_hold) {
+            char msg[SIM_ID_MAX + 40];
+            snprintf(msg, sizeof(msg), "Channel %s currently recording", ch->id);
+            req_error(r, 409, msg);
             json_decref(ids);
             return NULL;
         }

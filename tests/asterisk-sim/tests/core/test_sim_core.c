@@ -701,6 +701,29 @@ static void test_party_hangup_window(void **state)
     json_decref(o);
 }
 
+/* OBSERVED: recording a Stasis channel itself runs in its command queue
+ * and holds back every later command, DTMF delivery included. */
+static void test_channel_recording_holds_queue(void **state)
+{
+    fx *f = *state;
+    char *m = make_bridge(f, 0, "mixing");
+    call(f, 0, "c1", "caller");
+    assert_int_equal(req(f, 0, "POST", "/ari/channels/c1/record?name=cr&format=wav", NULL, NULL),
+                     201);
+    assert_int_equal(req(f, 0, "POST", "/sim/channels/c1/dtmf", "{\"digits\":\"1\"}", NULL),
+                     204);
+    assert_int_equal(req(f, 0, "POST", "/ari/channels/c1/answer", NULL, NULL), 204);
+    char path[256];
+    snprintf(path, sizeof(path), "/ari/bridges/%s/addChannel?channel=c1", m);
+    assert_int_equal(req(f, 0, "POST", path, NULL, NULL), 409);
+    assert_string_equal(types(f, "c1"), "StasisStart");
+    vhost_advance(f->vh, 1000);
+    assert_int_equal(req(f, 0, "POST", "/ari/recordings/live/cr/stop", NULL, NULL), 204);
+    assert_string_equal(types(f, "c1"), "StasisStart ChannelDtmfReceived ChannelStateChange");
+    add(f, 0, m, "c1");
+    free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -721,6 +744,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_down_hangs_up_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_then_dial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_party_hangup_window, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_channel_recording_holds_queue, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
