@@ -483,6 +483,34 @@ static void test_keepalive(void **state)
     curl_slist_free_all(hdrs);
 }
 
+/* A POST without Content-Length (lws would wait for a body until close) is
+ * answered at once, and the connection closes after the answer. */
+static void test_post_without_length(void **state)
+{
+    sim_proc *p = *state;
+    char resp[2048] = "";
+    const char req[] = "POST /sim/reset HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = connect_port(sim_proc_port(p, 0)), status = 0;
+    size_t got = 0;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, req, sizeof req - 1), (ssize_t)(sizeof req - 1));
+    uint64_t t0 = clock_mono_ms();
+    bool eof = false;
+    while (!eof && since(t0) < 3000 && got < sizeof resp - 1) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, 200) != 1)
+            continue;
+        ssize_t n = read(fd, resp + got, sizeof resp - 1 - got);
+        eof = n <= 0;
+        got += n > 0 ? (size_t)n : 0;
+    }
+    close(fd);
+    resp[got] = '\0';
+    sscanf(resp, "HTTP/1.1 %d", &status);
+    assert_int_equal(status, 204);
+    assert_true(eof);
+}
+
 static void test_body_limit(void **state)
 {
     sim_proc *p = *state;
@@ -808,6 +836,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_down_up, setup_two, teardown),
         cmocka_unit_test_setup_teardown(test_restart_same_ports, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive, setup_one, teardown),
+        cmocka_unit_test_setup_teardown(test_post_without_length, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_body_limit, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_query_encoding, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_dropped, setup_small_queue,
