@@ -521,22 +521,30 @@ static int build_auth(ari_stream *s)
     return 0;
 }
 
+/* Fills the 0-means-default numbers and clamps them to what the timers and
+ * lws's 16-bit idle policy can hold. */
+static void apply_defaults(ari_stream *s)
+{
+    ari_stream_cfg *c = &s->cfg;
+    c->backoff_min_ms = c->backoff_min_ms ? c->backoff_min_ms : 100;
+    c->backoff_max_ms = c->backoff_max_ms ? c->backoff_max_ms : 5000;
+    if (c->backoff_max_ms > 3600000) /* an hour; keeps the doubling in range */
+        c->backoff_max_ms = 3600000;
+    if (c->backoff_min_ms > c->backoff_max_ms)
+        c->backoff_min_ms = c->backoff_max_ms;
+    s->backoff_ms = c->backoff_min_ms;
+    if (!c->max_queued_bytes)
+        c->max_queued_bytes = ARI_STREAM_MAX_QUEUED;
+    unsigned ping = c->ping_interval_s ? c->ping_interval_s : 20;
+    ping = ping > 30000 ? 30000 : ping;
+    s->idle_policy.secs_since_valid_ping = (uint16_t)ping;
+    s->idle_policy.secs_since_valid_hangup = (uint16_t)(ping * 2);
+}
+
 static int copy_cfg(ari_stream *s, const ari_stream_cfg *cfg)
 {
     s->cfg = *cfg;
-    if (!s->cfg.backoff_min_ms)
-        s->cfg.backoff_min_ms = 100;
-    if (!s->cfg.backoff_max_ms)
-        s->cfg.backoff_max_ms = 5000;
-    if (s->cfg.backoff_max_ms < s->cfg.backoff_min_ms)
-        s->cfg.backoff_max_ms = s->cfg.backoff_min_ms;
-    s->backoff_ms = s->cfg.backoff_min_ms;
-    if (!s->cfg.max_queued_bytes)
-        s->cfg.max_queued_bytes = ARI_STREAM_MAX_QUEUED;
-    unsigned ping = s->cfg.ping_interval_s ? s->cfg.ping_interval_s : 20;
-    ping = ping > 30000 ? 30000 : ping; /* the policy holds 16-bit seconds */
-    s->idle_policy.secs_since_valid_ping = (uint16_t)ping;
-    s->idle_policy.secs_since_valid_hangup = (uint16_t)(ping * 2);
+    apply_defaults(s);
     s->host = strdup(cfg->host);
     s->app = strdup(cfg->app);
     s->user = strdup(cfg->user ? cfg->user : "");

@@ -76,7 +76,7 @@ typedef struct ari_stream_cfg {
     bool subscribe_all;      /* adds subscribeAll=true */
     bool deliver_unknown;    /* also pass ARI_EV_UNKNOWN events to on_event */
     unsigned backoff_min_ms; /* first retry delay; 0 means 100 */
-    unsigned backoff_max_ms; /* cap; 0 means 5000 */
+    unsigned backoff_max_ms; /* cap (at most an hour); 0 means 5000 */
     /* A connection idle this long gets a WebSocket PING; with no answer
      * after twice as long it is closed and retried, so a peer that vanished
      * without a FIN (cable, NAT timeout) is noticed. 0 means 20 s. */
