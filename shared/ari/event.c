@@ -251,6 +251,9 @@ static int parse_bridge(const json_t *root, ari_bridge *b, char *err, size_t err
         rc = jx_get_str_opt(o, "technology", MAX_SHORT, "", &b->technology, err, errlen);
     if (rc != 0)
         return prefix_err(rc, "bridge", err, errlen);
+    b->kind = strcmp(b->bridge_type, "mixing") == 0    ? ARI_BRIDGE_MIXING
+              : strcmp(b->bridge_type, "holding") == 0 ? ARI_BRIDGE_HOLDING
+                                                       : ARI_BRIDGE_OTHER;
     b->name = soft_str(o, "name", ARI_EVENT_MAX_STR);
     chans = json_object_get(o, "channels");
     b->channel_count = json_is_array(chans) ? json_array_size(chans) : 0;

@@ -121,8 +121,15 @@ typedef struct ari_channel {
     const char *app_name, *app_data;               /* current dialplan application */
 } ari_channel;
 
+typedef enum {
+    ARI_BRIDGE_OTHER = 0, /* absent or another bridge_type */
+    ARI_BRIDGE_MIXING,
+    ARI_BRIDGE_HOLDING,
+} ari_bridge_kind;
+
 typedef struct ari_bridge {
     const char *id;
+    ari_bridge_kind kind;    /* from bridge_type */
     const char *bridge_type; /* "mixing", "holding" */
     const char *technology;  /* "simple_bridge", "holding_bridge", ... */
     const char *name;        /* "" when absent */

@@ -359,6 +359,7 @@ static void test_bridge_events(void **state)
     assert_int_equal(ev->type, ARI_EV_CHANNEL_ENTERED_BRIDGE);
     assert_string_equal(ev->bridge.id, "fe1a7e1e-9e6a-473b-83b2-461bd74885c2");
     assert_string_equal(ev->bridge.bridge_type, "holding");
+    assert_int_equal(ev->bridge.kind, ARI_BRIDGE_HOLDING);
     assert_string_equal(ev->bridge.name, "hold1");
     assert_int_equal(ev->bridge.channel_count, 1);
     assert_string_equal(ev->channel.id, "1795384614.39");
@@ -372,6 +373,7 @@ static void test_bridge_events(void **state)
     ev = parse_sample("BridgeDestroyed.json");
     assert_int_equal(ev->type, ARI_EV_BRIDGE_DESTROYED);
     assert_string_equal(ev->bridge.bridge_type, "mixing");
+    assert_int_equal(ev->bridge.kind, ARI_BRIDGE_MIXING);
     assert_int_equal(ev->bridge.channel_count, 0);
     assert_false(ev->has_channel);
     ari_event_free(ev);
