@@ -19,7 +19,10 @@
  * queue needs to act (a StasisStart without a channel id is useless), not
  * every member api-docs marks required. Members that are optional get a
  * default: "" for strings, ARI_CHAN_UNKNOWN / ARI_PB_UNKNOWN / ARI_REC_UNKNOWN
- * for unknown state names, -1 for absent numbers.
+ * for unknown state names, -1 for absent numbers. Informational strings
+ * (caller id, dialplan app and data, bridge name) that fail their check
+ * become "" instead of failing the event: a caller name with a control byte
+ * must not cost the call its StasisStart.
  *
  * The struct is public and read-only (unlike ariq's opaque objects) because it
  * is a record every leg handler reads many fields of; its storage stays
