@@ -392,6 +392,68 @@ long sim_reset(const sim_proc *p, int node)
     return ctl_status(p, node, "POST", "/sim/reset", NULL);
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool sim_wait_live_channels(const sim_proc *p, int node, int n, int timeout_ms)
+{
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (sim_live_channels(p, node) == n)
+            return true;
+        if (mono_ms() >= end)
+            return false;
+        ms_sleep(10);
+    }
+}
+
+bool sim_wait_connected(const sim_proc *p, int node, const char *a, const char *b,
+                        bool want, int timeout_ms)
+{
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (sim_is_connected(p, node, a, b) == (want ? 1 : 0))
+            return true;
+        if (mono_ms() >= end)
+            return false;
+        ms_sleep(10);
+    }
+}
+
+/* The first timeline entry of `chan` with "ev" == ev (NEW reference). */
+static json_t *timeline_find(const sim_proc *p, int node, const char *chan,
+                             const char *ev)
+{
+    json_t *c = sim_channel(p, node, chan), *e, *hit = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(c, "timeline"), i, e)
+    {
+        const char *name = json_string_value(json_object_get(e, "ev"));
+        if (name && strcmp(name, ev) == 0) {
+            hit = json_incref(e);
+            break;
+        }
+    }
+    json_decref(c);
+    return hit;
+}
+
+json_t *sim_wait_timeline(const sim_proc *p, int node, const char *chan, const char *ev,
+                          int timeout_ms)
+{
+    uint64_t end = mono_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        json_t *hit = timeline_find(p, node, chan, ev);
+        if (hit || mono_ms() >= end)
+            return hit;
+        ms_sleep(10);
+    }
+}
+
 /* ---- event collector ---------------------------------------------------- */
 
 #define EV_MAX_TYPES 64

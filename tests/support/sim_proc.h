@@ -128,6 +128,19 @@ long sim_originate_rule(const sim_proc *p, int node, const char *match,
 /* POST /sim/reset; returns status (204). */
 long sim_reset(const sim_proc *p, int node);
 
+/* Waits, polling the control API every 10 ms for at most timeout_ms:
+ *   sim_wait_live_channels  until /sim/state counts n live channels;
+ *   sim_wait_connected      until /sim/connected?a=&b= is `want`;
+ *   sim_wait_timeline       until the channel's timeline has an entry with
+ *                           "ev" == ev; returns that entry (NEW reference)
+ *                           or NULL on timeout.
+ * The first two return true if the condition held in time. */
+bool sim_wait_live_channels(const sim_proc *p, int node, int n, int timeout_ms);
+bool sim_wait_connected(const sim_proc *p, int node, const char *a, const char *b,
+                        bool want, int timeout_ms);
+json_t *sim_wait_timeline(const sim_proc *p, int node, const char *chan, const char *ev,
+                          int timeout_ms);
+
 /* ---- Event collector ------------------------------------------------------
  * One ARI events WebSocket (/ari/events?app=APP&api_key=USER:PASSWORD) read
  * on a background thread; every text message is parsed and kept, in order,

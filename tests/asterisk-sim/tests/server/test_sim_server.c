@@ -202,6 +202,14 @@ static void test_events_in_order(void **state)
     json_t *e = sim_events_wait(ev, "StasisEnd", ids[0], 3000);
     assert_non_null(e);
     json_decref(e);
+    /* the oracle helpers of sim_proc */
+    e = sim_wait_timeline(p, 0, ids[1], "stasis_start", 2000);
+    assert_non_null(e);
+    json_decref(e);
+    assert_null(sim_wait_timeline(p, 0, ids[1], "no_such_entry", 50));
+    assert_true(sim_wait_live_channels(p, 0, 2, 2000));
+    assert_false(sim_wait_connected(p, 0, ids[1], ids[2], true, 50));
+    assert_true(sim_wait_connected(p, 0, ids[1], ids[2], false, 2000));
     sim_events_close(ev);
 }
 
