@@ -302,8 +302,14 @@ static void leave_stasis(sim *s, sim_chan *ch)
     ch->stasis_app = NULL;
 }
 
-/* Back to the dialplan: out of any bridge, StasisEnd; the channel stays
- * alive in the dialplan (the party may hang up later). */
+static void dialplan_end(void *arg)
+{
+    sim_chan *ch = arg;
+    ch->hup_timer = NULL;
+    chan_hangup(ch->s, ch, 16, false, "dialplan");
+}
+
+/* Back to the dialplan: out of any bridge, StasisEnd. */
 void chan_continue_dialplan(sim *s, sim_chan *ch, const char *context, const char *exten,
                             long prio, const char *why)
 {
@@ -319,6 +325,10 @@ void chan_continue_dialplan(sim *s, sim_chan *ch, const char *context, const cha
     chan_note(s, ch, "continued",
               json_pack("{s:s,s:s,s:i,s:s}", "context", ch->context, "exten", ch->exten,
                         "priority", ch->priority, "why", why));
+    /* The rest of the dialplan is not simulated: it ends and hangs up on
+     * the next loop turn, unless the call was placed with after_stasis=wait. */
+    if (!ch->dp_wait && !ch->hup_timer)
+        ch->hup_timer = sim_timer_add(s, 0, dialplan_end, ch);
 }
 
 static void hangup_begin(sim *s, sim_chan *ch, int cause, bool soft, const char *who)

@@ -90,6 +90,7 @@ struct sim_chan {
     bool link_out;        /* this leg originated the link */
     bool chan_moh;        /* channel MOH on */
     bool bridgepeer;      /* BRIDGEPEER was set by a mixing bridge */
+    bool dp_wait;         /* after Stasis the dialplan waits (else it ends) */
     bool hearing_moh;     /* oracle: last reported MOH state */
     sim_pb *playing;      /* the channel playback holding the queue */
     sim_rec *rec_hold;    /* a recording of this channel holds it too */

@@ -528,7 +528,8 @@ static void test_stasis_without_app(void **state)
 {
     fx *f = *state;
     assert_int_equal(req(f, 0, "POST", "/sim/calls",
-                         "{\"app\":\"other\",\"args\":\"caller\",\"channel_id\":\"x1\"}", NULL),
+                         "{\"app\":\"other\",\"args\":\"caller\",\"channel_id\":\"x1\","
+                         "\"after_stasis\":\"wait\"}", NULL),
                      201);
     assert_string_equal(types(f, "x1"), "");
     assert_string_equal(tl(f, "x1", "stasis_failed", "app"), "other");
@@ -546,6 +547,11 @@ static void test_stasis_without_app(void **state)
     assert_int_equal(req(f, 0, "POST", "/ari/channels/c1/continue", NULL, NULL), 204);
     assert_string_equal(types(f, "c1"), "StasisStart ChannelVarset StasisEnd");
     assert_string_equal(tl(f, "c1", "varset", "value"), "INVALIDARGS");
+    /* by default the rest of the dialplan ends the call (the sample's 404) */
+    vhost_advance(f->vh, 0);
+    assert_int_equal(req(f, 0, "POST", "/ari/channels/c1/answer", NULL, NULL), 404);
+    assert_string_equal(tl(f, "c1", "hangup", "who"), "dialplan");
+    assert_int_equal(state_count(f, "channels"), 0);
     free(m);
 }
 
