@@ -1249,7 +1249,8 @@ static int ari_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         }
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return on_confirm_upgrade(wsi);
+        /* only WebSocket upgrades are ours to judge (h2c is lws's) */
+        return in && !strcasecmp(in, "websocket") ? on_confirm_upgrade(wsi) : 0;
     case LWS_CALLBACK_ESTABLISHED:
         return on_ws_established(ps, wsi);
     case LWS_CALLBACK_SERVER_WRITEABLE:
