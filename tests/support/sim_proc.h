@@ -28,7 +28,8 @@ typedef struct sim_proc_opts {
     double scale;                  /* --scale (0 is zero-latency mode) */
     const char *user;              /* NULL: "ari" */
     const char *password;          /* NULL: "ari" */
-    const char *config;            /* --config FILE, or NULL */
+    const char *config;            /* --config FILE, or NULL; user/password above are
+                                      always passed and win over its [general] */
     const char *const *extra_args; /* more argv entries, NULL-terminated, or NULL */
     int ready_timeout_ms;          /* 0: 10000 */
 } sim_proc_opts;
