@@ -325,8 +325,8 @@ void chan_continue_dialplan(sim *s, sim_chan *ch, const char *context, const cha
     chan_note(s, ch, "continued",
               json_pack("{s:s,s:s,s:i,s:s}", "context", ch->context, "exten", ch->exten,
                         "priority", ch->priority, "why", why));
-    /* The rest of the dialplan is not simulated: it ends and hangs up on
-     * the next loop turn, unless the call was placed with after_stasis=wait. */
+    /* The rest of the dialplan is not simulated: the channel waits there
+     * until hung up, or with after_stasis=hangup it ends on the next turn. */
     if (!ch->dp_wait && !ch->hup_timer)
         ch->hup_timer = sim_timer_add(s, 0, dialplan_end, ch);
 }

@@ -334,7 +334,7 @@ sim_chan *call_place(sim *s, int node, json_t *spec, const char **err)
     snprintf(ch->caller_name, sizeof(ch->caller_name), "%s", jstr(spec, "caller_name", ""));
     snprintf(ch->context, sizeof(ch->context), "%s", ctx);
     snprintf(ch->exten, sizeof(ch->exten), "%s", ext);
-    ch->dp_wait = !strcmp(jstr(spec, "after_stasis", "hangup"), "wait");
+    ch->dp_wait = strcmp(jstr(spec, "after_stasis", "wait"), "hangup") != 0;
     if (!app) {
         run_dialplan(s, ch);
         return ch;

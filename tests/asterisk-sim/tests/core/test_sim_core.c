@@ -528,8 +528,7 @@ static void test_stasis_without_app(void **state)
 {
     fx *f = *state;
     assert_int_equal(req(f, 0, "POST", "/sim/calls",
-                         "{\"app\":\"other\",\"args\":\"caller\",\"channel_id\":\"x1\","
-                         "\"after_stasis\":\"wait\"}", NULL),
+                         "{\"app\":\"other\",\"args\":\"caller\",\"channel_id\":\"x1\"}", NULL),
                      201);
     assert_string_equal(types(f, "x1"), "");
     assert_string_equal(tl(f, "x1", "stasis_failed", "app"), "other");
@@ -541,7 +540,10 @@ static void test_stasis_without_app(void **state)
     assert_int_equal(req(f, 0, "POST", "/ari/channels/x1/answer", NULL, NULL), 409);
     assert_int_equal(req(f, 0, "DELETE", "/ari/channels/x1", NULL, NULL), 204);
     /* continue from Stasis: StasisEnd and the oracle shows where it went */
-    call(f, 0, "c1", "bogus");
+    assert_int_equal(req(f, 0, "POST", "/sim/calls",
+                         "{\"app\":\"queue\",\"args\":\"bogus\",\"channel_id\":\"c1\","
+                         "\"after_stasis\":\"hangup\"}", NULL),
+                     201);
     req(f, 0, "POST", "/ari/channels/c1/variable?variable=QUEUESTATUS&value=INVALIDARGS", NULL,
         NULL);
     assert_int_equal(req(f, 0, "POST", "/ari/channels/c1/continue", NULL, NULL), 204);
