@@ -73,6 +73,17 @@ static void c_hangup(sim_req *r)
     chan_party_hangup(r->s, ch, json_is_integer(c) ? (int)json_integer_value(c) : 16, "party");
 }
 
+static void c_answer(sim_req *r)
+{
+    sim_chan *ch = live_any(r);
+    if (!ch)
+        return;
+    if (orig_answer_now(r->s, ch))
+        req_error(r, 409, "Not an originated channel that is ringing");
+    else
+        req_reply(r, 204, NULL);
+}
+
 static void c_chan(sim_req *r)
 {
     sim_chan *ch = sim_map_get(r->s->chans, r->p[0]);
@@ -201,6 +212,7 @@ const sim_route sim_ctl_routes[] = {
     {"GET", "/sim/channels/:", c_chan},
     {"POST", "/sim/channels/:/dtmf", c_dtmf},
     {"POST", "/sim/channels/:/hangup", c_hangup},
+    {"POST", "/sim/channels/:/answer", c_answer},
     {"GET", "/sim/bridges", c_bridges},
     {"GET", "/sim/playbacks", c_playbacks},
     {"GET", "/sim/recordings", c_recordings},

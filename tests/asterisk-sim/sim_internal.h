@@ -286,6 +286,7 @@ bool rec_format_ok(const char *fmt);
 int orig_start(sim *s, sim_chan *ch);
 /* Ends an originated channel that was not answered (ChannelDestroyed). */
 void orig_fail(sim *s, sim_chan *ch, int cause);
+int orig_answer_now(sim *s, sim_chan *ch); /* 0, or -1 if not ringing */
 void dial_event(sim *s, sim_chan *ch, const char *status);
 sim_chan *orig_new_chan(sim *s, int node, const char *id, const char *endpoint);
 void sim_make_id(sim *s, int node, char *out, size_t n);

@@ -201,6 +201,18 @@ static int link_far(sim *s, sim_chan *near)
     return 0;
 }
 
+/* The far party of a ringing originate (not a link: its far app answers)
+ * picks up now: for rules that leave the call ringing. */
+int orig_answer_now(sim *s, sim_chan *ch)
+{
+    if (!ch->sub_app || ch->far_node >= 0 || ch->state != CH_RINGING)
+        return -1;
+    sim_timer_cancel(s, ch->otimer);
+    ch->otimer = NULL;
+    answered(s, ch);
+    return 0;
+}
+
 void orig_fail(sim *s, sim_chan *ch, int cause)
 {
     end_unanswered(s, ch, cause);

@@ -447,6 +447,16 @@ static void test_originate_noanswer_busy(void **state)
     assert_string_equal(types(f, "o3"),
                         "Dial ChannelStateChange Dial ChannelStateChange Dial StasisStart");
     assert_int_equal(req(f, 0, "GET", "/ari/channels/o1", NULL, NULL), 404);
+    /* noanswer, then the test makes the far party pick up */
+    req(f, 0, "POST", "/ari/channels?endpoint=Local/ring@script&app=queue&channelId=o4", NULL,
+        NULL);
+    vhost_advance(f->vh, 1000);
+    assert_int_equal(req(f, 0, "POST", "/sim/channels/o4/answer", NULL, NULL), 204);
+    assert_int_equal(req(f, 0, "POST", "/sim/channels/o4/answer", NULL, NULL), 409);
+    assert_string_equal(types(f, "o4"),
+                        "Dial ChannelStateChange Dial ChannelStateChange Dial StasisStart");
+    vhost_advance(f->vh, 60000);
+    assert_int_equal(req(f, 0, "GET", "/ari/channels/o4", NULL, NULL), 200);
 }
 
 static void test_hangups_clean_up(void **state)
