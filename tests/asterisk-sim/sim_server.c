@@ -182,6 +182,7 @@ static void timer_free(sim_timer *t)
     free(t);
 }
 
+/* A delayed timer is due. */
 static void timer_fire_sul(lws_sorted_usec_list_t *sul)
 {
     sim_timer *t = lws_container_of(sul, sim_timer, sul);
@@ -222,6 +223,7 @@ static void imm_drain(lws_sorted_usec_list_t *sul)
         imm_arm(srv);
 }
 
+/* sim_host.timer_add: delay 0 joins the FIFO, anything else is one sul. */
 static sim_timer *host_timer_add(void *ud, uint64_t delay_ms, sim_timer_fn fire,
                                  void *arg)
 {
@@ -245,6 +247,7 @@ static sim_timer *host_timer_add(void *ud, uint64_t delay_ms, sim_timer_fn fire,
     return t;
 }
 
+/* sim_host.timer_cancel: NULL is a no-op. */
 static void host_timer_cancel(void *ud, sim_timer *t)
 {
     (void)ud;
@@ -262,6 +265,7 @@ typedef struct dumpbuf {
     size_t len, cap; /* len counts from LWS_PRE */
 } dumpbuf;
 
+/* json_dump_callback sink: appends after LWS_PRE bytes of headroom. */
 static int dump_cb(const char *s, size_t n, void *ud)
 {
     dumpbuf *d = ud;
@@ -311,6 +315,7 @@ static void ws_queue(ws_sess *ws, const json_t *event)
     lws_callback_on_writable(ws->wsi);
 }
 
+/* Drops every unsent event of the socket. */
 static void ws_queue_free(ws_sess *ws)
 {
     while (ws->head) {
@@ -339,6 +344,7 @@ static ws_sess *route_find(host_node *n, const char *app, int *slot)
     return NULL;
 }
 
+/* sim_host.emit: routes one event to the socket that holds (node, app). */
 static void host_emit(void *ud, int node, const char *app, const json_t *event)
 {
     sim_server *srv = ud;
@@ -432,6 +438,7 @@ static void conn_track(host_node *n, struct lws *wsi)
     lws_set_opaque_user_data(wsi, c);
 }
 
+/* WSI_DESTROY: lws is done with the connection. */
 static void conn_untrack(struct lws *wsi)
 {
     conn *c = lws_get_opaque_user_data(wsi);
@@ -462,6 +469,8 @@ static int listener_accept(host_node *n, int lfd)
     }
 }
 
+/* A non-blocking listening socket on bind_addr:*port (0: any; *port gets
+ * the one bound). Returns the fd or -1 with a message. */
 static int listen_socket(const char *bind_addr, int *port, char *err, size_t errlen)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*port)};
@@ -533,6 +542,7 @@ static host_node *wsi_node(struct lws *wsi)
     return lws_vhost_user(lws_get_vhost(wsi));
 }
 
+/* Cancels a held-back answer and frees the request. NULL is a no-op. */
 static void req_free(http_req *r)
 {
     if (!r)
@@ -555,6 +565,7 @@ static const struct {
     {WSI_TOKEN_HEAD_URI, "HEAD"},
 };
 
+/* The request's method name, or NULL for one we do not serve. */
 static const char *req_method(struct lws *wsi)
 {
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
@@ -644,6 +655,7 @@ static void req_latency_done(lws_sorted_usec_list_t *sul)
     lws_callback_on_writable(r->wsi);
 }
 
+/* Sets a JSON answer the host makes itself (body is copied; NULL: none). */
 static void req_answer(http_req *r, int status, const char *body)
 {
     free(r->out);
@@ -671,6 +683,7 @@ static const struct {
     {"POST", "/sim/nodes/", "/up", node_up_route},
 };
 
+/* prefix + something + suffix (something non-empty), or exactly prefix. */
 static bool route_matches(const char *path, const char *prefix, const char *suffix)
 {
     size_t pl = strlen(path), xl = strlen(prefix), sl = strlen(suffix);
@@ -681,6 +694,7 @@ static bool route_matches(const char *path, const char *prefix, const char *suff
     return pl > xl + sl && strcmp(path + pl - sl, suffix) == 0;
 }
 
+/* The core answers; its body becomes ours to send and free. */
 static void req_core(http_req *r)
 {
     sim_server *srv = r->node->srv;
@@ -714,6 +728,7 @@ static void req_core(http_req *r)
     r->ctype = out ? (ctype ? ctype : "application/json") : NULL;
 }
 
+/* /sim/: the host's own routes first (405 on a wrong method), else the core. */
 static void req_sim(http_req *r)
 {
     for (size_t i = 0; i < sizeof host_routes / sizeof host_routes[0]; i++)
@@ -803,6 +818,7 @@ static int on_http(pss *ps, struct lws *wsi, const char *uri)
     return 0;
 }
 
+/* Collects the body; past BODY_MAX it is dropped and the answer is 413. */
 static int on_body(http_req *r, const void *in, size_t len)
 {
     if (!r || r->too_big || !len)
@@ -824,6 +840,7 @@ static int on_body(http_req *r, const void *in, size_t len)
     return 0;
 }
 
+/* The whole body is in. */
 static int on_body_done(http_req *r)
 {
     if (!r)
@@ -905,6 +922,7 @@ static void faults_json(http_req *r)
     free(s);
 }
 
+/* GET /sim/faults */
 static int faults_get(http_req *r)
 {
     faults_json(r);
@@ -936,6 +954,7 @@ static int fault_int(json_t *j, const char *key, int *out, char *err, size_t err
     return 0;
 }
 
+/* POST /sim/faults: all keys are checked before any takes effect. */
 static int faults_post(http_req *r)
 {
     static const char *const known[] = {"drop_ws", "http_500", "latency_ms", "refuse_ws"};
@@ -989,6 +1008,7 @@ static host_node *route_node(http_req *r, const char *suffix)
     return NULL;
 }
 
+/* Answers 200 {"node","state","port"}. */
 static void node_state_answer(http_req *r, host_node *n)
 {
     char buf[160];
@@ -1026,6 +1046,7 @@ static int node_down_route(http_req *r)
     return 0;
 }
 
+/* The node listens again on its port and the core brings it back empty. */
 static int node_up_route(http_req *r)
 {
     char err[200];
@@ -1194,6 +1215,7 @@ static int on_ws_established(pss *ps, struct lws *wsi)
     return 0;
 }
 
+/* The socket is gone: detach it (if not done) and free it. */
 static void on_ws_closed(pss *ps)
 {
     ws_sess *ws = ps->ws;
@@ -1228,6 +1250,7 @@ static void on_raw_close_file(struct lws *wsi)
     }
 }
 
+/* The one protocol callback: one small handler per reason. */
 static int ari_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                         void *in, size_t len)
 {
@@ -1306,6 +1329,7 @@ static int node_setup(sim_server *srv, int i, char *err, size_t errlen)
     return node_listen(n, err, errlen);
 }
 
+/* True if the config names this peer itself (no default then). */
 static bool peer_configured(const sim_server_cfg *c, const char *tp)
 {
     for (int i = 0; i < c->npeers; i++)
@@ -1314,6 +1338,7 @@ static bool peer_configured(const sim_server_cfg *c, const char *tp)
     return false;
 }
 
+/* True if the config names this context on this node itself. */
 static bool context_configured(const sim_server_cfg *c, const char *ctx, const char *node)
 {
     for (int i = 0; i < c->ncontexts; i++)
@@ -1322,6 +1347,7 @@ static bool context_configured(const sim_server_cfg *c, const char *ctx, const c
     return false;
 }
 
+/* The index of a configured node name, or a negative error with a message. */
 static int node_of(sim_server *srv, const char *name, char *err, size_t errlen)
 {
     int idx = sim_node_find(srv->core, name);
@@ -1363,6 +1389,8 @@ static int dialplan_setup(sim_server *srv, char *err, size_t errlen)
     return rc < 0 ? rc : 0;
 }
 
+/* The lws context: explicit vhosts, Asterisk's Server header, larger header
+ * limits for long query strings. */
 static int context_setup(sim_server *srv, char *err, size_t errlen)
 {
     struct lws_context_creation_info info;
@@ -1463,6 +1491,7 @@ int sim_server_ready_line(const sim_server *srv, char *buf, size_t len)
     return o < len ? 0 : ARIQ_ERANGE;
 }
 
+/* --max-runtime is up: stop like SIGTERM. */
 static void deadline_hit(lws_sorted_usec_list_t *sul)
 {
     sim_server *srv = lws_container_of(sul, sim_server, sul_deadline);
