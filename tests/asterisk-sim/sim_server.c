@@ -168,6 +168,7 @@ static const struct lws_protocols protocols[] = {
  * timers (scale 0) costs O(1) each and fires in the order armed; lws's sorted
  * list would walk every pending entry on each insert. */
 
+/* sim_host.now_ms: the real wall clock. */
 static uint64_t host_now_ms(void *ud)
 {
     (void)ud;
@@ -426,6 +427,7 @@ static int ws_writeable(ws_sess *ws)
 
 /* ---- connections and listeners ------------------------------------------ */
 
+/* Remembers an accepted connection of node n, so node down can close it. */
 static void conn_track(host_node *n, struct lws *wsi)
 {
     conn *c = calloc(1, sizeof *c);
@@ -537,6 +539,7 @@ static void node_close_sockets(lws_sorted_usec_list_t *sul)
 
 /* ---- HTTP requests -------------------------------------------------------- */
 
+/* The node a connection belongs to (the vhost's user pointer). */
 static host_node *wsi_node(struct lws *wsi)
 {
     return lws_vhost_user(lws_get_vhost(wsi));
@@ -910,6 +913,7 @@ static int on_http_writeable(pss *ps, struct lws *wsi)
 
 /* ---- host routes: faults, node down / up ---------------------------------- */
 
+/* Answers 200 with the node's current faults. */
 static void faults_json(http_req *r)
 {
     host_node *n = r->node;
@@ -1072,6 +1076,7 @@ static int node_up_route(http_req *r)
 
 /* ---- WebSocket upgrade ---------------------------------------------------- */
 
+/* The reason phrase of the statuses upgrade_reject() sends. */
 static const char *reason_phrase(int status)
 {
     switch (status) {
@@ -1231,6 +1236,7 @@ static void on_ws_closed(pss *ps)
 
 /* ---- the lws callback: dispatch by reason --------------------------------- */
 
+/* A listener is readable: accept. */
 static int on_raw_rx_file(struct lws *wsi)
 {
     host_node *n = wsi_node(wsi);
@@ -1296,6 +1302,7 @@ static int ari_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+/* Node i: in the core, its vhost, its listener. */
 static int node_setup(sim_server *srv, int i, char *err, size_t errlen)
 {
     host_node *n = &srv->nodes[i];
