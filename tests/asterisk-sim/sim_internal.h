@@ -155,6 +155,7 @@ struct sim_rec {
     bool stored, discarded;
     json_t *spans;        /* array of {start,end} in sim ms */
     uint64_t span_start;
+    json_t *span_chans;   /* who was in the target when the open span began */
     uint64_t started_ms, ended_ms;
     uint64_t dur_ms;      /* recorded (not paused) */
 };

@@ -52,6 +52,20 @@ static void rec_emit(sim *s, sim_rec *r, const char *type, bool with_duration)
     sim_emit(s, r->node, r->app, type, json_pack("{s:o}", "recording", j));
 }
 
+/* The channels a span of the recording holds: the bridge's members (or the
+ * channel) when the span starts. New reference. */
+static json_t *target_chans(sim *s, const sim_rec *r)
+{
+    if (!strncmp(r->target_uri, "bridge:", 7)) {
+        sim_bridge *b = bridge_get(s, r->node, r->target_uri + 7);
+        return b ? json_copy(b->ids) : json_array();
+    }
+    json_t *a = json_array();
+    if (!strncmp(r->target_uri, "channel:", 8))
+        json_array_append_new(a, json_string(r->target_uri + 8));
+    return a;
+}
+
 static int remember(sim *s, sim_rec *r)
 {
     if (s->n_recs == s->cap_recs) {
@@ -100,6 +114,7 @@ int rec_start(sim *s, int node, const char *name, const char *format, const char
     r->app = app ? strdup(app) : NULL;
     strcpy(r->state, "recording");
     r->started_ms = r->span_start = sim_now(s);
+    r->span_chans = target_chans(s, r);
     key(k, sizeof(k), node, name);
     sim_map_put(s->recs_live, k, r);
     rec_emit(s, r, "RecordingStarted", false);
@@ -110,8 +125,10 @@ int rec_start(sim *s, int node, const char *name, const char *format, const char
 static void close_span(sim *s, sim_rec *r)
 {
     uint64_t now = sim_now(s);
-    json_array_append_new(r->spans, json_pack("{s:I,s:I}", "start", (json_int_t)r->span_start,
-                                              "end", (json_int_t)now));
+    json_array_append_new(r->spans, json_pack("{s:I,s:I,s:o}", "start",
+                                              (json_int_t)r->span_start, "end", (json_int_t)now,
+                                              "channels", r->span_chans));
+    r->span_chans = NULL;
     r->dur_ms += now - r->span_start;
 }
 
@@ -122,6 +139,8 @@ void rec_pause(sim *s, sim_rec *r, bool pause)
         strcpy(r->state, "paused");
     } else if (!pause && !strcmp(r->state, "paused")) {
         r->span_start = sim_now(s);
+        json_decref(r->span_chans);
+        r->span_chans = target_chans(s, r);
         strcpy(r->state, "recording");
     }
 }
@@ -186,6 +205,7 @@ void rec_free_all(sim *s)
     free(v);
     for (size_t i = 0; i < s->n_recs; i++) {
         json_decref(s->recs[i]->spans);
+        json_decref(s->recs[i]->span_chans);
         free(s->recs[i]->app);
         free(s->recs[i]);
     }
@@ -199,8 +219,9 @@ json_t *rec_oracle(sim *s)
         sim_rec *r = s->recs[i];
         json_t *spans = json_deep_copy(r->spans);
         if (!strcmp(r->state, "recording"))
-            json_array_append_new(spans, json_pack("{s:I,s:n}", "start",
-                                                   (json_int_t)r->span_start, "end"));
+            json_array_append_new(spans, json_pack("{s:I,s:n,s:O}", "start",
+                                                   (json_int_t)r->span_start, "end", "channels",
+                                                   r->span_chans));
         json_array_append_new(
             a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:o,s:I,s:I,s:I}", "node",
                          s->nodes[r->node].name, "name", r->name, "format", r->format,

@@ -363,6 +363,9 @@ static void test_recording_spans(void **state)
                          json_integer_value(json_object_get(json_array_get(spans, 0), "end")),
                      2000);
     assert_true(json_is_true(json_object_get(r1, "stored")));
+    assert_string_equal(json_string_value(json_array_get(
+                            json_object_get(json_array_get(spans, 1), "channels"), 0)),
+                        "c1");
     assert_true(json_is_true(json_object_get(json_array_get(o, 1), "discarded")));
     json_decref(o);
     free(m);
