@@ -209,91 +209,139 @@ struct sim {
     unsigned recorder_seq;
 };
 
-/* sim_core.c */
-uint64_t sim_now(sim *s);
-uint64_t sim_scaled(sim *s, uint64_t ms);
-sim_ctimer *sim_timer_add(sim *s, uint64_t delay_ms, sim_timer_fn fn, void *arg);
-void sim_timer_cancel(sim *s, sim_ctimer *t);
-bool sim_app_attached(sim *s, int node, const char *app);
-char *sim_ts(sim *s, uint64_t ms, char *buf); /* buf >= 32 */
-/* Sends `ev` (consumed) to `app` on `node` with type/timestamp/asterisk_id/application. */
-void sim_emit(sim *s, int node, const char *app, const char *type, json_t *ev);
-int sim_peer_find(sim *s, const char *endpoint, const char **rest);
+/* Ownership, for every function below: `sim *s` and objects passed in are
+ * borrowed; json_t parameters are borrowed unless marked "consumed"; json_t
+ * results are new references the caller owns unless marked "borrowed".
+ * Objects returned by *_new / *_get are owned by the sim (its maps). */
 
-/* sim_chan.c */
+/* ---- sim_core.c ---- */
+uint64_t sim_now(sim *s);                   /* host wall ms (virtual in tests) */
+uint64_t sim_scaled(sim *s, uint64_t ms);   /* ms * scale, rounded */
+/* A core timer: fn(arg) once after delay_ms. NULL on failure (then fn never
+ * runs). The handle dies when fn is called; cancel only before that. */
+sim_ctimer *sim_timer_add(sim *s, uint64_t delay_ms, sim_timer_fn fn, void *arg);
+void sim_timer_cancel(sim *s, sim_ctimer *t); /* NULL is a no-op */
+/* True if a WebSocket for app is attached to node and the node is up. */
+bool sim_app_attached(sim *s, int node, const char *app);
+char *sim_ts(sim *s, uint64_t ms, char *buf); /* ARI timestamp; buf >= 32 */
+/* Sends `ev` (consumed) to `app` on `node`, adding type, timestamp,
+ * asterisk_id and application; dropped if nobody listens. */
+void sim_emit(sim *s, int node, const char *app, const char *type, json_t *ev);
+/* Node reached by "TECH/PEER/rest" (sim_peer_add) and *rest, or ENOTFOUND. */
+int sim_peer_find(sim *s, const char *endpoint, const char **rest);
+/* Drops channels, bridges, playbacks, recordings, rules; keeps nodes. */
+void sim_reset(sim *s);
+
+/* ---- sim_chan.c ---- */
+/* A live channel, indexed by id. NULL if a live one has that id. */
 sim_chan *chan_new(sim *s, int node, const char *id, const char *name, chan_state st);
-sim_chan *chan_get(sim *s, int node, const char *id); /* live, on node */
-json_t *chan_json(sim *s, const sim_chan *ch);
+sim_chan *chan_get(sim *s, int node, const char *id); /* live, on node, or NULL */
+json_t *chan_json(sim *s, const sim_chan *ch);        /* the ARI Channel model */
 const char *chan_state_name(chan_state st);
+/* The app that gets ch's events: its Stasis app, else the app that
+ * originated it, else NULL. */
 const char *chan_event_app(const sim_chan *ch);
+/* Emits `type` with "channel" added to `extra` (consumed; NULL = {}). */
 void chan_emit(sim *s, sim_chan *ch, const char *type, json_t *extra);
+/* Appends {t, ev: what, ...fields} (fields consumed) to ch's timeline. */
 void chan_note(sim *s, sim_chan *ch, const char *what, json_t *fields);
-void chan_set_state(sim *s, sim_chan *ch, chan_state st);
+void chan_set_state(sim *s, sim_chan *ch, chan_state st); /* + ChannelStateChange */
+/* Queues c (consumed) behind the channel's earlier commands and runs what
+ * can run now. A playback or the channel's own recording holds the queue. */
 int chan_enqueue(sim *s, sim_chan *ch, sim_cmd *c);
 void chan_run_queue(sim *s, sim_chan *ch);
-void chan_unblock(sim *s, sim_chan *ch);
+void chan_unblock(sim *s, sim_chan *ch); /* its playback ended: go on */
+/* Hangs up now (events in Asterisk's order); `soft` marks the app's DELETE.
+ * The link peer follows SIM_LINK_LATENCY_MS (scaled) later. */
 void chan_hangup(sim *s, sim_chan *ch, int cause, bool soft, const char *who);
 /* The party hangs up: ChannelHangupRequest now, the rest on the next loop
  * turn (Asterisk's window in which a DELETE still answers 204). */
 void chan_party_hangup(sim *s, sim_chan *ch, int cause, const char *who);
 #define SIM_LINK_LATENCY_MS 5
+/* Stasis(app, args): StasisStart if the app is attached, else the channel
+ * continues in the dialplan. args consumed (NULL = []). */
 void chan_enter_stasis(sim *s, sim_chan *ch, const char *app, json_t *args);
+/* Recomputes what MOH the party hears and notes moh_on / moh_off. */
 void chan_update_hearing(sim *s, sim_chan *ch);
-void chan_free(sim_chan *ch);
-json_t *chan_summary(sim *s, const sim_chan *ch);
+void chan_free(sim_chan *ch); /* NULL is a no-op; not while indexed */
+json_t *chan_summary(sim *s, const sim_chan *ch); /* for /sim/channels */
+/* ch receives one digit (held back while its own recording runs), then its
+ * mixing bridge writes it to the others; via: the leg it came over, or NULL. */
 int chan_dtmf(sim *s, sim_chan *ch, const char *digit, long dur_ms, bool from_party,
-              const sim_chan *via); /* via: the leg it came over, or NULL */
+              const sim_chan *via);
+/* Leaves any bridge and Stasis; context/exten NULL keep the current ones,
+ * prio <= 0 means next priority. */
 void chan_continue_dialplan(sim *s, sim_chan *ch, const char *context, const char *exten,
                             long prio, const char *why);
-const char *cause_txt(int cause);
+/* A variable Asterisk sets itself: stored + ChannelVarset, no oracle note. */
+void chan_setvar_event(sim *s, sim_chan *ch, const char *name, const char *val);
+const char *cause_txt(int cause); /* Asterisk's cause text (static) */
 
-/* sim_bridge.c */
+/* ---- sim_bridge.c ---- */
+/* id NULL/"" = a new UUID. NULL if the id is taken. */
 sim_bridge *bridge_new(sim *s, int node, const char *id, bool mixing, const char *name);
 sim_bridge *bridge_get(sim *s, int node, const char *id);
+/* The ARI Bridge model; its "channels" array is shared with the bridge:
+ * serialize before the bridge changes. */
 json_t *bridge_json(sim *s, const sim_bridge *b);
-void bridge_add(sim *s, sim_bridge *b, sim_chan *ch);
-void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch);
+void bridge_add(sim *s, sim_bridge *b, sim_chan *ch);    /* + events, BRIDGEPEER */
+void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch); /* + events; drops MOH if empty */
+/* cls NULL stops MOH; on an empty bridge the announcer does not stay. */
 void bridge_set_moh(sim *s, sim_bridge *b, const char *cls);
+/* Empties, stops its playbacks and recordings, unindexes and frees b. */
 void bridge_destroy(sim *s, sim_bridge *b, bool events);
 void bridge_free(sim_bridge *b);
+/* a and b hear each other through mixing bridges and link legs. */
 bool sim_connected(sim *s, const sim_chan *a, const sim_chan *b);
 /* A recording of the bridge starts (on) or ends: BRIDGEPEER noise. */
 void bridge_set_recorder(sim *s, sim_bridge *b, bool on);
-void chan_setvar_event(sim *s, sim_chan *ch, const char *name, const char *val);
 
-/* sim_media.c */
-int64_t media_duration_ms(sim *s, const char *uri); /* -1 missing, -2 bad scheme, -3 endless */
+/* ---- sim_media.c ---- */
+/* Length of one media item at scale 1: -1 missing file, -2 unknown scheme,
+ * -3 plays until stopped. */
+int64_t media_duration_ms(sim *s, const char *uri);
+/* A queued playback of `media` (borrowed array), indexed by id (NULL/"" =
+ * UUID). The caller sets target_uri, app and chan or bridge. */
 sim_pb *pb_new(sim *s, int node, const char *id, json_t *media, const char *lang);
-json_t *pb_json(const sim_pb *pb, const char *state);
+json_t *pb_json(const sim_pb *pb, const char *state); /* the ARI Playback model */
 void pb_start(sim *s, sim_pb *pb);
+/* DELETE /playbacks: queued ones vanish; playing ones finish `done` (the
+ * listeners' sound entries get result `how`). pb is freed. */
 void pb_stop(sim *s, sim_pb *pb, const char *how);
-void pb_drop(sim *s, sim_pb *pb);
+void pb_drop(sim *s, sim_pb *pb); /* gone without events; pb is freed */
 void pb_free(sim_pb *pb);
 
-/* sim_rec.c */
+/* ---- sim_rec.c ---- */
 sim_rec *rec_live_get(sim *s, int node, const char *name);
 sim_rec *rec_stored_get(sim *s, int node, const char *name);
-json_t *rec_json(const sim_rec *r, bool live);
+json_t *rec_json(const sim_rec *r, bool live); /* LiveRecording / StoredRecording */
+/* Starts recording target_uri: RecordingStarted. ARIQ_EBUSY if the name is
+ * live, or stored and !overwrite. *out is owned by the sim. */
 int rec_start(sim *s, int node, const char *name, const char *format, const char *target_uri,
               const char *app, bool overwrite, sim_rec **out);
 void rec_pause(sim *s, sim_rec *r, bool pause);
+/* Stop (keep) or discard: RecordingFinished `done` either way. */
 void rec_finish(sim *s, sim_rec *r, bool keep);
-void rec_stop_target(sim *s, const char *target_uri);
+void rec_stop_target(sim *s, const char *target_uri); /* stops and keeps */
 void rec_free_all(sim *s);
-json_t *rec_oracle(sim *s);
+json_t *rec_oracle(sim *s); /* every recording ever made, for /sim/recordings */
 bool rec_format_ok(const char *fmt);
 
-/* sim_orig.c */
+/* ---- sim_orig.c ---- */
+/* Dials an originated channel: Dial events, then the outcome rules. */
 int orig_start(sim *s, sim_chan *ch);
 /* Ends an originated channel that was not answered (ChannelDestroyed). */
 void orig_fail(sim *s, sim_chan *ch, int cause);
 int orig_answer_now(sim *s, sim_chan *ch); /* 0, or -1 if not ringing */
 void dial_event(sim *s, sim_chan *ch, const char *status);
+/* The Down channel of POST /channels (id NULL = generated). */
 sim_chan *orig_new_chan(sim *s, int node, const char *id, const char *endpoint);
-void sim_make_id(sim *s, int node, char *out, size_t n);
-int rules_set(sim *s, json_t *body);
+void sim_make_id(sim *s, int node, char *out, size_t n); /* "node1-<secs>.<n>" */
+int rules_set(sim *s, json_t *body); /* 0 or ARIQ_EINVAL / ARIQ_ENOMEM */
 json_t *rules_json(sim *s);
 void rules_clear(sim *s);
+/* POST /sim/calls: a call in Ring entering Stasis or the node's dialplan.
+ * NULL with *err (static) on bad input. */
 sim_chan *call_place(sim *s, int node, json_t *spec, const char **err);
 
 /* sim_routes.c / sim_control.c */
@@ -319,12 +367,12 @@ typedef struct sim_route {
     sim_route_fn fn;
 } sim_route;
 
-extern const sim_route sim_ari_routes[];
-extern const sim_route sim_ctl_routes[];
+extern const sim_route sim_ari_routes[]; /* sim_routes.c, NULL-terminated */
+extern const sim_route sim_ctl_routes[]; /* sim_control.c */
+/* Replies: body consumed (NULL = none). */
 void req_reply(sim_req *r, int status, json_t *body);
-void req_error(sim_req *r, int status, const char *msg);
-const char *req_q(sim_req *r, const char *name);
-json_t *split_list(const char *s);
-void sim_reset(sim *s);
+void req_error(sim_req *r, int status, const char *msg); /* {"message": msg} */
+const char *req_q(sim_req *r, const char *name); /* decoded query value or NULL */
+json_t *split_list(const char *s); /* "a,b,,c" -> ["a","b","c"] */
 
 #endif
