@@ -210,6 +210,7 @@ int sim_node_add(sim *s, const char *name, const char *asterisk_id)
     strcpy(n->name, name);
     strcpy(n->asterisk_id, asterisk_id);
     n->up = true;
+    n->started_ms = sim_now(s);
     return s->n_nodes++;
 }
 
@@ -343,6 +344,7 @@ int sim_node_up(sim *s, int node)
     if (!s || node < 0 || node >= s->n_nodes)
         return ARIQ_EINVAL;
     s->nodes[node].up = true;
+    s->nodes[node].started_ms = sim_now(s);
     return 0;
 }
 

@@ -178,6 +178,7 @@ typedef struct sim_node {
     char name[64];
     char asterisk_id[64];
     bool up;
+    uint64_t started_ms;  /* node (re)start, for /asterisk/info */
     json_t *apps;         /* object app -> attach count */
     sim_dp *dialplan;
 } sim_node;

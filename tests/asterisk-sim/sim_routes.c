@@ -855,15 +855,21 @@ static void user_event(sim_req *r)
 
 /* ---- asterisk, applications ---- */
 
+/* AsteriskInfo as in api-docs/asterisk.json. */
 static void ast_info(sim_req *r)
 {
+    char up[32];
+    sim_node *n = &r->s->nodes[r->node];
+    sim_ts(r->s, n->started_ms, up);
     req_reply(r, 200,
-              json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s},s:{s:s,s:s},s:{s:s,s:s,s:s},s:{}}",
+              json_pack("{s:{s:s,s:s,s:s,s:s,s:s,s:s},s:{s:s,s:s},"
+                        "s:{s:s,s:s,s:i,s:i,s:f,s:{s:s,s:s}},s:{s:s,s:s}}",
                         "build", "os", "Linux", "kernel", "6.1.0", "machine", "x86_64",
                         "options", "", "date", "2026-11-01", "user", "sim", "system", "version",
-                        "22.0.0-sim", "entity_id", r->s->nodes[r->node].asterisk_id, "config",
-                        "name", r->s->nodes[r->node].name, "default_language", "en",
-                        "setid", "", "status"));
+                        "22.0.0-sim", "entity_id", n->asterisk_id, "config", "name", n->name,
+                        "default_language", "en", "max_channels", 0, "max_open_files", 0,
+                        "max_load", 0.0, "setid", "user", "asterisk", "group", "asterisk",
+                        "status", "startup_time", up, "last_reload_time", up));
 }
 
 static json_t *app_json(sim *s, int node, const char *app)
