@@ -884,6 +884,13 @@ static json_t *app_json(sim *s, int node, const char *app)
             json_array_append_new(chans, json_string(ch->id));
     }
     free(v);
+    n = sim_map_values(s->bridges, &v); /* bridges its channels used */
+    for (size_t i = 0; i < n; i++) {
+        sim_bridge *b = v[i];
+        if (b->node == node && b->app && !strcmp(b->app, app))
+            json_array_append_new(bridges, json_string(b->id));
+    }
+    free(v);
     return json_pack("{s:s,s:o,s:o,s:[],s:[],s:[],s:[]}", "name", app, "channel_ids", chans,
                      "bridge_ids", bridges, "endpoint_ids", "device_names", "events_allowed",
                      "events_disallowed");
