@@ -770,8 +770,13 @@ static bool req_ari(http_req *r)
     return n->faults.latency_ms > 0;
 }
 
-/* The request is complete (headers and body): compute the answer. */
-static void req_dispatch(http_req *r)
+static int on_http_writeable(pss *ps, struct lws *wsi);
+
+/* The request is complete (headers and body): compute the answer and send
+ * it at once (lws allows writing from the HTTP callbacks; waiting for
+ * POLLOUT would cost a loop turn per request), or after the latency fault.
+ * Returns -1 to close the connection. */
+static int req_dispatch(pss *ps, http_req *r)
 {
     bool delay = false;
     if (r->too_big)
@@ -787,10 +792,10 @@ static void req_dispatch(http_req *r)
     if (delay) {
         lws_sul_schedule(r->node->srv->ctx, 0, &r->sul_latency, req_latency_done,
                          (lws_usec_t)r->node->faults.latency_ms * 1000);
-        return;
+        return 0;
     }
     r->ready = true;
-    lws_callback_on_writable(r->wsi);
+    return on_http_writeable(ps, r->wsi);
 }
 
 /* Headers are in: create the request; answer now unless a body follows. */
@@ -817,8 +822,7 @@ static int on_http(pss *ps, struct lws *wsi, const char *uri)
     /* lws waits for a body until close on a POST/PUT without Content-Length:
      * answer now and close after, so keep-alive cannot go wrong. */
     r->close_after = bodied && !has_cl;
-    req_dispatch(r);
-    return 0;
+    return req_dispatch(ps, r);
 }
 
 /* Collects the body; past BODY_MAX it is dropped and the answer is 413. */
@@ -844,12 +848,11 @@ static int on_body(http_req *r, const void *in, size_t len)
 }
 
 /* The whole body is in. */
-static int on_body_done(http_req *r)
+static int on_body_done(pss *ps)
 {
-    if (!r)
+    if (!ps || !ps->req)
         return -1;
-    req_dispatch(r);
-    return 0;
+    return req_dispatch(ps, ps->req);
 }
 
 /* Writes the status line and headers of r's answer. */
@@ -1267,7 +1270,7 @@ static int ari_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     case LWS_CALLBACK_HTTP_BODY:
         return on_body(ps ? ps->req : NULL, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return on_body_done(ps ? ps->req : NULL);
+        return on_body_done(ps);
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return ps ? on_http_writeable(ps, wsi) : 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
