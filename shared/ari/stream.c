@@ -40,6 +40,7 @@ struct ari_stream {
     struct event_base *base;
     ari_stream_cfg cfg; /* string members point at the copies below */
     char *host, *app, *user, *password;
+    char *prefix;   /* "" or "/asterisk": http.conf's prefix, from cfg.url */
     char *path;     /* /ari/events?app=...[&api_key=...]: holds the password */
     char *log_path; /* the same without credentials, for logs */
     char *auth;     /* "Basic ..." or NULL */
@@ -481,13 +482,13 @@ static int build_paths(ari_stream *s)
     int rc = ARIQ_ENOMEM;
     if (!app || !user || !pass)
         goto fail;
-    if (asprintf(&s->log_path, "/ari/events?app=%s%s", app, all) < 0) {
+    if (asprintf(&s->log_path, "%s/ari/events?app=%s%s", s->prefix, app, all) < 0) {
         s->log_path = NULL;
         goto fail;
     }
-    int n = s->cfg.basic_auth ? asprintf(&s->path, "/ari/events?app=%s%s", app, all)
-                              : asprintf(&s->path, "/ari/events?app=%s%s&api_key=%s:%s",
-                                         app, all, user, pass);
+    int n = s->cfg.basic_auth
+                ? asprintf(&s->path, "%s", s->log_path)
+                : asprintf(&s->path, "%s&api_key=%s:%s", s->log_path, user, pass);
     if (n < 0) {
         s->path = NULL;
         goto fail;
@@ -541,21 +542,83 @@ static void apply_defaults(ari_stream *s)
     s->idle_policy.secs_since_valid_hangup = (uint16_t)(ping * 2);
 }
 
+/* "[::1]" -> "::1": lws wants the bare address. */
+static char *bare_host(const char *h)
+{
+    size_t n = strlen(h);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']')
+        return strndup(h + 1, n - 2);
+    return strdup(h);
+}
+
+/* Splits the curl-parsed URL into host, port and path prefix. */
+static int url_parts(ari_stream *s, CURLU *u)
+{
+    char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+    int rc = ARIQ_EINVAL;
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+        goto fail;
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "ws") != 0)
+        goto fail; /* https / wss: no TLS here */
+    CURLUcode pc = curl_url_get(u, CURLUPART_PORT, &port, 0);
+    s->cfg.port = pc == CURLUE_OK ? atoi(port) : 80;
+    size_t plen = strlen(path);
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;
+    s->host = bare_host(host);
+    s->prefix = strndup(path, plen);
+    rc = (s->host && s->prefix) ? 0 : ARIQ_ENOMEM;
+    if (rc == 0 && (s->cfg.port <= 0 || s->cfg.port > 65535 || !*s->host))
+        rc = ARIQ_EINVAL;
+fail:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_free(path);
+    return rc;
+}
+
+/* Host, port and prefix from cfg.url, else from cfg.host / cfg.port. */
+static int resolve_where(ari_stream *s, const ari_stream_cfg *cfg)
+{
+    if (!cfg->url) {
+        s->host = strdup(cfg->host);
+        s->prefix = strdup("");
+        return (s->host && s->prefix) ? 0 : ARIQ_ENOMEM;
+    }
+    CURLU *u = curl_url();
+    if (!u)
+        return ARIQ_ENOMEM;
+    int rc =
+        curl_url_set(u, CURLUPART_URL, cfg->url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK
+            ? url_parts(s, u)
+            : ARIQ_EINVAL;
+    curl_url_cleanup(u);
+    if (rc == ARIQ_EINVAL)
+        LOG_E(MOD, "msg=\"bad ARI url: want http://HOST[:PORT][/PREFIX] (no TLS)\"");
+    return rc;
+}
+
 static int copy_cfg(ari_stream *s, const ari_stream_cfg *cfg)
 {
     s->cfg = *cfg;
     apply_defaults(s);
-    s->host = strdup(cfg->host);
+    int rc = resolve_where(s, cfg);
+    if (rc != 0)
+        return rc;
     s->app = strdup(cfg->app);
     s->user = strdup(cfg->user ? cfg->user : "");
     s->password = strdup(cfg->password ? cfg->password : "");
-    if (!s->host || !s->app || !s->user || !s->password)
+    if (!s->app || !s->user || !s->password)
         return ARIQ_ENOMEM;
+    s->cfg.url = NULL;
     s->cfg.host = s->host;
     s->cfg.app = s->app;
     s->cfg.user = s->user;
     s->cfg.password = s->password;
-    int rc = build_paths(s);
+    rc = build_paths(s);
     return rc ? rc : build_auth(s);
 }
 
@@ -589,8 +652,9 @@ static int create_loop_side(ari_stream *s)
 
 static bool cfg_ok(const struct event_base *base, const ari_stream_cfg *c)
 {
-    return base && c && c->host && *c->host && c->app && *c->app && c->port > 0 &&
-           c->port <= 65535 && c->on_event && strlen(c->app) <= 256 &&
+    bool where =
+        (c && c->url) || (c && c->host && *c->host && c->port > 0 && c->port <= 65535);
+    return base && where && c->app && *c->app && c->on_event && strlen(c->app) <= 256 &&
            (!c->user || strlen(c->user) <= 128) &&
            (!c->password || strlen(c->password) <= 256);
 }
@@ -666,6 +730,7 @@ static void stream_destroy(ari_stream *s)
     free(s->auth);
     free(s->rx);
     free(s->host);
+    free(s->prefix);
     free(s->app);
     free(s->user);
     free(s->password);

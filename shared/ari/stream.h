@@ -1,7 +1,7 @@
 /* stream.h - the ARI events WebSocket, delivering typed events to a libevent
  * loop.
  *
- * Connects to ws://HOST:PORT/ari/events?app=APP (credentials as
+ * Connects to ws://HOST:PORT[/PREFIX]/ari/events?app=APP (credentials as
  * api_key=USER:PASS in the query, or an Authorization: Basic header), keeps
  * reconnecting with exponential backoff and jitter, and hands each message,
  * parsed by ari_event_parse(), to the owner on the owner's event_base.
@@ -67,6 +67,11 @@ typedef void (*ari_stream_connected_fn)(ari_stream *s, void *ud);
 typedef void (*ari_stream_disconnected_fn)(ari_stream *s, const char *reason, void *ud);
 
 typedef struct ari_stream_cfg {
+    /* Where: either url, the same base URL the REST client takes
+     * ("http://127.0.0.1:8088", or with a prefix from http.conf:
+     * "http://h:8088/asterisk"; "/ari/events" is appended; ws:// works too;
+     * no credentials in it; https/wss are refused: no TLS), or host + port. */
+    const char *url;         /* copied; when set, host and port are ignored */
     const char *host;        /* "127.0.0.1"; copied */
     int port;                /* 1..65535 */
     const char *app;         /* Stasis application name; copied, URL-escaped */

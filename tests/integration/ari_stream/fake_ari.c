@@ -19,7 +19,7 @@ struct fake_ari {
     bool stop, drop, frozen;
     struct lws *wsi; /* the current connection */
     int connections, refused, sent;
-    char last_app[128], last_auth[512];
+    char last_app[128], last_auth[512], last_path[256];
 };
 
 typedef struct session {
@@ -44,6 +44,9 @@ static int filter(fake_ari *f, struct lws *wsi)
     app = app ? app : "";
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION) > 0)
         lws_hdr_copy(wsi, auth, sizeof auth, WSI_TOKEN_HTTP_AUTHORIZATION);
+    char path[256] = "";
+    lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI);
+    copy_locked(f, f->last_path, path, sizeof f->last_path);
     copy_locked(f, f->last_app, app, sizeof f->last_app);
     copy_locked(f, f->last_auth, auth[0] ? auth : key, sizeof f->last_auth);
     bool ok = strcmp(key, f->api_key) == 0 || strcmp(auth, f->basic) == 0;
@@ -241,4 +244,9 @@ void fake_ari_last_app(fake_ari *f, char *buf, size_t len)
 void fake_ari_last_auth(fake_ari *f, char *buf, size_t len)
 {
     copy_locked(f, buf, f->last_auth, len);
+}
+
+void fake_ari_last_path(fake_ari *f, char *buf, size_t len)
+{
+    copy_locked(f, buf, f->last_path, len);
 }

@@ -43,5 +43,6 @@ int fake_ari_refused(fake_ari *f);
 int fake_ari_frames_sent(fake_ari *f);
 void fake_ari_last_app(fake_ari *f, char *buf, size_t len);
 void fake_ari_last_auth(fake_ari *f, char *buf, size_t len);
+void fake_ari_last_path(fake_ari *f, char *buf, size_t len); /* without the query */
 
 #endif

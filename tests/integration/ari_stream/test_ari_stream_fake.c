@@ -432,6 +432,53 @@ static void test_idle_ping_and_dead_peer(void **state)
     event_base_free(w.base);
 }
 
+/* The base URL the REST client takes works here too, with http.conf's
+ * prefix; TLS and junk are refused up front. */
+static void test_url_config(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, script, 1);
+    assert_non_null(f);
+    char url[128], path[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/asterisk/", port);
+    ari_stream_cfg cfg = {.url = url,
+                          .app = "queue",
+                          .user = USER,
+                          .password = PASS,
+                          .on_event = on_event,
+                          .on_connected = on_connected,
+                          .ud = &w};
+    ari_stream *s = NULL;
+    assert_int_equal(ari_stream_new(w.base, &cfg, &s), 0);
+    int one = 1;
+    assert_true(run_until(&w, n_events, &one, 5000));
+    fake_ari_last_path(f, path, sizeof path);
+    assert_string_equal(path, "/asterisk/ari/events");
+    ari_stream_free(s);
+
+    snprintf(url, sizeof url, "ws://127.0.0.1:%d", port);
+    assert_int_equal(ari_stream_new(w.base, &cfg, &s), 0);
+    int two = 2;
+    assert_true(run_until(&w, n_connected, &two, 5000));
+    fake_ari_last_path(f, path, sizeof path);
+    assert_string_equal(path, "/ari/events");
+    ari_stream_free(s);
+
+    const char *bad[] = {"https://127.0.0.1:8089", "wss://h", "not a url", "http://:80",
+                         "http://127.0.0.1:0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cfg.url = bad[i];
+        s = (ari_stream *)0x1;
+        if (ari_stream_new(w.base, &cfg, &s) != ARIQ_EINVAL || s != (ari_stream *)0x1)
+            fail_msg("url %s accepted", bad[i]);
+    }
+    fake_ari_stop(f);
+    event_base_free(w.base);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -467,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_free_inside_callback),
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_idle_ping_and_dead_peer),
+        cmocka_unit_test(test_url_config),
         cmocka_unit_test(test_bad_config),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
