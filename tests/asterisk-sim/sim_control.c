@@ -148,21 +148,64 @@ static void c_recordings(sim_req *r)
     req_reply(r, 200, rec_oracle(r->s));
 }
 
+/* Per-node counts of the live objects in `m` whose node field is read by
+ * `node_of`. */
+static void count_nodes(sim_map *m, int (*node_of)(void *), size_t *out, int n_nodes)
+{
+    void **v;
+    size_t n = sim_map_values(m, &v);
+    for (size_t i = 0; i < n; i++) {
+        int node = node_of(v[i]);
+        if (node >= 0 && node < n_nodes)
+            out[node]++;
+    }
+    free(v);
+}
+
+static int chan_node(void *p)
+{
+    sim_chan *ch = p;
+    return ch->alive ? ch->node : -1;
+}
+
+static int bridge_node(void *p)
+{
+    return ((sim_bridge *)p)->node;
+}
+
+static int pb_node(void *p)
+{
+    return ((sim_pb *)p)->node;
+}
+
+static int rec_node(void *p)
+{
+    return ((sim_rec *)p)->node;
+}
+
 static void c_state(sim_req *r)
 {
     sim *s = r->s;
+    size_t c[SIM_MAX_NODES] = {0}, b[SIM_MAX_NODES] = {0}, p[SIM_MAX_NODES] = {0},
+           rc[SIM_MAX_NODES] = {0};
+    count_nodes(s->chans, chan_node, c, s->n_nodes);
+    count_nodes(s->bridges, bridge_node, b, s->n_nodes);
+    count_nodes(s->pbs, pb_node, p, s->n_nodes);
+    count_nodes(s->recs_live, rec_node, rc, s->n_nodes);
     json_t *nodes = json_array();
-    size_t live_recs = sim_map_count(s->recs_live);
     for (int i = 0; i < s->n_nodes; i++)
-        json_array_append_new(nodes, json_pack("{s:s,s:b}", "name", s->nodes[i].name, "up",
-                                               s->nodes[i].up));
+        json_array_append_new(nodes, json_pack("{s:s,s:b,s:I,s:I,s:I,s:I}", "name",
+                                               s->nodes[i].name, "up", s->nodes[i].up,
+                                               "channels", (json_int_t)c[i], "bridges",
+                                               (json_int_t)b[i], "playbacks", (json_int_t)p[i],
+                                               "recordings", (json_int_t)rc[i]));
     req_reply(r, 200,
               json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "channels", (json_int_t)s->live_chans,
                         "channels_ended",
                         (json_int_t)(sim_map_count(s->chans) - s->live_chans), "bridges",
                         (json_int_t)sim_map_count(s->bridges), "playbacks",
                         (json_int_t)sim_map_count(s->pbs), "recordings",
-                        (json_int_t)live_recs, "nodes", nodes));
+                        (json_int_t)sim_map_count(s->recs_live), "nodes", nodes));
 }
 
 static void c_connected(sim_req *r)

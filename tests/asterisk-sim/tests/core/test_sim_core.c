@@ -658,6 +658,11 @@ static void test_node_down_hangs_up_link(void **state)
     req(f, 0, "POST", "/ari/channels?endpoint=IAX2/node2/7@accept-link&app=queue&channelId=lo1",
         NULL, NULL);
     assert_int_equal(state_count(f, "channels"), 3);
+    json_t *o;
+    assert_int_equal(req(f, 0, "GET", "/sim/state", NULL, &o), 200);
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_array_get(json_object_get(o, "nodes"), 1), "channels")), 1);
+    json_decref(o);
     assert_int_equal(sim_node_down(f->s, 1), 0);
     assert_int_equal(state_count(f, "channels"), 2); /* far leg gone, no events */
     vhost_advance(f->vh, 5);
