@@ -345,6 +345,7 @@ static int run(bench *b)
     ms = clock_mono_ms() - t0;
     printf("sim_hangup_calls_per_sec: %.0f calls/s\n",
            per_sec((double)(b->requests - r0), ms));
+    printf("sim_vmrss_after_hangup: %ld kB\n", proc_status_kb(b->p.proc.pid, "VmRSS"));
     printf("sim_events_total: %zu events\n", sim_events_received(b->ev));
     return 0;
 }
