@@ -187,22 +187,17 @@ static void parse_dialplan(const json_t *chan, ari_channel *c)
     c->priority = prio;
 }
 
-/* Parses the Channel object root[key] into c. id, name and state are what
- * the queue acts on, so they are required and validated. */
-static int parse_channel(const json_t *root, const char *key, ari_channel *c, char *err,
-                         size_t errlen)
+/* Validates a Channel object into c. id, name and state are what the queue
+ * acts on, so they are required and validated; the rest is informational. */
+static int parse_channel_obj(const json_t *o, ari_channel *c, char *err, size_t errlen)
 {
-    json_t *o = NULL;
-    int rc = jx_get_obj(root, key, &o, err, errlen);
-    if (rc != 0)
-        return rc;
-    rc = jx_get_id(o, "id", ARI_EVENT_MAX_ID, &c->id, err, errlen);
+    int rc = jx_get_id(o, "id", ARI_EVENT_MAX_ID, &c->id, err, errlen);
     if (rc == 0)
         rc = jx_get_str(o, "name", ARI_EVENT_MAX_STR, &c->name, err, errlen);
     if (rc == 0)
         rc = jx_get_str(o, "state", MAX_SHORT, &c->state_name, err, errlen);
     if (rc != 0)
-        return prefix_err(rc, key, err, errlen);
+        return rc;
     c->state = (ari_chan_state)lookup(chan_state_names, ARI_CHAN__COUNT, c->state_name);
     if (c->state == ARI_CHAN_UNKNOWN && strcmp(c->state_name, "Rsrved") == 0)
         c->state = ARI_CHAN_RSRVD; /* api-docs' spelling of ast_state2str's "Rsrvd" */
@@ -210,6 +205,18 @@ static int parse_channel(const json_t *root, const char *key, ari_channel *c, ch
     parse_callerid(o, "connected", &c->connected_name, &c->connected_number);
     parse_dialplan(o, c);
     return 0;
+}
+
+/* Parses the Channel object root[key] into c; errors read "key.member". */
+static int parse_channel(const json_t *root, const char *key, ari_channel *c, char *err,
+                         size_t errlen)
+{
+    json_t *o = NULL;
+    int rc = jx_get_obj(root, key, &o, err, errlen);
+    if (rc != 0)
+        return rc;
+    rc = parse_channel_obj(o, c, err, errlen);
+    return rc ? prefix_err(rc, key, err, errlen) : 0;
 }
 
 /* Splits "channel:ID" / "bridge:ID" into kind and a copied, validated id. */
@@ -551,4 +558,24 @@ const char *ari_event_bridge_id(const ari_event *ev)
     if (ev->has_recording && ev->recording.target_kind == ARI_TARGET_BRIDGE)
         return ev->recording.target_id;
     return NULL;
+}
+
+const json_t *ari_event_json(const ari_event *ev)
+{
+    return ev->priv->root;
+}
+
+int ari_channel_from_json(const json_t *obj, ari_channel *out, char *err, size_t errlen)
+{
+    ari_channel c;
+    memset(&c, 0, sizeof c);
+    if (!json_is_object(obj)) {
+        if (err && errlen)
+            snprintf(err, errlen, "channel: not an object");
+        return ARIQ_EINVAL;
+    }
+    int rc = parse_channel_obj(obj, &c, err, errlen);
+    if (rc == 0)
+        *out = c;
+    return rc;
 }

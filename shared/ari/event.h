@@ -36,6 +36,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct json_t; /* jansson's */
+
 #define ARI_EVENT_MAX_MSG  (1024 * 1024) /* bytes in one WebSocket message */
 #define ARI_EVENT_MAX_ID   150           /* ids; Asterisk's AST_MAX_UNIQUEID */
 #define ARI_EVENT_MAX_STR  512           /* names, caller ids, uris, causes */
@@ -218,6 +220,17 @@ const char *ari_event_channel_id(const ari_event *ev);
 
 /* Likewise the bridge: bridge.id, or a "bridge:ID" target; NULL if none. */
 const char *ari_event_bridge_id(const ari_event *ev);
+
+/* The whole message as jansson parsed it, for members ariq does not type
+ * (channelvars, userevent). BORROWED: lives as long as ev; do not decref. */
+const struct json_t *ari_event_json(const ari_event *ev);
+
+/* Validates one ARI Channel model (from a REST answer: GET /channels when
+ * reconciling after a reconnect, an originate's 200) exactly as an event's
+ * channel. Strings in *out are BORROWED from obj. Returns 0, or ARIQ_EINVAL /
+ * ARIQ_ERANGE with a message in err and *out untouched. */
+int ari_channel_from_json(const struct json_t *obj, ari_channel *out, char *err,
+                          size_t errlen);
 
 /* Static names; never NULL ("?" when out of range). */
 const char *ari_event_type_name(ari_event_type t);

@@ -441,6 +441,58 @@ static void test_routing_ids(void **state)
     }
 }
 
+/* The Channel models of REST answers in the traces validate like events'. */
+static void test_channel_from_rest_answers(void **state)
+{
+    (void)state;
+    char pattern[512];
+    glob_t g;
+    snprintf(pattern, sizeof pattern, "%s/traces/*/node*.jsonl", ari_dir());
+    assert_int_equal(glob(pattern, 0, NULL, &g), 0);
+    int n = 0;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        FILE *f = fopen(g.gl_pathv[i], "r");
+        char *line = NULL;
+        size_t cap = 0;
+        while (f && getline(&line, &cap, f) > 0) {
+            json_t *j = json_loads(line, 0, NULL);
+            json_t *body = json_object_get(j, "body");
+            if (j && strcmp(jstr(j, "kind", NULL), "response") == 0 &&
+                json_is_object(body) && json_object_get(body, "dialplan")) {
+                ari_channel c;
+                char err[128];
+                if (ari_channel_from_json(body, &c, err, sizeof err) != 0)
+                    fail_msg("%s: %s", g.gl_pathv[i], err);
+                check_channel(body, &c);
+                n++;
+            }
+            json_decref(j);
+        }
+        free(line);
+        if (f)
+            fclose(f);
+    }
+    globfree(&g);
+    print_message("checked %d channels from REST answers\n", n);
+    assert_true(n > 0);
+
+    ari_channel c = {.id = "untouched"};
+    json_t *bad = json_loads("{\"id\":\"a/b\",\"name\":\"x\",\"state\":\"Up\"}", 0, NULL);
+    char err[128] = "";
+    assert_int_equal(ari_channel_from_json(bad, &c, err, sizeof err), ARIQ_EINVAL);
+    assert_string_equal(c.id, "untouched");
+    assert_int_equal(ari_channel_from_json(json_object_get(bad, "id"), &c, NULL, 0),
+                     ARIQ_EINVAL);
+    json_decref(bad);
+
+    /* the whole message stays reachable for untyped members */
+    ari_event *ev = parse_sample("ChannelUserevent.json");
+    const json_t *root = ari_event_json(ev);
+    assert_string_equal(json_string_value(json_object_get(root, "eventname")),
+                        "QueueTest");
+    ari_event_free(ev);
+}
+
 static void test_other_events(void **state)
 {
     (void)state;
@@ -680,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_media_events),
         cmocka_unit_test(test_other_events),
         cmocka_unit_test(test_routing_ids),
+        cmocka_unit_test(test_channel_from_rest_answers),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_minimal_and_unknown),
         cmocka_unit_test(test_oversize),
