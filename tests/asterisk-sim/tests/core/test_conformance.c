@@ -15,10 +15,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "vhost.h"
+
+/* A matched event may happen this far from its recorded time: Asterisk's
+ * own latency (a few ms per request) accumulates over a flow. */
+#define MAX_DT_MS 60
 
 typedef struct item {
     int node;
@@ -53,6 +58,7 @@ typedef struct run {
     int shown;
     double skew;        /* ms subtracted from node2's clock */
     bool shape_only;    /* samples: keys and types, no values */
+    json_int_t max_dt;  /* largest |sim time - trace time| of a matched event */
 } run;
 
 static const char *S(json_t *o, const char *k)
@@ -474,7 +480,21 @@ static bool ignored(json_t *ev)
 }
 
 /* Appends "Type(detail)" to the stream of the object the event is about. */
-static void stream_add(run *r, json_t *streams, int node, json_t *ev, bool recorded)
+/* "2026-11-25T02:53:21.823+0000" -> ms since the epoch (UTC). */
+static json_int_t ts_ms(const char *ts)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    if (!ts || sscanf(ts, "%d-%d-%dT%d:%d:%d.%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                      &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (json_int_t)timegm(&tm) * 1000 + ms;
+}
+
+static void stream_add(run *r, json_t *streams, int node, json_t *ev, json_int_t when,
+                       bool recorded)
 {
     if (ignored(ev))
         return;
@@ -519,7 +539,7 @@ static void stream_add(run *r, json_t *streams, int node, json_t *ev, bool recor
         a = json_array();
         json_object_set_new(streams, key, a);
     }
-    json_array_append_new(a, json_pack("{s:s,s:O}", "v", val, "e", ev));
+    json_array_append_new(a, json_pack("{s:s,s:O,s:I}", "v", val, "e", ev, "t", when));
 }
 
 static json_t *vals(json_t *stream)
@@ -556,6 +576,21 @@ static void compare_stream(run *r, const char *key, json_t *ra, json_t *sa)
         json_decref(rec);
         if (!same)
             break;
+        /* the media clock: when it happened, against the client's clock */
+        json_int_t dt = json_integer_value(json_object_get(se, "t")) -
+                        json_integer_value(json_object_get(re, "t"));
+        if (dt < 0)
+            dt = -dt;
+        /* Asterisk sometimes holds BridgeDestroyed back until the app's next
+         * event (1.5 s in multi-x-call, single-record): order only */
+        if (!strcmp(S(json_object_get(re, "e"), "type"), "BridgeDestroyed"))
+            dt = 0;
+        if (dt > r->max_dt)
+            r->max_dt = dt;
+        if (dt > MAX_DT_MS) {
+            complain(r, "%s: %lld ms off the trace", where, (long long)dt);
+            break;
+        }
     }
     r->ev_ok += (int)i;
     if (i == n && n == m)
@@ -576,12 +611,14 @@ static void check_events(run *r)
     json_t *rs = json_object(), *ss = json_object();
     for (size_t i = 0; i < r->n_items; i++)
         if (!strcmp(S(r->items[i].o, "kind"), "event"))
-            stream_add(r, rs, r->items[i].node, json_object_get(r->items[i].o, "event"), true);
+            stream_add(r, rs, r->items[i].node, json_object_get(r->items[i].o, "event"),
+                       (json_int_t)r->items[i].t, true);
     size_t i;
     json_t *e;
     json_array_foreach(vhost_events(r->vh), i, e)
         stream_add(r, ss, (int)json_integer_value(json_object_get(e, "node")),
-                   json_object_get(e, "event"), false);
+                   json_object_get(e, "event"),
+                   ts_ms(S(json_object_get(e, "event"), "timestamp")), false);
     const char *k;
     json_t *v;
     json_object_foreach(rs, k, v) compare_stream(r, k, v, json_object_get(ss, k));
@@ -773,8 +810,10 @@ static bool replay(const char *dir, const char *name)
     bool ok = r.req_ok == r.req_n && r.ev_ok == r.ev_n && !r.shown;
     printf("%s: %d/%d requests, %d/%d events %s", name, r.req_ok, r.req_n, r.ev_ok, r.ev_n,
            ok ? "OK" : "MISMATCH");
+    printf(" (max |dt| %lld ms", (long long)r.max_dt);
     if (r.skew != 0)
-        printf(" (node2 clock %+.1f ms)", -r.skew);
+        printf(", node2 clock %+.1f ms", -r.skew);
+    printf(")");
     printf("\n");
     fflush(stdout);
     vhost_free(r.vh);
