@@ -27,3 +27,23 @@ function(ariq_add_subdirs)
     endif()
   endforeach()
 endfunction()
+
+# ariq_add_fuzz(NAME SOURCE file.c CORPUS dir)
+# A fuzz target for one parser of outside input. With ARIQ_FUZZ=ON (clang) it
+# is a libFuzzer binary `fuzz_NAME` (.ci/fuzz.sh runs each for a bounded time);
+# in every build the same target also runs once over its seed corpus as the
+# ctest `fuzz_NAME_corpus`, labelled fuzz (so ASan/UBSan builds replay it).
+set(ARIQ_FUZZ_DRIVER ${CMAKE_CURRENT_LIST_DIR}/../tests/fuzz/fuzz_driver.c)
+function(ariq_add_fuzz name)
+  cmake_parse_arguments(F "" "SOURCE;CORPUS" "" ${ARGN})
+  if(ARIQ_FUZZ)
+    add_executable(fuzz_${name} ${F_SOURCE})
+    target_link_libraries(fuzz_${name} PRIVATE ariq)
+    target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
+    add_test(NAME fuzz_${name}_corpus COMMAND fuzz_${name} -runs=0 ${F_CORPUS})
+    set_tests_properties(fuzz_${name}_corpus PROPERTIES LABELS fuzz TIMEOUT 120)
+  else()
+    ariq_add_test(fuzz_${name}_corpus SOURCES ${F_SOURCE} ${ARIQ_FUZZ_DRIVER}
+                  LIBS ariq LABELS fuzz ARGS ${F_CORPUS})
+  endif()
+endfunction()
