@@ -750,6 +750,92 @@ static void test_channel_recording_holds_queue(void **state)
     free(m);
 }
 
+/* Random requests over every route with ids that exist and ids that do
+ * not, interleaved with time and control actions: no crash, no status
+ * outside what ARI answers, and (under ASan) nothing leaked at the end. */
+static void test_random_requests(void **state)
+{
+    fx *f = *state;
+    static const char *const tmpl[] = {
+        "GET /ari/channels", "POST /ari/channels?endpoint=Local/x@y&app=queue&appArgs=a,b",
+        "POST /ari/channels?endpoint=IAX2/node2/7@accept-link&app=queue&channelId=%C",
+        "POST /ari/channels/create?endpoint=Local/w@s&app=queue", "GET /ari/channels/%C",
+        "DELETE /ari/channels/%C", "DELETE /ari/channels/%C?reason=busy",
+        "POST /ari/channels/%C/answer", "POST /ari/channels/%C/continue?context=x&priority=2",
+        "POST /ari/channels/%C/play?media=sound:beep,number:12,bogus:x",
+        "POST /ari/channels/%C/play/%P?media=sound:queue-youarenext",
+        "POST /ari/channels/%C/play?media=tone:ring", "POST /ari/channels/%C/moh",
+        "DELETE /ari/channels/%C/moh", "POST /ari/channels/%C/variable?variable=V&value=1",
+        "GET /ari/channels/%C/variable?variable=V", "POST /ari/channels/%C/dial",
+        "POST /ari/channels/%C/record?name=%R&format=wav", "POST /ari/channels/%C/dtmf?dtmf=1",
+        "POST /ari/channels/%C/snoop?app=queue", "GET /ari/bridges",
+        "POST /ari/bridges?type=holding", "POST /ari/bridges?type=mixing",
+        "POST /ari/bridges/%B?type=mixing", "GET /ari/bridges/%B", "DELETE /ari/bridges/%B",
+        "POST /ari/bridges/%B/addChannel?channel=%C,%C",
+        "POST /ari/bridges/%B/removeChannel?channel=%C", "POST /ari/bridges/%B/moh",
+        "DELETE /ari/bridges/%B/moh", "POST /ari/bridges/%B/play?media=sound:beep",
+        "POST /ari/bridges/%B/record?name=%R&format=wav&ifExists=overwrite",
+        "GET /ari/playbacks/%P", "DELETE /ari/playbacks/%P",
+        "POST /ari/playbacks/%P/control?operation=pause", "GET /ari/recordings/live/%R",
+        "DELETE /ari/recordings/live/%R", "POST /ari/recordings/live/%R/stop",
+        "POST /ari/recordings/live/%R/pause", "DELETE /ari/recordings/live/%R/pause",
+        "GET /ari/recordings/stored", "DELETE /ari/recordings/stored/%R",
+        "GET /ari/recordings/stored/%R/file", "GET /ari/asterisk/info",
+        "GET /ari/applications/queue", "POST /ari/events/user/E?application=queue&source=channel:%C",
+        "POST /sim/channels/%C/hangup", "POST /sim/channels/%C/answer", "GET /sim/channels/%C",
+        "GET /sim/state", "GET /sim/connected?a=%C&b=%C", "GET /sim/recordings",
+        "PATCH /ari/channels", "GET /ari/%%%2F/..", "POST /ari/bridges/%B/addChannel",
+    };
+    static const int ok[] = {200, 201, 204, 400, 404, 405, 409, 422, 500};
+    const size_t n = sizeof(tmpl) / sizeof(tmpl[0]);
+    unsigned seed = 12345;
+    char path[512], bodyc[128];
+    char bridges[4][64] = {"b0", "b1", "b2", "b3"};
+    for (int i = 0; i < 20000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = seed >> 8;
+        if (r % 7 == 0) {
+            snprintf(bodyc, sizeof(bodyc),
+                     "{\"app\":\"queue\",\"args\":\"caller\",\"channel_id\":\"c%u\"}", r % 16);
+            req(f, r % 2, "POST", "/sim/calls", bodyc, NULL);
+        }
+        const char *t = tmpl[r % n];
+        char *w = path;
+        for (const char *p = t; *p && w < path + sizeof(path) - 40; p++) {
+            if (*p != '%' || !p[1] || !strchr("CBPR", p[1])) {
+                *w++ = *p;
+                continue;
+            }
+            seed = seed * 1103515245u + 12345u;
+            unsigned k = (seed >> 8) % 16;
+            switch (*++p) {
+            case 'C': w += sprintf(w, "c%u", k); break;
+            case 'B': w += sprintf(w, "%s", bridges[k % 4]); break;
+            case 'P': w += sprintf(w, "p%u", k); break;
+            default: w += sprintf(w, "r%u", k % 4); break;
+            }
+        }
+        *w = 0;
+        char method[8];
+        const char *sp = strchr(path, ' ');
+        snprintf(method, sizeof(method), "%.*s", (int)(sp - path), path);
+        json_t *o;
+        int st = req(f, (int)(r % 2), method, sp + 1, NULL, &o);
+        bool known = false;
+        for (size_t k = 0; k < sizeof(ok) / sizeof(ok[0]); k++)
+            known |= st == ok[k];
+        if (!known)
+            fail_msg("%s -> %d", path, st);
+        const char *id = json_string_value(json_object_get(o, "id"));
+        if (st == 200 && id && json_object_get(o, "bridge_type"))
+            snprintf(bridges[r % 4], sizeof(bridges[0]), "%s", id);
+        json_decref(o);
+        if (r % 5 == 0)
+            vhost_advance(f->vh, (r >> 4) % 3000);
+    }
+    vhost_advance(f->vh, 120000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -771,6 +857,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_create_then_dial, setup, teardown),
         cmocka_unit_test_setup_teardown(test_party_hangup_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_channel_recording_holds_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_requests, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
