@@ -19,6 +19,7 @@
 #define DRAIN_BATCH 256 /* items per loop wakeup, so a flood cannot starve the loop */
 #define RX_BUF_SIZE 65536
 #define REASON_MAX  160
+#define STABLE_MS   5000 /* up this long before the backoff starts over */
 
 /* What the service thread hands the loop, in arrival order. */
 typedef enum {
@@ -74,6 +75,7 @@ struct ari_stream {
     unsigned backoff_ms;
     uint64_t rng;
     bool connected, ever_connected;
+    uint64_t up_since; /* mono ms of the last connect */
     int in_callback;
     bool free_pending;
     ari_stream_stats stats;
@@ -294,7 +296,9 @@ static uint64_t next_rand(ari_stream *s)
     return s->rng;
 }
 
-/* Backoff: the current delay ±20 %, then double it up to the cap. */
+/* Backoff: the current delay ±20 %, then double it up to the cap. The
+ * delay goes back to the minimum after a connection that stayed up for
+ * STABLE_MS (handle_down). */
 static void schedule_retry(ari_stream *s)
 {
     unsigned base = s->backoff_ms;
@@ -324,7 +328,7 @@ static void handle_up(ari_stream *s)
     if (s->ever_connected)
         s->stats.reconnects++;
     s->ever_connected = true;
-    s->backoff_ms = s->cfg.backoff_min_ms;
+    s->up_since = clock_mono_ms();
     LOG_I(MOD, "url=ws://%s:%d%s msg=connected", s->host, s->cfg.port, s->log_path);
     if (s->cfg.on_connected)
         s->cfg.on_connected(s, s->cfg.ud);
@@ -335,6 +339,10 @@ static void handle_down(ari_stream *s, const char *reason)
     bool was = s->connected;
     s->connected = false;
     s->stats.failures++;
+    /* Start over only after a connection that held: a server that accepts
+     * and drops at once must not be hammered every 100 ms. */
+    if (was && clock_mono_ms() - s->up_since >= STABLE_MS)
+        s->backoff_ms = s->cfg.backoff_min_ms;
     if (strstr(reason, "401"))
         LOG_E(MOD, "url=ws://%s:%d%s msg=\"%s\"", s->host, s->cfg.port, s->log_path,
               reason);

@@ -16,7 +16,7 @@ struct fake_ari {
     char basic[512];
 
     pthread_mutex_t mu; /* guards everything below */
-    bool stop, drop, frozen;
+    bool stop, drop, frozen, hangup_after_script;
     struct lws *wsi; /* the current connection */
     int connections, refused, sent;
     char last_app[128], last_auth[512], last_path[256];
@@ -67,8 +67,12 @@ static int send_next(fake_ari *f, struct lws *wsi, session *ss)
     pthread_mutex_unlock(&f->mu);
     if (drop)
         return -1;
-    if (ss->next >= f->nframes)
-        return 0;
+    if (ss->next >= f->nframes) {
+        pthread_mutex_lock(&f->mu);
+        bool hangup = f->hangup_after_script;
+        pthread_mutex_unlock(&f->mu);
+        return hangup ? -1 : 0;
+    }
     const fake_frame *fr = &f->frames[ss->next++];
     unsigned char *buf = malloc(LWS_PRE + fr->len + 1);
     if (!buf)
@@ -84,8 +88,7 @@ static int send_next(fake_ari *f, struct lws *wsi, session *ss)
     pthread_mutex_lock(&f->mu);
     f->sent++;
     pthread_mutex_unlock(&f->mu);
-    if (ss->next < f->nframes)
-        lws_callback_on_writable(wsi);
+    lws_callback_on_writable(wsi); /* the next frame, or the hangup */
     return 0;
 }
 
@@ -195,6 +198,13 @@ void fake_ari_stop(fake_ari *f)
     lws_context_destroy(f->ctx);
     pthread_mutex_destroy(&f->mu);
     free(f);
+}
+
+void fake_ari_set_hangup_after_script(fake_ari *f, bool on)
+{
+    pthread_mutex_lock(&f->mu);
+    f->hangup_after_script = on;
+    pthread_mutex_unlock(&f->mu);
 }
 
 void fake_ari_freeze(fake_ari *f, bool frozen)

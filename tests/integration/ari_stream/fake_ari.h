@@ -30,6 +30,9 @@ fake_ari *fake_ari_start(int port, const char *user, const char *pass,
 /* Stops the thread and frees everything. NULL is a no-op. */
 void fake_ari_stop(fake_ari *f);
 
+/* When set, every connection is closed as soon as its script is sent. */
+void fake_ari_set_hangup_after_script(fake_ari *f, bool on);
+
 /* Closes the current connection (as Asterisk restarting would). */
 void fake_ari_drop(fake_ari *f);
 

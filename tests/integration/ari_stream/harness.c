@@ -62,6 +62,8 @@ void on_disconnected(ari_stream *s, const char *reason, void *ud)
     (void)s;
     if (!pthread_equal(pthread_self(), w->loop_thread))
         w->wrong_thread = true;
+    if (w->disconnected < 16)
+        w->t_downs[w->disconnected] = clock_mono_ms();
     w->disconnected++;
     if (!w->t_down)
         w->t_down = clock_mono_ms();

@@ -32,6 +32,7 @@ typedef struct seen {
     char digits[16];
     char reason[256];
     uint64_t t_down, t_up_again; /* first disconnect, the connect after it */
+    uint64_t t_downs[16];        /* mono ms of the first 16 disconnects */
     bool free_in_event;          /* ari_stream_free from on_event */
 } seen;
 

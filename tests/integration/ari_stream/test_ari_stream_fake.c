@@ -479,6 +479,42 @@ static void test_url_config(void **state)
     event_base_free(w.base);
 }
 
+/* A server that accepts and hangs up at once: every connect succeeds, yet
+ * the retry delay keeps growing instead of restarting at the minimum. */
+static void test_flapping_server_backs_off(void **state)
+{
+    (void)state;
+    seen w;
+    seen_init(&w);
+    int port = proc_free_port();
+    fake_ari *f = fake_ari_start(port, USER, PASS, script, 1);
+    assert_non_null(f);
+    fake_ari_set_hangup_after_script(f, true);
+    ari_stream_cfg cfg = {.host = "127.0.0.1",
+                          .port = port,
+                          .app = "queue",
+                          .user = USER,
+                          .password = PASS,
+                          .backoff_min_ms = 20,
+                          .backoff_max_ms = 1000,
+                          .on_event = on_event,
+                          .on_connected = on_connected,
+                          .on_disconnected = on_disconnected,
+                          .ud = &w};
+    ari_stream *s = NULL;
+    assert_int_equal(ari_stream_new(w.base, &cfg, &s), 0);
+    int five = 5;
+    assert_true(run_until(&w, n_disconnected, &five, 5000));
+    uint64_t first = w.t_downs[1] - w.t_downs[0], last = w.t_downs[4] - w.t_downs[3];
+    print_message("gaps between drops: first %llu ms, fourth %llu ms\n",
+                  (unsigned long long)first, (unsigned long long)last);
+    assert_true(w.connected >= 4);
+    assert_true(last >= 3 * first); /* ~20 -> ~160 ms; without the rule both ~20 */
+    ari_stream_free(s);
+    fake_ari_stop(f);
+    event_base_free(w.base);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -515,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_backpressure),
         cmocka_unit_test(test_idle_ping_and_dead_peer),
         cmocka_unit_test(test_url_config),
+        cmocka_unit_test(test_flapping_server_backs_off),
         cmocka_unit_test(test_bad_config),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
