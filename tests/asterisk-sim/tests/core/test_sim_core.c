@@ -140,7 +140,7 @@ static char *make_bridge(fx *f, int node, const char *type)
 
 static void add(fx *f, int node, const char *bridge, const char *chans)
 {
-    char path[256];
+    char path[640];
     snprintf(path, sizeof(path), "/ari/bridges/%s/addChannel?channel=%s", bridge, chans);
     assert_int_equal(req(f, node, "POST", path, NULL, NULL), 204);
 }
