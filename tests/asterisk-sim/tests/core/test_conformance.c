@@ -767,7 +767,7 @@ static void deskew(run *r)
 static bool replay(const char *dir, const char *name)
 {
     run r = {0};
-    char path[1024];
+    char path[1400];
     size_t total = 0;
     for (int n = 0; n < 2; n++) {
         snprintf(path, sizeof(path), "%s/node%d.jsonl", dir, n + 1);
