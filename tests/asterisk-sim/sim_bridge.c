@@ -189,6 +189,32 @@ static size_t neighbours(const sim_chan *c, const sim_chan **out, size_t max)
     return n;
 }
 
+/* Every channel a hears (BFS over neighbours, at most 256). New array. */
+json_t *sim_hears(sim *s, const sim_chan *a)
+{
+    (void)s;
+    json_t *out = json_array();
+    if (!a->alive)
+        return out;
+    enum { MAXV = 256 };
+    const sim_chan *seen[MAXV], *nb[64];
+    size_t nseen = 1, head = 0;
+    seen[0] = a;
+    while (head < nseen) {
+        size_t k = neighbours(seen[head++], nb, 64);
+        for (size_t i = 0; i < k; i++) {
+            bool dup = false;
+            for (size_t j = 0; j < nseen && !dup; j++)
+                dup = seen[j] == nb[i];
+            if (!dup && nseen < MAXV) {
+                seen[nseen++] = nb[i];
+                json_array_append_new(out, json_string(nb[i]->id));
+            }
+        }
+    }
+    return out;
+}
+
 bool sim_connected(sim *s, const sim_chan *a, const sim_chan *b)
 {
     (void)s;

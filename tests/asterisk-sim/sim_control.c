@@ -92,6 +92,7 @@ static void c_chan(sim_req *r)
         return;
     }
     json_t *o = chan_summary(r->s, ch);
+    json_object_set_new(o, "connected_to", sim_hears(r->s, ch));
     json_object_set(o, "timeline", ch->timeline);
     req_reply(r, 200, o);
 }

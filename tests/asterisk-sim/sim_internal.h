@@ -294,6 +294,7 @@ void bridge_destroy(sim *s, sim_bridge *b, bool events);
 void bridge_free(sim_bridge *b);
 /* a and b hear each other through mixing bridges and link legs. */
 bool sim_connected(sim *s, const sim_chan *a, const sim_chan *b);
+json_t *sim_hears(sim *s, const sim_chan *a); /* ids a is connected to */
 /* A recording of the bridge starts (on) or ends: BRIDGEPEER noise. */
 void bridge_set_recorder(sim *s, sim_bridge *b, bool on);
 

@@ -409,6 +409,9 @@ static void test_originate_link(void **state)
     assert_int_equal(req(f, 0, "GET", "/sim/connected?a=c1&b=a1", NULL, &o), 200);
     assert_true(json_is_true(json_object_get(o, "connected")));
     json_decref(o);
+    o = timeline(f, "c1");
+    assert_int_equal(json_array_size(json_object_get(o, "connected_to")), 3); /* lo1, far, a1 */
+    json_decref(o);
     req(f, 1, "POST", "/sim/channels/a1/dtmf", "{\"digits\":\"0\"}", NULL);
     assert_non_null(strstr(types(f, "lo1"), "ChannelDtmfReceived"));
     assert_string_equal(tl(f, "c1", "dtmf_heard", "digit"), "0");
