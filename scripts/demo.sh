@@ -12,7 +12,7 @@ ONCE=0
 
 scripts/deps.sh
 echo "== building ariq =="
-cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-demo -j "$(nproc 2>/dev/null || echo 2)" --target asterisk-sim scripted_call >/dev/null
 
 RUN=$(mktemp -d /tmp/ariq-demo.XXXXXX)
