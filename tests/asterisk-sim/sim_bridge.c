@@ -189,15 +189,13 @@ static size_t neighbours(const sim_chan *c, const sim_chan **out, size_t max)
     return n;
 }
 
-/* Every channel a hears (BFS over neighbours, at most 256). New array. */
-json_t *sim_hears(sim *s, const sim_chan *a)
+enum { REACH_MAX = 256 };
+
+/* Breadth-first over neighbours from a: fills seen[0] = a, then everyone a
+ * hears (at most REACH_MAX in all). Returns how many. */
+static size_t reach(const sim_chan *a, const sim_chan **seen)
 {
-    (void)s;
-    json_t *out = json_array();
-    if (!a->alive)
-        return out;
-    enum { MAXV = 256 };
-    const sim_chan *seen[MAXV], *nb[64];
+    const sim_chan *nb[64];
     size_t nseen = 1, head = 0;
     seen[0] = a;
     while (head < nseen) {
@@ -206,12 +204,21 @@ json_t *sim_hears(sim *s, const sim_chan *a)
             bool dup = false;
             for (size_t j = 0; j < nseen && !dup; j++)
                 dup = seen[j] == nb[i];
-            if (!dup && nseen < MAXV) {
+            if (!dup && nseen < REACH_MAX)
                 seen[nseen++] = nb[i];
-                json_array_append_new(out, json_string(nb[i]->id));
-            }
         }
     }
+    return nseen;
+}
+
+json_t *sim_hears(sim *s, const sim_chan *a)
+{
+    (void)s;
+    const sim_chan *seen[REACH_MAX];
+    json_t *out = json_array();
+    size_t n = a->alive ? reach(a, seen) : 0;
+    for (size_t i = 1; i < n; i++)
+        json_array_append_new(out, json_string(seen[i]->id));
     return out;
 }
 
@@ -220,21 +227,10 @@ bool sim_connected(sim *s, const sim_chan *a, const sim_chan *b)
     (void)s;
     if (!a || !b || a == b || !a->alive || !b->alive)
         return false;
-    enum { MAXV = 256 };
-    const sim_chan *seen[MAXV], *nb[64];
-    size_t nseen = 1, head = 0;
-    seen[0] = a;
-    while (head < nseen) {
-        size_t k = neighbours(seen[head++], nb, 64);
-        for (size_t i = 0; i < k; i++) {
-            if (nb[i] == b)
-                return true;
-            bool dup = false;
-            for (size_t j = 0; j < nseen && !dup; j++)
-                dup = seen[j] == nb[i];
-            if (!dup && nseen < MAXV)
-                seen[nseen++] = nb[i];
-        }
-    }
+    const sim_chan *seen[REACH_MAX];
+    size_t n = reach(a, seen);
+    for (size_t i = 1; i < n; i++)
+        if (seen[i] == b)
+            return true;
     return false;
 }
