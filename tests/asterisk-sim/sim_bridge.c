@@ -118,6 +118,7 @@ void bridge_add(sim *s, sim_bridge *b, sim_chan *ch)
               json_pack("{s:s,s:s}", "bridge", b->id, "type", b->mixing ? "mixing" : "holding"));
     chan_emit(s, ch, "ChannelEnteredBridge", json_pack("{s:o}", "bridge", bridge_json(s, b)));
     peers_update(s, b);
+    pb_bridge_member(s, b, ch, true);
     chan_update_hearing(s, ch);
 }
 
@@ -134,6 +135,7 @@ void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch)
         ch->bridgepeer = false;
         chan_setvar_event(s, ch, "BRIDGEPEER", "");
     }
+    pb_bridge_member(s, b, ch, false);
     memmove(&b->members[i], &b->members[i + 1], (b->n - i - 1) * sizeof(*b->members));
     json_array_remove(b->ids, i);
     b->n--;

@@ -123,6 +123,7 @@ struct sim_bridge {
     char moh_class[64];
     char *app;            /* an app that had a channel here: BridgeDestroyed */
     char recorder[48];    /* "Recorder/ARI-0000000a;2" while recorded, else "" */
+    size_t n_pbs;         /* bridge playbacks on it (skip scans when 0) */
 };
 
 typedef enum { PB_QUEUED, PB_PLAYING, PB_DONE } pb_state;
@@ -312,6 +313,8 @@ void pb_start(sim *s, sim_pb *pb);
 void pb_stop(sim *s, sim_pb *pb, const char *how);
 void pb_drop(sim *s, sim_pb *pb); /* gone without events; pb is freed */
 void pb_free(sim_pb *pb);
+/* ch joined (true) or is leaving b: the oracle's sound entries follow. */
+void pb_bridge_member(sim *s, sim_bridge *b, sim_chan *ch, bool joined);
 
 /* ---- sim_rec.c ---- */
 sim_rec *rec_live_get(sim *s, int node, const char *name);

@@ -148,8 +148,9 @@ static void heard_close(sim *s, sim_pb *pb, const char *result)
     json_t *e;
     json_array_foreach(pb->heard, i, e)
     {
-        json_object_set_new(e, "end", json_integer((json_int_t)sim_now(s)));
-        json_object_set_new(e, "result", json_string(result));
+        json_t *entry = json_object_get(e, "e");
+        json_object_set_new(entry, "end", json_integer((json_int_t)sim_now(s)));
+        json_object_set_new(entry, "result", json_string(result));
     }
     json_array_clear(pb->heard);
 }
@@ -159,8 +160,40 @@ static void heard_open(sim *s, sim_pb *pb, sim_chan *ch, const char *uri)
     json_t *e = json_pack("{s:s,s:s,s:I,s:n,s:n,s:b}", "media", uri, "playback", pb->id,
                           "start", (json_int_t)sim_now(s), "end", "result", "early",
                           ch->state != CH_UP);
-    json_array_append(pb->heard, e);
+    json_array_append_new(pb->heard, json_pack("{s:O,s:s}", "e", e, "c", ch->id));
     chan_note(s, ch, "sound", e);
+}
+
+/* A channel joins or leaves a bridge that is playing to its members: it
+ * starts hearing the current item there, or stops (result "left"). */
+void pb_bridge_member(sim *s, sim_bridge *b, sim_chan *ch, bool joined)
+{
+    if (!b->n_pbs)
+        return;
+    void **v;
+    size_t n = sim_map_values(s->pbs, &v);
+    for (size_t i = 0; i < n; i++) {
+        sim_pb *pb = v[i];
+        if (pb->bridge != b || pb->state != PB_PLAYING)
+            continue;
+        if (joined) {
+            heard_open(s, pb, ch, json_string_value(json_array_get(pb->media, pb->idx)));
+            continue;
+        }
+        size_t k;
+        json_t *h;
+        json_array_foreach(pb->heard, k, h)
+        {
+            if (strcmp(json_string_value(json_object_get(h, "c")), ch->id))
+                continue;
+            json_t *entry = json_object_get(h, "e");
+            json_object_set_new(entry, "end", json_integer((json_int_t)sim_now(s)));
+            json_object_set_new(entry, "result", json_string("left"));
+            json_array_remove(pb->heard, k);
+            break;
+        }
+    }
+    free(v);
 }
 
 /* Removes pb from the world: the map, the channel it holds. No events. */
@@ -171,6 +204,8 @@ static void pb_release(sim *s, sim_pb *pb, bool run_queue)
     pb->timer = NULL;
     sim_chan *ch = pb->chan;
     bool held = ch && ch->playing == pb;
+    if (pb->bridge)
+        pb->bridge->n_pbs--;
     pb_free(pb);
     if (held) {
         if (run_queue)

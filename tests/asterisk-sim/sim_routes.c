@@ -621,6 +621,7 @@ static void br_play(sim_req *r)
     if (!pb)
         return;
     pb->bridge = b;
+    b->n_pbs++;
     pb_start(r->s, pb);
 }
 

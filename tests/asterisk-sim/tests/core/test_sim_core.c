@@ -640,6 +640,18 @@ static void test_dialplan_call_and_bridge_play(void **state)
     vhost_advance(f->vh, 248);
     assert_string_equal(tl(f, "d1", "sound", "result"), "finished");
     assert_string_equal(tl(f, "d2", "sound", "media"), "sound:beep");
+    /* joining and leaving during a bridge playback */
+    call(f, 0, "d3", "caller");
+    snprintf(path, sizeof(path), "/ari/bridges/%s/play?media=sound:queue-youarenext", h);
+    assert_int_equal(req(f, 0, "POST", path, NULL, NULL), 201);
+    vhost_advance(f->vh, 1000);
+    add(f, 0, h, "d3");
+    snprintf(path, sizeof(path), "/ari/bridges/%s/removeChannel?channel=d2", h);
+    assert_int_equal(req(f, 0, "POST", path, NULL, NULL), 204);
+    vhost_advance(f->vh, 5000);
+    assert_string_equal(tl(f, "d2", "sound", "result"), "finished left");
+    assert_string_equal(tl(f, "d3", "sound", "result"), "finished");
+    assert_string_equal(tl(f, "d1", "sound", "result"), "finished finished");
     /* a channel in a bridge cannot be recorded by itself */
     assert_int_equal(req(f, 0, "POST", "/ari/channels/d1/record?name=cr&format=wav", NULL, NULL),
                      201);
@@ -648,7 +660,7 @@ static void test_dialplan_call_and_bridge_play(void **state)
                                    "event");
     assert_string_equal(json_string_value(json_object_get(last, "type")), "RecordingFailed");
     assert_int_equal(req(f, 0, "GET", "/ari/applications/queue", NULL, &o), 200);
-    assert_int_equal(json_array_size(json_object_get(o, "channel_ids")), 2);
+    assert_int_equal(json_array_size(json_object_get(o, "channel_ids")), 3);
     json_decref(o);
     assert_int_equal(req(f, 0, "GET", "/ari/applications/nope", NULL, NULL), 404);
     free(h);
