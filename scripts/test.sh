@@ -26,9 +26,11 @@ if [ "${ARIQ_FAST:-0}" != 1 ]; then
   echo "== build and test under ASan + UBSan =="
   ASAN_OPTIONS=detect_leaks=1 run_suite build-asan Debug -DARIQ_ASAN=ON -DARIQ_UBSAN=ON
 
-  if [ -x .ci/fuzz.sh ]; then
-    echo "== fuzz (${FUZZ_SECONDS}s per target) =="
-    ARIQ_FUZZ_SECONDS=$FUZZ_SECONDS .ci/fuzz.sh
-  fi
+  echo "== fuzz: ari_event ${FUZZ_SECONDS}s, every other parser 10s =="
+  export BUILD_DIR=$PWD/build-fuzz
+  .ci/fuzz.sh "$FUZZ_SECONDS" ari_event
+  others=$(for d in tests/fuzz/*/; do n=$(basename "$d"); [ "$n" != ari_event ] && [ -d "$d/corpus" ] && echo "$n"; done; true)
+  # shellcheck disable=SC2086
+  .ci/fuzz.sh 10 $others
 fi
 echo "scripts/test.sh: all passed"

@@ -294,7 +294,8 @@ int cfg_load_string(const char *text, const char *name, cfg **out, char *err, si
         set_err(&ps, rc > 0 ? rc : ps.line, "syntax error (expected [section] or key = value)");
     if (!ps.failed) {
         add_empty_sections(&ps, text);
-        qsort(c->sec, c->nsec, sizeof *c->sec, by_line);
+        if (c->nsec > 1) /* qsort(NULL, 0) is undefined */
+            qsort(c->sec, c->nsec, sizeof *c->sec, by_line);
     }
     if (ps.failed) {
         cfg_free(c);
