@@ -1,0 +1,776 @@
+-- queue: every change to the queues' state, one atomic entry point per op.
+--
+-- One file with a dispatch table rather than one file per op: EVAL has no
+-- include, and every op needs the same argument checks, key derivation,
+-- event writer and pairing loop. Each call is still ONE script run, so each
+-- op is atomic. SCHEMA.md documents every op, key and event.
+--
+-- KEYS[1]  {NS}:seq      the global arrival counter; its name gives the
+--                        prefix "{NS}:" every other key is derived from (all
+--                        keys share the hash tag, so they are in one slot)
+-- KEYS[2]  {NS}:events   the events stream
+-- KEYS[3]  the op's primary key (see OPS below), checked against the name
+--          derived from the op's id argument
+-- ARGV[1]  op name
+-- ARGV[2]  now: wall clock in ms (the caller's; scripts read no clock)
+-- ARGV[3]  node id of the node running the op (the `node` of its events)
+-- ARGV[4]  events stream MAXLEN (approximate, 1..100000000)
+-- ARGV[5..] the op's arguments
+--
+-- Errors (nothing is written before any of them can be raised):
+--   "ERR ariq: ..."  bad arguments or keys
+--   "NOTFOUND ..."   the record named does not exist
+--   "EXISTS ..."     a call id already queued
+--   "AGENTINUSE ..." an agent id already logged in
+--   "BADSTATE ..."   the record is not in a state the op applies to
+-- Replies are flat arrays of name, value pairs.
+
+local P, NOW, NODE, MAXLEN, EVK
+local PRIO_SHIFT = 8796093022208 -- 2^43: score = (1000 - prio) * 2^43 + seq
+local ID_MAX, NAME_MAX, TEXT_MAX, QUEUES_MAX, PAIRS_MAX = 128, 64, 128, 16, 1000
+
+-- ---- errors and argument checks ------------------------------------------
+
+-- The refusal being raised: error() unwinds to the pcall at the bottom,
+-- which answers with this message (an error() value itself would reach the
+-- client decorated with a script trace).
+local REFUSAL
+
+local function raise(code, msg)
+  REFUSAL = code .. ' ' .. msg
+  error(REFUSAL)
+end
+
+local function bad(msg)
+  raise('ERR', 'ariq: ' .. msg)
+end
+
+local function check_id(v, what, max)
+  if type(v) ~= 'string' or #v == 0 or #v > max or not v:find('^[A-Za-z0-9._-]+$') then
+    bad(what .. ' must be 1..' .. max .. ' bytes of [A-Za-z0-9._-]')
+  end
+  return v
+end
+
+local function check_int(v, what, lo, hi)
+  local n = type(v) == 'string' and v:find('^%-?%d+$') and tonumber(v)
+  if not n or #v > 16 or n < lo or n > hi then
+    bad(what .. ' must be an integer ' .. lo .. '..' .. hi)
+  end
+  return n
+end
+
+-- Caller ID and reasons come from outside: bounded, no control bytes, no
+-- '|' (the queue_log field separator).
+local function check_text(v, what)
+  if type(v) ~= 'string' or #v > TEXT_MAX or v:find('[%c|]') then
+    bad(what .. ' must be 0..' .. TEXT_MAX .. ' bytes without control characters or |')
+  end
+  return v
+end
+
+local function check_enum(v, what, allowed)
+  for _, a in ipairs(allowed) do
+    if v == a then return v end
+  end
+  bad(what .. ' must be one of ' .. table.concat(allowed, '|'))
+end
+
+local function split(s)
+  local out = {}
+  for part in string.gmatch(s, '[^&]+') do out[#out + 1] = part end
+  return out
+end
+
+-- "support&sales": 1..16 distinct queue names.
+local function check_queues(v)
+  if type(v) ~= 'string' or v:find('&&') or v:find('^&') or v:find('&$') then
+    bad('queues must be queue names joined by &')
+  end
+  local qs, seen = split(v), {}
+  if #qs < 1 or #qs > QUEUES_MAX then bad('queues: 1..' .. QUEUES_MAX .. ' names') end
+  for _, q in ipairs(qs) do
+    check_id(q, 'queue name', NAME_MAX)
+    if seen[q] then bad('queues: ' .. q .. ' given twice') end
+    seen[q] = true
+  end
+  return qs
+end
+
+local function check_nargs(n)
+  if #ARGV ~= 4 + n then bad('expected ' .. (4 + n) .. ' arguments, got ' .. #ARGV) end
+end
+
+-- ---- keys -------------------------------------------------------------------
+
+local function key(...)
+  return P .. table.concat({...}, ':')
+end
+
+local function qcallers(q) return key('queue', q, 'callers') end
+local function qarrivals(q) return key('queue', q, 'arrivals') end
+local function qagents(q) return key('queue', q, 'agents') end
+local function kcall(c) return key('call', c) end
+local function kagent(a) return key('agent', a) end
+local function kpairing(p) return key('pairing', p) end
+
+local function check_key(i, want)
+  if KEYS[i] ~= want then bad('KEYS[' .. i .. '] must be ' .. want) end
+end
+
+-- ---- small helpers ---------------------------------------------------------------
+
+local function hgetall(k)
+  local flat = redis.call('HGETALL', k)
+  if #flat == 0 then return nil end
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+local function secs(ms)
+  return fmt(math.floor(ms / 1000))
+end
+
+-- One stream entry: the common fields, then the event's own.
+local function emit(ev, queue, callid, agent, fields)
+  local a = {'XADD', EVK, 'MAXLEN', '~', MAXLEN, '*', 'event', ev, 'ts_ms', NOW,
+             'queue', queue or 'NONE', 'callid', callid or 'NONE', 'agent', agent or 'NONE',
+             'node', NODE}
+  for i = 1, #fields do a[#a + 1] = fields[i] end
+  redis.call(unpack(a))
+end
+
+local function next_seq()
+  return redis.call('INCR', KEYS[1])
+end
+
+local function index_of(list, v)
+  for i, x in ipairs(list) do
+    if x == v then return i end
+  end
+  return nil
+end
+
+local function list_at(s, i)
+  return split(s or '')[i] or '0'
+end
+
+-- ---- queue membership ------------------------------------------------------------
+
+-- Puts a waiting call into each of its queues with the score it already has
+-- (a rollback keeps its place).
+local function call_enqueue(callid, c)
+  for _, q in ipairs(split(c.queues)) do
+    redis.call('ZADD', qcallers(q), c.score, callid)
+    redis.call('ZADD', qarrivals(q), c.seq, callid)
+  end
+end
+
+-- Removes a call from all its queues; returns its 1-based position in each
+-- (0 where it was not queued).
+local function call_dequeue(callid, c)
+  local pos = {}
+  for i, q in ipairs(split(c.queues)) do
+    local r = redis.call('ZRANK', qcallers(q), callid)
+    pos[i] = r and (r + 1) or 0
+    redis.call('ZREM', qcallers(q), callid)
+    redis.call('ZREM', qarrivals(q), callid)
+  end
+  return pos
+end
+
+local function agent_enqueue(agentid, queues, seq)
+  for _, q in ipairs(split(queues)) do redis.call('ZADD', qagents(q), seq, agentid) end
+end
+
+local function agent_dequeue(agentid, queues)
+  for _, q in ipairs(split(queues)) do redis.call('ZREM', qagents(q), agentid) end
+end
+
+-- The agent becomes free: with `seq` (a rollback keeps its old one) or a new
+-- one (the back of the agent queue). A paused agent goes to paused instead.
+local function agent_make_free(agentid, a, seq)
+  local k = kagent(agentid)
+  if a.paused == '1' then
+    redis.call('HSET', k, 'state', 'paused', 'since_ms', NOW, 'pairing', '')
+    return
+  end
+  seq = seq or next_seq()
+  redis.call('HSET', k, 'state', 'free', 'since_ms', NOW, 'free_seq', seq, 'pairing', '')
+  agent_enqueue(agentid, a.queues, seq)
+end
+
+local function call_delete(callid, c)
+  redis.call('DEL', kcall(callid))
+  redis.call('SREM', key('node', c.node, 'calls'), callid)
+end
+
+local function agent_delete(agentid, a)
+  redis.call('DEL', kagent(agentid))
+  redis.call('SREM', key('node', a.node, 'agents'), agentid)
+end
+
+-- Deletes a pairing record and says so in the stream: every PAIRED has
+-- exactly one UNPAIRED, which is what lets a checker prove that no caller or
+-- agent is ever in two pairings at once.
+local function pairing_end(pid, p, reason, detail)
+  redis.call('DEL', kpairing(pid))
+  redis.call('SREM', key('node', p.caller_node, 'pairings'), pid)
+  redis.call('SREM', key('node', p.agent_node, 'pairings'), pid)
+  emit('UNPAIRED', p.queue, p.call, p.agent, {'pairing', pid, 'reason', reason,
+       'detail', detail or ''})
+end
+
+-- ---- pairing -------------------------------------------------------------------
+
+local function front(k)
+  local r = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  if r[1] then return r[1], tonumber(r[2]) end
+  return nil
+end
+
+-- Pairs call `callid` with agent `agentid` in queue q: both leave every
+-- queue, the pairing record is written. Returns the reply form of it.
+local function pair_one(q, callid, c, agentid, a)
+  local pid = 'p' .. next_seq()
+  local pos = call_dequeue(callid, c)
+  agent_dequeue(agentid, a.queues)
+  redis.call('HSET', kcall(callid), 'state', 'paired', 'pairing', pid, 'paired_ms', NOW,
+             'pairpos', table.concat(pos, '&'))
+  redis.call('HSET', kagent(agentid), 'state', 'paired', 'pairing', pid, 'since_ms', NOW)
+  local hold = tonumber(NOW) - tonumber(c.entered_ms)
+  local rec = {'call', callid, 'agent', agentid, 'queue', q,
+               'caller_channel', c.channel, 'agent_channel', a.channel,
+               'caller_node', c.node, 'agent_node', a.node,
+               'created_ms', NOW, 'holdtime_ms', fmt(hold)}
+  redis.call('HSET', kpairing(pid), 'state', 'paired', unpack(rec))
+  redis.call('SADD', key('node', c.node, 'pairings'), pid)
+  redis.call('SADD', key('node', a.node, 'pairings'), pid)
+  emit('PAIRED', q, callid, agentid, {'pairing', pid, 'caller_channel', c.channel,
+       'agent_channel', a.channel, 'caller_node', c.node, 'agent_node', a.node,
+       'holdtime_ms', fmt(hold)})
+  local out = {'pairing', pid}
+  for i = 1, #rec do out[#out + 1] = rec[i] end
+  return out
+end
+
+-- The best pair among `queues`: the queue whose front caller has the lowest
+-- score (highest priority, then earliest arrival, over all nodes); on a tie
+-- (the same caller heads several queues) the agent free the longest.
+local function best_pair(queues)
+  local bq, bc, bcs, ba, bas
+  for _, q in ipairs(queues) do
+    local c, cs = front(qcallers(q))
+    local a, as
+    if c then a, as = front(qagents(q)) end
+    if a and (not bq or cs < bcs or (cs == bcs and as < bas)) then
+      bq, bc, bcs, ba, bas = q, c, cs, a, as
+    end
+  end
+  return bq, bc, ba
+end
+
+-- Pairs while some queue of `queues` has both a waiting caller and a free
+-- agent, at most max times. A zset member without a record (which no op
+-- leaves, but Redis is shared) is dropped rather than paired.
+local function pair_loop(queues, max)
+  local out = {}
+  for _ = 1, max * 2 + 4 do
+    if #out >= max then break end
+    local q, callid, agentid = best_pair(queues)
+    if not q then break end
+    local c, a = hgetall(kcall(callid)), hgetall(kagent(agentid))
+    if not c or c.state ~= 'waiting' then
+      redis.call('ZREM', qcallers(q), callid)
+      redis.call('ZREM', qarrivals(q), callid)
+    elseif not a or a.state ~= 'free' then
+      redis.call('ZREM', qagents(q), agentid)
+    else
+      out[#out + 1] = pair_one(q, callid, c, agentid, a)
+    end
+  end
+  return out
+end
+
+local function autopair(flag, queues, max)
+  if flag == 1 then return pair_loop(queues, max) end
+  return {}
+end
+
+-- ---- caller ops -------------------------------------------------------------------
+
+-- enter: callid channel priority cid_num cid_name queues autopair max_pairs
+-- KEYS[3] {NS}:call:<callid>
+local function op_enter()
+  check_nargs(8)
+  local callid = check_id(ARGV[5], 'call id', ID_MAX)
+  local channel = check_id(ARGV[6], 'channel', ID_MAX)
+  local prio = check_int(ARGV[7], 'priority', 0, 1000)
+  local num, name = check_text(ARGV[8], 'caller number'), check_text(ARGV[9], 'caller name')
+  local queues = check_queues(ARGV[10])
+  local ap = check_int(ARGV[11], 'autopair', 0, 1)
+  local max = check_int(ARGV[12], 'max_pairs', 1, PAIRS_MAX)
+  check_key(3, kcall(callid))
+  if redis.call('EXISTS', KEYS[3]) == 1 then raise('EXISTS', 'call ' .. callid .. ' is already queued') end
+  local seq = next_seq()
+  local c = {queues = ARGV[10], seq = seq, score = fmt((1000 - prio) * PRIO_SHIFT + seq)}
+  call_enqueue(callid, c)
+  local pos = {}
+  for i, q in ipairs(queues) do pos[i] = redis.call('ZRANK', qcallers(q), callid) + 1 end
+  redis.call('HSET', KEYS[3], 'channel', channel, 'node', NODE, 'queues', ARGV[10],
+             'priority', prio, 'seq', seq, 'score', c.score, 'entered_ms', NOW,
+             'state', 'waiting', 'pairing', '', 'opos', table.concat(pos, '&'),
+             'cid_num', num, 'cid_name', name)
+  redis.call('SADD', key('node', NODE, 'calls'), callid)
+  for i, q in ipairs(queues) do
+    emit('ENTERQUEUE', q, callid, nil, {'url', '', 'callerid', num, 'position', pos[i],
+         'callername', name})
+  end
+  return {'seq', seq, 'score', tonumber(c.score), 'positions', pos,
+          'pairings', autopair(ap, queues, max)}
+end
+
+local function wait_fields(pos, opos, waited)
+  return {'position', pos, 'origposition', opos, 'waittime', secs(waited),
+          'waittime_ms', fmt(waited)}
+end
+
+-- Logs ABANDON / EXITWITHTIMEOUT for every queue of a call that was waiting
+-- (positions now) or paired (positions when it was paired).
+local function log_exit(ev, callid, c, pos)
+  local waited = tonumber(NOW) - tonumber(c.entered_ms)
+  for i, q in ipairs(split(c.queues)) do
+    emit(ev, q, callid, nil, wait_fields(pos[i], list_at(c.opos, i), waited))
+  end
+end
+
+-- A bridged call ends: COMPLETECALLER / COMPLETEAGENT, pairing and call
+-- records go, the agent is counted; returns the agent record.
+local function complete(callid, c, who)
+  local pid = c.pairing
+  local p = hgetall(kpairing(pid))
+  local a = hgetall(kagent(p.agent))
+  local talk = tonumber(NOW) - tonumber(p.bridged_ms)
+  local hold = tonumber(p.bridged_ms) - tonumber(c.entered_ms)
+  local i = index_of(split(c.queues), p.queue) or 1
+  local ev = who == 'agent' and 'COMPLETEAGENT' or 'COMPLETECALLER'
+  emit(ev, p.queue, callid, p.agent, {'holdtime', secs(hold), 'calltime', secs(talk),
+       'origposition', list_at(c.opos, i), 'holdtime_ms', fmt(hold), 'calltime_ms', fmt(talk),
+       'pairing', pid})
+  pairing_end(pid, p, 'complete', ev)
+  call_delete(callid, c)
+  if a then
+    redis.call('HINCRBY', kagent(p.agent), 'calls_taken', 1)
+    redis.call('HINCRBY', kagent(p.agent), 'talk_ms', talk)
+  end
+  return p.agent, a, ev
+end
+
+-- After a call: wrapup_ms > 0 puts the agent in wrapup (agent_ready ends
+-- it), else it is free at once with a new seq (the back of the queue).
+local function agent_after_call(agentid, a, wrapup_ms)
+  if wrapup_ms > 0 then
+    redis.call('HSET', kagent(agentid), 'state', 'wrapup', 'since_ms', NOW, 'pairing', '',
+               'wrapup_until_ms', fmt(tonumber(NOW) + wrapup_ms))
+  else
+    agent_make_free(agentid, a, nil)
+  end
+end
+
+-- leave: callid reason(hangup|abandon|timeout) who(caller|agent) wrapup_ms autopair max_pairs
+-- The caller is gone, whatever its state. KEYS[3] {NS}:call:<callid>
+local function op_leave()
+  check_nargs(6)
+  local callid = check_id(ARGV[5], 'call id', ID_MAX)
+  local reason = check_enum(ARGV[6], 'reason', {'hangup', 'abandon', 'timeout'})
+  local who = check_enum(ARGV[7], 'who', {'caller', 'agent'})
+  local wrapup = check_int(ARGV[8], 'wrapup_ms', 0, 86400000)
+  local ap = check_int(ARGV[9], 'autopair', 0, 1)
+  local max = check_int(ARGV[10], 'max_pairs', 1, PAIRS_MAX)
+  check_key(3, kcall(callid))
+  local c = hgetall(KEYS[3])
+  if not c then return {'outcome', 'GONE', 'pairings', {}} end
+  local ev = reason == 'timeout' and 'EXITWITHTIMEOUT' or 'ABANDON'
+  if c.state == 'waiting' then
+    log_exit(ev, callid, c, call_dequeue(callid, c))
+    call_delete(callid, c)
+    return {'outcome', ev, 'pairings', {}}
+  end
+  local p = hgetall(kpairing(c.pairing))
+  if c.state == 'paired' and p then
+    log_exit(ev, callid, c, split(c.pairpos))
+    pairing_end(c.pairing, p, 'abandon', ev)
+    call_delete(callid, c)
+    local a = hgetall(kagent(p.agent))
+    if a then
+      agent_make_free(p.agent, a, a.free_seq)
+      return {'outcome', ev, 'pairings', autopair(ap, split(a.queues), max)}
+    end
+    return {'outcome', ev, 'pairings', {}}
+  end
+  if c.state == 'bridged' and p then
+    local agentid, a, done = complete(callid, c, who)
+    if not a then return {'outcome', done, 'pairings', {}} end
+    agent_after_call(agentid, a, wrapup)
+    return {'outcome', done, 'pairings', autopair(wrapup == 0 and ap or 0, split(a.queues), max)}
+  end
+  raise('BADSTATE', 'call ' .. callid .. ' is ' .. tostring(c.state) .. ' without its pairing')
+end
+
+-- ---- agent ops ---------------------------------------------------------------------
+
+-- agent_login: agentid channel chan_name queues autopair max_pairs
+-- KEYS[3] {NS}:agent:<agentid>
+local function op_agent_login()
+  check_nargs(6)
+  local agentid = check_id(ARGV[5], 'agent id', NAME_MAX)
+  local channel = check_id(ARGV[6], 'channel', ID_MAX)
+  local cname = check_text(ARGV[7], 'channel name')
+  local queues = check_queues(ARGV[8])
+  local ap = check_int(ARGV[9], 'autopair', 0, 1)
+  local max = check_int(ARGV[10], 'max_pairs', 1, PAIRS_MAX)
+  check_key(3, kagent(agentid))
+  local old = hgetall(KEYS[3])
+  if old then
+    raise('AGENTINUSE', 'agent ' .. agentid .. ' is ' .. tostring(old.state) .. ' on node ' ..
+          tostring(old.node))
+  end
+  local seq = next_seq()
+  redis.call('HSET', KEYS[3], 'channel', channel, 'chan_name', cname, 'node', NODE,
+             'queues', ARGV[8], 'state', 'free', 'paused', '0', 'pause_reason', '',
+             'since_ms', NOW, 'login_ms', NOW, 'free_seq', seq, 'pairing', '',
+             'calls_taken', 0, 'talk_ms', 0)
+  agent_enqueue(agentid, ARGV[8], seq)
+  redis.call('SADD', key('node', NODE, 'agents'), agentid)
+  emit('AGENTLOGIN', nil, channel, agentid, {'channel', cname, 'queues', ARGV[8]})
+  return {'seq', seq, 'pairings', autopair(ap, queues, max)}
+end
+
+-- The agent leaves while paired: its caller goes back with its original
+-- score (the front of the queue), the pairing is undone.
+local function unpair_for_agent(pid, p)
+  local c = hgetall(kcall(p.call))
+  pairing_end(pid, p, 'agent_gone', 'AGENTLOGOFF')
+  if c then
+    redis.call('HSET', kcall(p.call), 'state', 'waiting', 'pairing', '')
+    call_enqueue(p.call, c)
+    return split(c.queues)
+  end
+  return {}
+end
+
+-- agent_logoff: agentid reason autopair max_pairs
+-- The agent is gone (logoff or hangup), whatever its state. A caller it was
+-- paired with goes back to the front; a caller it talked to is completed
+-- (COMPLETEAGENT) and its record deleted: the node hangs it up.
+-- KEYS[3] {NS}:agent:<agentid>
+local function op_agent_logoff()
+  check_nargs(4)
+  local agentid = check_id(ARGV[5], 'agent id', NAME_MAX)
+  local reason = check_text(ARGV[6], 'reason')
+  local ap = check_int(ARGV[7], 'autopair', 0, 1)
+  local max = check_int(ARGV[8], 'max_pairs', 1, PAIRS_MAX)
+  check_key(3, kagent(agentid))
+  local a = hgetall(KEYS[3])
+  if not a then return {'outcome', 'GONE', 'call', '', 'pairings', {}} end
+  local p = a.pairing ~= '' and hgetall(kpairing(a.pairing)) or nil
+  local callout, callid, requeue = 'NONE', '', {}
+  if p then
+    callid = p.call
+    local c = hgetall(kcall(p.call))
+    if p.state == 'bridged' and c then
+      local _, _, ev = complete(p.call, c, 'agent')
+      callout = ev
+    else
+      requeue = unpair_for_agent(a.pairing, p)
+      callout = 'REQUEUED'
+    end
+  end
+  if a.state == 'free' then agent_dequeue(agentid, a.queues) end
+  agent_delete(agentid, a)
+  emit('AGENTLOGOFF', nil, a.channel, agentid, {'channel', a.chan_name,
+       'logintime', secs(tonumber(NOW) - tonumber(a.login_ms)), 'reason', reason})
+  return {'outcome', 'AGENTLOGOFF', 'call_outcome', callout, 'call', callid,
+          'pairings', autopair(ap, requeue, max)}
+end
+
+-- agent_pause: agentid paused(0|1) reason autopair max_pairs
+-- A paused agent keeps its record but is in no free-agent set; pausing
+-- during a call takes effect when the call ends. Unpausing a paused agent
+-- makes it free with a new seq. KEYS[3] {NS}:agent:<agentid>
+local function op_agent_pause()
+  check_nargs(5)
+  local agentid = check_id(ARGV[5], 'agent id', NAME_MAX)
+  local paused = check_int(ARGV[6], 'paused', 0, 1)
+  local reason = check_text(ARGV[7], 'reason')
+  local ap = check_int(ARGV[8], 'autopair', 0, 1)
+  local max = check_int(ARGV[9], 'max_pairs', 1, PAIRS_MAX)
+  check_key(3, kagent(agentid))
+  local a = hgetall(KEYS[3])
+  if not a then raise('NOTFOUND', 'agent ' .. agentid .. ' is not logged in') end
+  if paused == 0 and a.paused ~= '1' then raise('BADSTATE', 'agent ' .. agentid .. ' is not paused') end
+  local out = {}
+  if paused == 1 then
+    redis.call('HSET', KEYS[3], 'paused', '1', 'pause_reason', reason)
+    if a.state == 'free' then
+      agent_dequeue(agentid, a.queues)
+      redis.call('HSET', KEYS[3], 'state', 'paused', 'since_ms', NOW)
+    end
+  else
+    redis.call('HSET', KEYS[3], 'paused', '0', 'pause_reason', '')
+    if a.state == 'paused' then
+      a.paused = '0'
+      agent_make_free(agentid, a, nil)
+      out = autopair(ap, split(a.queues), max)
+    end
+  end
+  for _, q in ipairs(split(a.queues)) do
+    emit(paused == 1 and 'PAUSE' or 'UNPAUSE', q, nil, agentid, {'reason', reason})
+  end
+  local st = redis.call('HGET', KEYS[3], 'state')
+  return {'state', st, 'pairings', out}
+end
+
+-- agent_ready: agentid autopair max_pairs -- wrapup is over.
+-- KEYS[3] {NS}:agent:<agentid>
+local function op_agent_ready()
+  check_nargs(3)
+  local agentid = check_id(ARGV[5], 'agent id', NAME_MAX)
+  local ap = check_int(ARGV[6], 'autopair', 0, 1)
+  local max = check_int(ARGV[7], 'max_pairs', 1, PAIRS_MAX)
+  check_key(3, kagent(agentid))
+  local a = hgetall(KEYS[3])
+  if not a then raise('NOTFOUND', 'agent ' .. agentid .. ' is not logged in') end
+  if a.state ~= 'wrapup' then raise('BADSTATE', 'agent ' .. agentid .. ' is ' .. a.state) end
+  redis.call('HDEL', KEYS[3], 'wrapup_until_ms')
+  agent_make_free(agentid, a, nil)
+  local st = redis.call('HGET', KEYS[3], 'state')
+  return {'state', st, 'pairings', autopair(ap, split(a.queues), max)}
+end
+
+-- ---- pairing ops ---------------------------------------------------------------------
+
+-- pair: scope(queue|call|agent) id max_pairs
+-- KEYS[3] {NS}:queue:<q>:callers | {NS}:call:<id> | {NS}:agent:<id>
+-- A call or agent that is gone or no longer waiting/free pairs nothing: it
+-- lost a race, which is normal.
+local function op_pair()
+  check_nargs(3)
+  local scope = check_enum(ARGV[5], 'scope', {'queue', 'call', 'agent'})
+  local id = check_id(ARGV[6], scope .. ' id', scope == 'call' and ID_MAX or NAME_MAX)
+  local max = check_int(ARGV[7], 'max_pairs', 1, PAIRS_MAX)
+  local queues
+  if scope == 'queue' then
+    check_key(3, qcallers(id))
+    queues = {id}
+  else
+    check_key(3, scope == 'call' and kcall(id) or kagent(id))
+    local h = hgetall(KEYS[3])
+    local want = scope == 'call' and 'waiting' or 'free'
+    if not h or h.state ~= want then return {'pairings', {}} end
+    queues = split(h.queues)
+  end
+  return {'pairings', pair_loop(queues, max)}
+end
+
+-- bridged: pairing -- both parties are in the mixing bridge: CONNECT.
+-- KEYS[3] {NS}:pairing:<id>
+local function op_bridged()
+  check_nargs(1)
+  local pid = check_id(ARGV[5], 'pairing id', ID_MAX)
+  check_key(3, kpairing(pid))
+  local p = hgetall(KEYS[3])
+  if not p then raise('NOTFOUND', 'pairing ' .. pid .. ' does not exist') end
+  if p.state ~= 'paired' then raise('BADSTATE', 'pairing ' .. pid .. ' is ' .. p.state) end
+  local c = hgetall(kcall(p.call))
+  if not c then raise('NOTFOUND', 'call ' .. p.call .. ' of pairing ' .. pid .. ' is gone') end
+  redis.call('HSET', KEYS[3], 'state', 'bridged', 'bridged_ms', NOW)
+  redis.call('HSET', kcall(p.call), 'state', 'bridged', 'bridged_ms', NOW)
+  redis.call('HSET', kagent(p.agent), 'state', 'talking', 'since_ms', NOW)
+  local hold = tonumber(NOW) - tonumber(c.entered_ms)
+  local ring = tonumber(NOW) - tonumber(p.created_ms)
+  emit('CONNECT', p.queue, p.call, p.agent, {'holdtime', secs(hold),
+       'bridgedchanneluniqueid', p.agent_channel, 'ringtime', secs(ring),
+       'holdtime_ms', fmt(hold), 'ringtime_ms', fmt(ring), 'pairing', pid})
+  local qs = split(c.queues)
+  for i, q in ipairs(qs) do
+    if q ~= p.queue then
+      emit('WITHDRAW', q, p.call, nil, {'position', list_at(c.pairpos, i),
+           'origposition', list_at(c.opos, i), 'waittime', secs(hold),
+           'withdrawinfo', 'connected:' .. p.queue})
+    end
+  end
+  return {'holdtime_ms', hold, 'ringtime_ms', ring}
+end
+
+-- rollback: pairing reason agent_to(keep|back|pause)
+-- The link or bridge could not be made: the caller goes back with its
+-- original score; the agent is free again with its old free-since seq
+-- (keep), a new one (back), or paused with the reason (pause).
+-- KEYS[3] {NS}:pairing:<id>
+local function op_rollback()
+  check_nargs(3)
+  local pid = check_id(ARGV[5], 'pairing id', ID_MAX)
+  local reason = check_text(ARGV[6], 'reason')
+  local to = check_enum(ARGV[7], 'agent_to', {'keep', 'back', 'pause'})
+  check_key(3, kpairing(pid))
+  local p = hgetall(KEYS[3])
+  if not p then return {'outcome', 'GONE'} end
+  if p.state ~= 'paired' then raise('BADSTATE', 'pairing ' .. pid .. ' is ' .. p.state) end
+  local c, a = hgetall(kcall(p.call)), hgetall(kagent(p.agent))
+  pairing_end(pid, p, 'rollback', reason .. ';agent=' .. to)
+  if c then
+    redis.call('HSET', kcall(p.call), 'state', 'waiting', 'pairing', '')
+    call_enqueue(p.call, c)
+  end
+  if a then
+    if to == 'pause' then
+      redis.call('HSET', kagent(p.agent), 'paused', '1', 'pause_reason', reason)
+      a.paused = '1'
+      for _, q in ipairs(split(a.queues)) do emit('PAUSE', q, nil, p.agent, {'reason', reason}) end
+    end
+    agent_make_free(p.agent, a, to == 'keep' and a.free_seq or nil)
+  end
+  return {'outcome', 'ROLLEDBACK'}
+end
+
+-- ---- recordings ----------------------------------------------------------------------
+
+local REC_FROM = {pause = {recording = true}, unpause = {paused = true},
+                  stop = {recording = true, paused = true},
+                  discard = {recording = true, paused = true, stored = true}}
+local REC_TO = {pause = 'paused', unpause = 'recording', stop = 'stored', discard = 'discarded'}
+local REC_EV = {start = 'RECORDSTART', pause = 'RECORDPAUSE', unpause = 'RECORDUNPAUSE',
+                stop = 'RECORDSTOP', discard = 'RECORDDISCARD'}
+
+local function rec_start(k, name, pid, file)
+  if redis.call('EXISTS', k) == 1 then raise('EXISTS', 'recording ' .. name .. ' exists') end
+  local p = hgetall(kpairing(pid))
+  if not p then raise('NOTFOUND', 'pairing ' .. pid .. ' does not exist') end
+  redis.call('HSET', k, 'pairing', pid, 'queue', p.queue, 'agent', p.agent, 'call', p.call,
+             'started_ms', NOW, 'state', 'recording', 'file', file, 'spans', '',
+             'paused_ms', 0, 'node', NODE)
+  return p.queue, p.call, p.agent
+end
+
+-- Closes an open pause span ("from-to" joined by ","), adding its length.
+local function rec_close_span(k, r)
+  if r.state ~= 'paused' then return end
+  local span = r.pause_from .. '-' .. NOW
+  local spans = r.spans == '' and span or (r.spans .. ',' .. span)
+  redis.call('HSET', k, 'spans', spans)
+  redis.call('HINCRBY', k, 'paused_ms', tonumber(NOW) - tonumber(r.pause_from))
+  redis.call('HDEL', k, 'pause_from')
+end
+
+-- rec: action(start|pause|unpause|stop|discard) name pairing file ttl_ms
+-- pairing and file matter for start only ("" otherwise); ttl_ms > 0 sets
+-- the record's lifetime when it reaches stored or discarded.
+-- KEYS[3] {NS}:recording:<name>
+local function op_rec()
+  check_nargs(5)
+  local action = check_enum(ARGV[5], 'action', {'start', 'pause', 'unpause', 'stop', 'discard'})
+  local name = check_id(ARGV[6], 'recording name', ID_MAX)
+  local ttl = check_int(ARGV[9], 'ttl_ms', 0, 31536000000)
+  check_key(3, key('recording', name))
+  local k = KEYS[3]
+  if action == 'start' then
+    local pid = check_id(ARGV[7], 'pairing id', ID_MAX)
+    local file = check_text(ARGV[8], 'file')
+    local q, c, a = rec_start(k, name, pid, file)
+    emit('RECORDSTART', q, c, a, {'recording', name, 'file', file, 'pairing', pid})
+    return {'state', 'recording'}
+  end
+  local r = hgetall(k)
+  if not r then raise('NOTFOUND', 'recording ' .. name .. ' does not exist') end
+  if not REC_FROM[action][r.state] then
+    raise('BADSTATE', 'recording ' .. name .. ' is ' .. tostring(r.state))
+  end
+  if action ~= 'pause' then rec_close_span(k, r) end
+  redis.call('HSET', k, 'state', REC_TO[action])
+  if action == 'pause' then redis.call('HSET', k, 'pause_from', NOW) end
+  if action == 'stop' or (action == 'discard' and r.state ~= 'stored') then
+    redis.call('HSET', k, 'ended_ms', NOW)
+  end
+  if ttl > 0 and (action == 'stop' or action == 'discard') then redis.call('PEXPIRE', k, ttl) end
+  local f = redis.call('HMGET', k, 'paused_ms', 'started_ms', 'ended_ms')
+  local fields = {'recording', name, 'file', r.file, 'pairing', r.pairing, 'paused_ms', f[1]}
+  if f[3] then
+    fields[#fields + 1] = 'duration_ms'
+    fields[#fields + 1] = fmt(tonumber(f[3]) - tonumber(f[2]) - tonumber(f[1]))
+  end
+  emit(REC_EV[action], r.queue, r.call, r.agent, fields)
+  return {'state', REC_TO[action]}
+end
+
+-- ---- reads ------------------------------------------------------------------------------
+
+-- call_info: callid -- the call's state and, per queue, its position.
+-- KEYS[3] {NS}:call:<callid>
+local function op_call_info()
+  check_nargs(1)
+  local callid = check_id(ARGV[5], 'call id', ID_MAX)
+  check_key(3, kcall(callid))
+  local c = hgetall(KEYS[3])
+  if not c then return {'found', 0} end
+  local qs = {}
+  for _, q in ipairs(split(c.queues)) do
+    local r = redis.call('ZRANK', qcallers(q), callid)
+    qs[#qs + 1] = {'queue', q, 'position', r and (r + 1) or 0, 'ahead', r or 0,
+                   'length', redis.call('ZCARD', qcallers(q))}
+  end
+  return {'found', 1, 'state', c.state, 'node', c.node, 'seq', tonumber(c.seq),
+          'priority', tonumber(c.priority), 'entered_ms', tonumber(c.entered_ms),
+          'pairing', c.pairing, 'queues', qs}
+end
+
+-- queue_info: queue -- length, free agents, the longest wait.
+-- KEYS[3] {NS}:queue:<q>:callers
+local function op_queue_info()
+  check_nargs(1)
+  local q = check_id(ARGV[5], 'queue name', NAME_MAX)
+  check_key(3, qcallers(q))
+  local n = redis.call('ZCARD', KEYS[3])
+  local oldest = redis.call('ZRANGE', qarrivals(q), 0, 0)[1]
+  local entered = oldest and tonumber(redis.call('HGET', kcall(oldest), 'entered_ms')) or nil
+  return {'callers', n, 'agents_free', redis.call('ZCARD', qagents(q)),
+          'front', front(KEYS[3]) or '', 'oldest', oldest or '',
+          'longest_wait_ms', entered and math.max(0, tonumber(NOW) - entered) or 0}
+end
+
+-- ---- dispatch ------------------------------------------------------------------------------
+
+local OPS = {enter = op_enter, leave = op_leave, agent_login = op_agent_login,
+             agent_logoff = op_agent_logoff, agent_pause = op_agent_pause,
+             agent_ready = op_agent_ready, pair = op_pair, bridged = op_bridged,
+             rollback = op_rollback, rec = op_rec, call_info = op_call_info,
+             queue_info = op_queue_info}
+
+local function main()
+  if #KEYS ~= 3 then bad('expected 3 keys, got ' .. #KEYS) end
+  local op = OPS[ARGV[1] or '']
+  if not op then bad('unknown op ' .. tostring(ARGV[1])) end
+  if type(KEYS[1]) ~= 'string' or not KEYS[1]:find('^{[A-Za-z0-9_-]+}:seq$') then
+    bad('KEYS[1] must be {NS}:seq')
+  end
+  P = KEYS[1]:sub(1, -4)
+  check_key(2, P .. 'events')
+  NOW = fmt(check_int(ARGV[2], 'now_ms', 0, 4102444800000))
+  NODE = check_id(ARGV[3], 'node id', ID_MAX)
+  MAXLEN = fmt(check_int(ARGV[4], 'events maxlen', 1, 100000000))
+  EVK = KEYS[2]
+  return op()
+end
+
+-- A refusal stops an op from deep in a helper, always before its first
+-- write; anything else (a Redis error) propagates as is.
+local ok, res = pcall(main)
+if ok then return res end
+if REFUSAL then return redis.error_reply(REFUSAL) end
+error(res)
+
