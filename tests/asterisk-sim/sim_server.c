@@ -84,6 +84,7 @@ typedef struct ws_sess {
 typedef struct conn {
     lws_dll2_t list; /* in node->conns */
     struct lws *wsi;
+    struct host_node *node; /* the node whose port accepted it */
     bool spare; /* keep it when its node goes down (it carries the answer) */
 } conn;
 
@@ -436,6 +437,7 @@ static void conn_track(host_node *n, struct lws *wsi)
         return;
     }
     c->wsi = wsi;
+    c->node = n;
     lws_dll2_add_tail(&c->list, &n->conns);
     lws_set_opaque_user_data(wsi, c);
 }
@@ -539,10 +541,14 @@ static void node_close_sockets(lws_sorted_usec_list_t *sul)
 
 /* ---- HTTP requests -------------------------------------------------------- */
 
-/* The node a connection belongs to (the vhost's user pointer). */
+/* The node a connection belongs to: the one whose port accepted it. Not the
+ * vhost: once the headers are parsed lws rebinds a connection to the first
+ * vhost that "listens" on its port, and no vhost listens here (the host owns
+ * the sockets), so every connection would land on node1's vhost. */
 static host_node *wsi_node(struct lws *wsi)
 {
-    return lws_vhost_user(lws_get_vhost(wsi));
+    conn *c = lws_get_opaque_user_data(wsi);
+    return c ? c->node : lws_vhost_user(lws_get_vhost(wsi));
 }
 
 /* Cancels a held-back answer and frees the request. NULL is a no-op. */
@@ -801,6 +807,10 @@ static int req_dispatch(pss *ps, http_req *r)
 /* Headers are in: create the request; answer now unless a body follows. */
 static int on_http(pss *ps, struct lws *wsi, const char *uri)
 {
+    /* A dead Asterisk answers nothing: a request that reaches a downed node on
+     * a kept-alive connection (before node_close_sockets ran) drops it. */
+    if (wsi_node(wsi)->down)
+        return -1;
     char cl[32] = "", ct[128] = "";
     const char *m = req_method(wsi);
     http_req *r = calloc(1, sizeof *r);

@@ -417,6 +417,47 @@ static void test_node_down_up(void **state)
 
 /* A crash and a restart on the same ports: clients see the socket close,
  * then the same URLs serve an empty simulator. */
+/* Each port is its own Asterisk: REST, calls and events on node2's port are
+ * node2's, not node1's (lws rebinds connections to its first vhost; the host
+ * must not take the node from the vhost). */
+static void test_nodes_are_separate(void **state)
+{
+    sim_proc *p = *state;
+    for (int node = 0; node < 2; node++) {
+        long st = 0;
+        json_t *info = sim_ctl(p, node, "GET", "/ari/asterisk/info", NULL, &st);
+        assert_int_equal(st, 200);
+        char want[8];
+        snprintf(want, sizeof want, "node%d", node + 1);
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(info, "config"), "name")), want);
+        json_decref(info);
+    }
+    sim_events *ev1 = sim_events_open(p, 0, "queue");
+    sim_events *ev2 = sim_events_open(p, 1, "queue");
+    assert_non_null(ev1);
+    assert_non_null(ev2);
+    char id[64];
+    json_t *c = sim_place_call(p, 1, "queue", "caller", "100", id, sizeof id);
+    assert_non_null(c);
+    assert_string_equal(str(c, "node"), "node2");
+    json_decref(c);
+    json_t *e = sim_events_wait(ev2, "StasisStart", id, 3000);
+    assert_non_null(e);
+    assert_string_equal(str(e, "asterisk_id"), "02:fc:00:00:00:02");
+    json_decref(e);
+    assert_null(sim_events_wait(ev1, "StasisStart", id, 200));
+    long st = 0;
+    char path[128];
+    snprintf(path, sizeof path, "/ari/channels/%s/answer", id);
+    json_decref(sim_ctl(p, 0, "POST", path, NULL, &st));
+    assert_int_equal(st, 404); /* node1 has no such channel */
+    json_decref(sim_ctl(p, 1, "POST", path, NULL, &st));
+    assert_int_equal(st, 204);
+    sim_events_close(ev1);
+    sim_events_close(ev2);
+}
+
 static void test_restart_same_ports(void **state)
 {
     sim_proc *p = *state;
@@ -842,6 +883,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fault_latency, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_fault_refuse_ws, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_up, setup_two, teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_are_separate, setup_two, teardown),
         cmocka_unit_test_setup_teardown(test_restart_same_ports, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive, setup_one, teardown),
         cmocka_unit_test_setup_teardown(test_post_without_length, setup_one, teardown),
