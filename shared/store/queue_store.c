@@ -1,0 +1,551 @@
+/* queue_store.c - typed requests over redis-schema/queue.lua (see
+ * queue_store.h for the contract, SCHEMA.md for the ops).
+ *
+ * Every request is one qs_req: the callback and its kind, sent as the
+ * privdata of store_script. The store calls back exactly once (with the
+ * reply, or NULL when the connection is lost or the store freed); on_reply
+ * parses, calls the owner, and frees the request. qs_free with requests in
+ * flight only marks the queue_store closing: the last reply frees it. */
+#include "store/queue_store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/ids.h"
+#include "store/queue_store_int.h"
+
+#define SCRIPT "queue"
+#define ARGS_MAX 12
+#define QUEUES_BUF (QS_QUEUES_MAX * (QS_NAME_MAX + 1) + 1)
+
+struct queue_store {
+    store *s;
+    qs_config cfg;
+    uint64_t (*now_ms)(void *ud);
+    void *now_ud;
+    unsigned pending;
+    bool closing;
+    char errmsg[QS_ERRMSG_MAX];
+};
+
+typedef enum { REQ_ENTER, REQ_RESULT, REQ_CALL_INFO, REQ_QUEUE_INFO } req_kind;
+
+typedef struct qs_req {
+    queue_store *qs;
+    req_kind kind;
+    unsigned required; /* REQ_RESULT: QS_REQ_* the reply must carry */
+    union {
+        qs_enter_cb enter;
+        qs_result_cb result;
+        qs_call_view_cb call_info;
+        qs_queue_view_cb queue_info;
+    } cb;
+    void *pd;
+} qs_req;
+
+/* One request being built: KEYS[3] and the op's own arguments. */
+typedef struct qs_msg {
+    const char *op;
+    char key[STORE_KEY_MAX];
+    int nargs;
+    const char *args[ARGS_MAX];
+    char num[4][24]; /* room for numbers formatted into args */
+} qs_msg;
+
+static void set_err(queue_store *qs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void set_err(queue_store *qs, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(qs->errmsg, sizeof qs->errmsg, fmt, ap);
+    va_end(ap);
+}
+
+static uint64_t wall_now(void *ud)
+{
+    (void)ud;
+    return clock_wall_ms();
+}
+
+void qs_config_init(qs_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->events_maxlen = 100000;
+    c->max_pairs = 16;
+}
+
+int qs_new(store *s, const qs_config *cfg, queue_store **out)
+{
+    *out = NULL;
+    if (!s || !cfg || !ids_valid(cfg->node, QS_ID_MAX) || cfg->events_maxlen < 1 ||
+        cfg->events_maxlen > 100000000 || cfg->max_pairs < 1 || cfg->max_pairs > QS_PAIRS_MAX)
+        return ARIQ_EINVAL;
+    queue_store *qs = calloc(1, sizeof *qs);
+    if (!qs)
+        return ARIQ_ENOMEM;
+    qs->s = s;
+    qs->cfg = *cfg;
+    qs->now_ms = wall_now;
+    *out = qs;
+    return 0;
+}
+
+void qs_free(queue_store *qs)
+{
+    if (!qs)
+        return;
+    qs->closing = true;
+    if (qs->pending == 0)
+        free(qs);
+}
+
+const char *qs_errmsg(const queue_store *qs)
+{
+    return qs->errmsg;
+}
+
+void qs_set_clock(queue_store *qs, uint64_t (*now_ms)(void *ud), void *ud)
+{
+    qs->now_ms = now_ms ? now_ms : wall_now;
+    qs->now_ud = ud;
+}
+
+unsigned qs_pending(const queue_store *qs)
+{
+    return qs->pending;
+}
+
+/* ---- replies -------------------------------------------------------------- */
+
+/* Script refusals start with a code word (queue.lua's header). */
+static int map_error(const char *msg)
+{
+    static const struct {
+        const char *prefix;
+        int err;
+    } map[] = {{"ERR ariq:", ARIQ_EINVAL}, {"NOTFOUND ", ARIQ_ENOTFOUND},
+               {"EXISTS ", ARIQ_EBUSY},    {"AGENTINUSE ", ARIQ_EBUSY},
+               {"BADSTATE ", ARIQ_ESTATE}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strncmp(msg, map[i].prefix, strlen(map[i].prefix)) == 0)
+            return map[i].err;
+    return ARIQ_EIO;
+}
+
+/* Calls the owner with an error and no result. */
+static void deliver_err(qs_req *q, int err)
+{
+    queue_store *qs = q->qs;
+    switch (q->kind) {
+    case REQ_ENTER:
+        q->cb.enter(qs, err, NULL, q->pd);
+        break;
+    case REQ_RESULT:
+        q->cb.result(qs, err, NULL, q->pd);
+        break;
+    case REQ_CALL_INFO:
+        q->cb.call_info(qs, err, NULL, q->pd);
+        break;
+    case REQ_QUEUE_INFO:
+        q->cb.queue_info(qs, err, NULL, q->pd);
+        break;
+    }
+}
+
+/* Parses a good reply and calls the owner: with the result, or with
+ * ARIQ_EINVAL when the reply is malformed. */
+static void deliver_reply(qs_req *q, const redisReply *r)
+{
+    queue_store *qs = q->qs;
+    qs_pairing *owned = NULL;
+    int rc;
+    if (q->kind == REQ_ENTER) {
+        qs_enter_result res;
+        rc = qs_parse_enter(r, &res, &owned, qs->errmsg, sizeof qs->errmsg);
+        q->cb.enter(qs, rc, rc == 0 ? &res : NULL, q->pd);
+    } else if (q->kind == REQ_RESULT) {
+        qs_result res;
+        rc = qs_parse_result(r, q->required, &res, &owned, qs->errmsg, sizeof qs->errmsg);
+        q->cb.result(qs, rc, rc == 0 ? &res : NULL, q->pd);
+    } else if (q->kind == REQ_CALL_INFO) {
+        qs_call_view res;
+        rc = qs_parse_call_info(r, &res, qs->errmsg, sizeof qs->errmsg);
+        q->cb.call_info(qs, rc, rc == 0 ? &res : NULL, q->pd);
+    } else {
+        qs_queue_view res;
+        rc = qs_parse_queue_info(r, &res, qs->errmsg, sizeof qs->errmsg);
+        q->cb.queue_info(qs, rc, rc == 0 ? &res : NULL, q->pd);
+    }
+    free(owned);
+}
+
+static void on_reply(store *s, const redisReply *r, void *pd)
+{
+    (void)s;
+    qs_req *q = pd;
+    queue_store *qs = q->qs;
+    if (qs->closing) {
+        /* freed by its owner: nobody to tell */
+    } else if (!r) {
+        set_err(qs, "redis connection lost before the reply");
+        deliver_err(q, ARIQ_EIO);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        set_err(qs, "%s", r->str ? r->str : "error reply");
+        deliver_err(q, map_error(qs->errmsg));
+    } else {
+        deliver_reply(q, r);
+    }
+    free(q);
+    if (--qs->pending == 0 && qs->closing)
+        free(qs);
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+/* Sends msg as `EVALSHA queue 3 seq events key op now node maxlen args...`. */
+static int send_msg(queue_store *qs, const qs_msg *m, qs_req *tmpl)
+{
+    const store_keys *k = store_get_keys(qs->s);
+    char seq[STORE_KEY_MAX], events[STORE_KEY_MAX], now[24], maxlen[24];
+    if (store_key(k, seq, sizeof seq, "seq", NULL, NULL) != 0 ||
+        store_key(k, events, sizeof events, "events", NULL, NULL) != 0)
+        return ARIQ_EINVAL;
+    snprintf(now, sizeof now, "%llu", (unsigned long long)qs->now_ms(qs->now_ud));
+    snprintf(maxlen, sizeof maxlen, "%ld", qs->cfg.events_maxlen);
+    const char *keys[3] = {seq, events, m->key};
+    const char *argv[4 + ARGS_MAX] = {m->op, now, qs->cfg.node, maxlen};
+    for (int i = 0; i < m->nargs; i++)
+        argv[4 + i] = m->args[i];
+    qs_req *q = malloc(sizeof *q);
+    if (!q)
+        return ARIQ_ENOMEM;
+    *q = *tmpl;
+    q->qs = qs;
+    int rc = store_script(qs->s, SCRIPT, 3, keys, 4 + m->nargs, argv, on_reply, q);
+    if (rc != 0) {
+        set_err(qs, "cannot send %s: %s", m->op, ariq_strerror(rc));
+        free(q);
+        return rc;
+    }
+    qs->pending++;
+    return 0;
+}
+
+static int send_result(queue_store *qs, const qs_msg *m, unsigned required, qs_result_cb cb,
+                       void *pd)
+{
+    if (!cb)
+        return ARIQ_EINVAL;
+    qs_req t = {.kind = REQ_RESULT, .required = required, .cb.result = cb, .pd = pd};
+    return send_msg(qs, m, &t);
+}
+
+/* ---- argument checks -------------------------------------------------------- */
+
+static int bad(queue_store *qs, const char *what)
+{
+    set_err(qs, "invalid argument: %s", what);
+    return ARIQ_EINVAL;
+}
+
+/* Free text goes into events and the queue_log: bounded, printable, no '|'. */
+static bool text_ok(const char *s)
+{
+    if (!s)
+        return true;
+    size_t n = strnlen(s, QS_TEXT_MAX + 1);
+    if (n > QS_TEXT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 32 || ch == 127 || ch == '|')
+            return false;
+    }
+    return true;
+}
+
+/* Builds KEYS[3] = {NS}:kind:id[:sub]; a bad id is refused here. */
+static int msg_key(queue_store *qs, qs_msg *m, const char *kind, const char *id, size_t idmax,
+                   const char *sub)
+{
+    if (!id || !ids_valid(id, idmax))
+        return bad(qs, kind);
+    if (store_key(store_get_keys(qs->s), m->key, sizeof m->key, kind, id, sub) != 0)
+        return bad(qs, kind);
+    return 0;
+}
+
+static void arg(qs_msg *m, const char *v)
+{
+    m->args[m->nargs++] = v ? v : "";
+}
+
+/* Formats a number into one of the message's slots and adds it. */
+static void arg_num(qs_msg *m, int slot, long long v)
+{
+    snprintf(m->num[slot], sizeof m->num[slot], "%lld", v);
+    arg(m, m->num[slot]);
+}
+
+/* Adds the two trailing arguments of every op that may pair: autopair and
+ * max_pairs (slot 3). */
+static void arg_autopair(queue_store *qs, qs_msg *m, bool autopair)
+{
+    arg(m, autopair ? "1" : "0");
+    arg_num(m, 3, qs->cfg.max_pairs);
+}
+
+/* Joins 1..16 distinct queue names with '&'. */
+static int join_queues(queue_store *qs, const char *const *queues, size_t n, char *out,
+                       size_t len)
+{
+    if (!queues || n < 1 || n > QS_QUEUES_MAX)
+        return bad(qs, "queues: 1..16 names");
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!queues[i] || !ids_valid(queues[i], QS_NAME_MAX))
+            return bad(qs, "queue name");
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(queues[i], queues[j]) == 0)
+                return bad(qs, "queue given twice");
+        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? "&" : "", queues[i]);
+    }
+    return 0;
+}
+
+/* ---- callers ---------------------------------------------------------------- */
+
+int qs_enter(queue_store *qs, const qs_caller *c, bool autopair, qs_enter_cb cb, void *pd)
+{
+    qs_msg m = {.op = "enter"};
+    char queues[QUEUES_BUF];
+    if (!c || !cb)
+        return bad(qs, "caller and callback required");
+    int rc = msg_key(qs, &m, "call", c->callid, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (!c->channel || !ids_valid(c->channel, QS_ID_MAX))
+        return bad(qs, "channel");
+    if (c->priority < 0 || c->priority > 1000)
+        return bad(qs, "priority 0..1000");
+    if (!text_ok(c->cid_num) || !text_ok(c->cid_name))
+        return bad(qs, "caller id: at most 128 printable bytes without |");
+    if ((rc = join_queues(qs, c->queues, c->nqueues, queues, sizeof queues)) != 0)
+        return rc;
+    arg(&m, c->callid);
+    arg(&m, c->channel);
+    arg_num(&m, 0, c->priority);
+    arg(&m, c->cid_num);
+    arg(&m, c->cid_name);
+    arg(&m, queues);
+    arg_autopair(qs, &m, autopair);
+    qs_req t = {.kind = REQ_ENTER, .cb.enter = cb, .pd = pd};
+    return send_msg(qs, &m, &t);
+}
+
+int qs_leave(queue_store *qs, const char *callid, qs_leave_reason reason, qs_party who,
+             int wrapup_ms, bool autopair, qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "leave"};
+    int rc = msg_key(qs, &m, "call", callid, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if ((reason != QS_LEAVE_HANGUP && reason != QS_LEAVE_TIMEOUT) ||
+        (who != QS_BY_CALLER && who != QS_BY_AGENT))
+        return bad(qs, "reason or who");
+    if (wrapup_ms < 0 || wrapup_ms > 86400000)
+        return bad(qs, "wrapup_ms 0..86400000");
+    arg(&m, callid);
+    arg(&m, reason == QS_LEAVE_TIMEOUT ? "timeout" : "hangup");
+    arg(&m, who == QS_BY_AGENT ? "agent" : "caller");
+    arg_num(&m, 0, wrapup_ms);
+    arg_autopair(qs, &m, autopair);
+    return send_result(qs, &m, QS_REQ_OUTCOME | QS_REQ_PAIRINGS, cb, pd);
+}
+
+/* ---- agents ----------------------------------------------------------------- */
+
+int qs_agent_login(queue_store *qs, const qs_agent *a, bool autopair, qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "agent_login"};
+    char queues[QUEUES_BUF];
+    if (!a)
+        return bad(qs, "agent required");
+    int rc = msg_key(qs, &m, "agent", a->agentid, QS_NAME_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (!a->channel || !ids_valid(a->channel, QS_ID_MAX))
+        return bad(qs, "channel");
+    if (!text_ok(a->chan_name))
+        return bad(qs, "channel name");
+    if ((rc = join_queues(qs, a->queues, a->nqueues, queues, sizeof queues)) != 0)
+        return rc;
+    arg(&m, a->agentid);
+    arg(&m, a->channel);
+    arg(&m, a->chan_name);
+    arg(&m, queues);
+    arg_autopair(qs, &m, autopair);
+    return send_result(qs, &m, QS_REQ_SEQ | QS_REQ_PAIRINGS, cb, pd);
+}
+
+int qs_agent_logoff(queue_store *qs, const char *agentid, const char *reason, bool autopair,
+                    qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "agent_logoff"};
+    int rc = msg_key(qs, &m, "agent", agentid, QS_NAME_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (!text_ok(reason))
+        return bad(qs, "reason");
+    arg(&m, agentid);
+    arg(&m, reason);
+    arg_autopair(qs, &m, autopair);
+    return send_result(qs, &m, QS_REQ_OUTCOME | QS_REQ_PAIRINGS, cb, pd);
+}
+
+int qs_agent_pause(queue_store *qs, const char *agentid, bool paused, const char *reason,
+                   bool autopair, qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "agent_pause"};
+    int rc = msg_key(qs, &m, "agent", agentid, QS_NAME_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (!text_ok(reason))
+        return bad(qs, "reason");
+    arg(&m, agentid);
+    arg(&m, paused ? "1" : "0");
+    arg(&m, reason);
+    arg_autopair(qs, &m, autopair);
+    return send_result(qs, &m, QS_REQ_STATE | QS_REQ_PAIRINGS, cb, pd);
+}
+
+int qs_agent_ready(queue_store *qs, const char *agentid, bool autopair, qs_result_cb cb,
+                   void *pd)
+{
+    qs_msg m = {.op = "agent_ready"};
+    int rc = msg_key(qs, &m, "agent", agentid, QS_NAME_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    arg(&m, agentid);
+    arg_autopair(qs, &m, autopair);
+    return send_result(qs, &m, QS_REQ_STATE | QS_REQ_PAIRINGS, cb, pd);
+}
+
+/* ---- pairing ---------------------------------------------------------------- */
+
+static int pair(queue_store *qs, const char *scope, const char *kind, const char *id,
+                size_t idmax, const char *sub, qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "pair"};
+    int rc = msg_key(qs, &m, kind, id, idmax, sub);
+    if (rc != 0)
+        return rc;
+    arg(&m, scope);
+    arg(&m, id);
+    arg_num(&m, 3, qs->cfg.max_pairs);
+    return send_result(qs, &m, QS_REQ_PAIRINGS, cb, pd);
+}
+
+int qs_pair_queue(queue_store *qs, const char *queue, qs_result_cb cb, void *pd)
+{
+    return pair(qs, "queue", "queue", queue, QS_NAME_MAX, "callers", cb, pd);
+}
+
+int qs_pair_call(queue_store *qs, const char *callid, qs_result_cb cb, void *pd)
+{
+    return pair(qs, "call", "call", callid, QS_ID_MAX, NULL, cb, pd);
+}
+
+int qs_pair_agent(queue_store *qs, const char *agentid, qs_result_cb cb, void *pd)
+{
+    return pair(qs, "agent", "agent", agentid, QS_NAME_MAX, NULL, cb, pd);
+}
+
+int qs_bridged(queue_store *qs, const char *pairing, qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "bridged"};
+    int rc = msg_key(qs, &m, "pairing", pairing, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    arg(&m, pairing);
+    return send_result(qs, &m, QS_REQ_HOLDTIME | QS_REQ_RINGTIME, cb, pd);
+}
+
+int qs_rollback(queue_store *qs, const char *pairing, const char *reason, qs_agent_to to,
+                qs_result_cb cb, void *pd)
+{
+    static const char *const names[] = {[QS_AGENT_KEEP] = "keep", [QS_AGENT_BACK] = "back",
+                                        [QS_AGENT_PAUSE] = "pause"};
+    qs_msg m = {.op = "rollback"};
+    int rc = msg_key(qs, &m, "pairing", pairing, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (!text_ok(reason) || (unsigned)to > QS_AGENT_PAUSE)
+        return bad(qs, "reason or agent_to");
+    arg(&m, pairing);
+    arg(&m, reason);
+    arg(&m, names[to]);
+    return send_result(qs, &m, QS_REQ_OUTCOME, cb, pd);
+}
+
+/* ---- recordings ------------------------------------------------------------- */
+
+int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *pairing,
+           const char *file, int64_t ttl_ms, qs_result_cb cb, void *pd)
+{
+    static const char *const names[] = {[QS_REC_START] = "start",
+                                        [QS_REC_PAUSE] = "pause",
+                                        [QS_REC_UNPAUSE] = "unpause",
+                                        [QS_REC_STOP] = "stop",
+                                        [QS_REC_DISCARD] = "discard"};
+    qs_msg m = {.op = "rec"};
+    if ((unsigned)action > QS_REC_DISCARD)
+        return bad(qs, "recording action");
+    int rc = msg_key(qs, &m, "recording", name, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (action == QS_REC_START &&
+        (!pairing || !ids_valid(pairing, QS_ID_MAX) || !file || !file[0] || !text_ok(file)))
+        return bad(qs, "recording start needs a pairing and a file");
+    if (ttl_ms < 0 || ttl_ms > 31536000000LL)
+        return bad(qs, "ttl_ms 0..31536000000");
+    arg(&m, names[action]);
+    arg(&m, name);
+    arg(&m, action == QS_REC_START ? pairing : "");
+    arg(&m, action == QS_REC_START ? file : "");
+    arg_num(&m, 0, ttl_ms);
+    return send_result(qs, &m, QS_REQ_STATE, cb, pd);
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+int qs_call_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd)
+{
+    qs_msg m = {.op = "call_info"};
+    int rc = msg_key(qs, &m, "call", callid, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (!cb)
+        return bad(qs, "callback required");
+    arg(&m, callid);
+    qs_req t = {.kind = REQ_CALL_INFO, .cb.call_info = cb, .pd = pd};
+    return send_msg(qs, &m, &t);
+}
+
+int qs_queue_info(queue_store *qs, const char *queue, qs_queue_view_cb cb, void *pd)
+{
+    qs_msg m = {.op = "queue_info"};
+    int rc = msg_key(qs, &m, "queue", queue, QS_NAME_MAX, "callers");
+    if (rc != 0)
+        return rc;
+    if (!cb)
+        return bad(qs, "callback required");
+    arg(&m, queue);
+    qs_req t = {.kind = REQ_QUEUE_INFO, .cb.queue_info = cb, .pd = pd};
+    return send_msg(qs, &m, &t);
+}

@@ -1,0 +1,295 @@
+/* queue_store.h - the queues' state in Redis: callers, agents, pairings,
+ * recordings, and the events stream, through redis-schema/queue.lua.
+ *
+ * Every function here is one EVALSHA of queue.lua (one round trip, one
+ * atomic change), sent on a store you own (store.h). redis-schema/SCHEMA.md
+ * documents the keys, the ops, the events and the ordering rules; in short:
+ *
+ *   - a caller's place in a queue is (priority, global arrival sequence), the
+ *     same on every node; an agent's place is the sequence at which it last
+ *     became free;
+ *   - pairing takes the front caller and the front free agent atomically, so
+ *     two nodes racing can never pair a caller or an agent twice;
+ *   - every op that writes also appends its events (app_queue's names and
+ *     fields) to the events stream in the same script.
+ *
+ * Calling convention (STYLE habit 2). Each request function validates its
+ * arguments and returns 0 (its callback will run exactly once) or a negative
+ * ARIQ_ code (its callback never runs): ARIQ_EINVAL for a bad argument
+ * (message in qs_errmsg), or what store_script returned (ARIQ_EBUSY while
+ * Redis is not connected, ARIQ_ECLOSED, ARIQ_ENOMEM, ARIQ_EIO).
+ *
+ * The callback gets err and a result:
+ *   0              res is the parsed reply
+ *   ARIQ_EINVAL    the script refused the arguments, or the reply was
+ *                  malformed (Redis replies are outside input)
+ *   ARIQ_ENOTFOUND the record named does not exist (NOTFOUND)
+ *   ARIQ_EBUSY     the id is taken: a call already queued (EXISTS), an agent
+ *                  already logged in (AGENTINUSE)
+ *   ARIQ_ESTATE    the record is not in a state the op applies to (BADSTATE)
+ *   ARIQ_EIO       the connection was lost before the reply (or another
+ *                  Redis error)
+ * res is NULL whenever err != 0; qs_errmsg(qs) then says why (the script's
+ * message, e.g. "AGENTINUSE agent 1001 is talking on node a").
+ * res and everything it points to are borrowed: valid only during the
+ * callback. The callback may send more requests; it must not free the
+ * queue_store (free it after the store, see qs_free).
+ *
+ * Strings passed in are borrowed for the call (copied). Ids (call, channel,
+ * agent, pairing, recording, node) are 1..QS_ID_MAX bytes of [A-Za-z0-9._-];
+ * queue names and agent ids at most QS_NAME_MAX; free text (caller ID,
+ * reasons, file names) at most QS_TEXT_MAX bytes without control characters
+ * or '|'. */
+#ifndef ARIQ_STORE_QUEUE_STORE_H
+#define ARIQ_STORE_QUEUE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define QS_ID_MAX 128
+#define QS_NAME_MAX 64
+#define QS_TEXT_MAX 128
+#define QS_QUEUES_MAX 16
+#define QS_PAIRS_MAX 1000
+#define QS_OUTCOME_MAX 32
+#define QS_ERRMSG_MAX 512
+
+typedef struct queue_store queue_store;
+
+/* Copied by qs_new. */
+typedef struct qs_config {
+    char node[QS_ID_MAX + 1]; /* this node's id: the `node` of its events */
+    long events_maxlen;       /* XADD MAXLEN ~ N; default 100000 */
+    int max_pairs;            /* pairings one request may make, 1..1000; default 16 */
+} qs_config;
+
+/* Sets the defaults above and node "" (which qs_new refuses). */
+void qs_config_init(qs_config *c);
+
+/* Creates a queue_store on `s` (borrowed: must outlive it, or see qs_free).
+ * Returns 0 and *out (yours: qs_free), ARIQ_EINVAL (bad config), or
+ * ARIQ_ENOMEM. */
+int qs_new(store *s, const qs_config *cfg, queue_store **out);
+
+/* Frees qs. With requests still pending (their replies not yet come), the
+ * memory is kept until the last of them completes and their callbacks are
+ * not called: so free the store first (which completes them) or free qs
+ * when nothing is pending. qs_free(NULL) does nothing. */
+void qs_free(queue_store *qs);
+
+/* The last error: an argument refused here, or the script's message.
+ * Borrowed, valid until the next call on qs; never NULL. */
+const char *qs_errmsg(const queue_store *qs);
+
+/* The wall clock (ms) sent with each request as "now"; clock_wall_ms by
+ * default. Tests set their own to control hold and talk times. */
+void qs_set_clock(queue_store *qs, uint64_t (*now_ms)(void *ud), void *ud);
+
+/* Requests sent and not completed yet. */
+unsigned qs_pending(const queue_store *qs);
+
+/* ---- results ---------------------------------------------------------- */
+
+/* One pairing made by a script: the call and the agent left every queue. */
+typedef struct qs_pairing {
+    char pairing[QS_ID_MAX + 1]; /* "p<seq>" */
+    char call[QS_ID_MAX + 1];
+    char agent[QS_ID_MAX + 1];
+    char queue[QS_ID_MAX + 1]; /* the queue it was made in */
+    char caller_channel[QS_ID_MAX + 1];
+    char agent_channel[QS_ID_MAX + 1];
+    char caller_node[QS_ID_MAX + 1];
+    char agent_node[QS_ID_MAX + 1];
+    int64_t created_ms;
+    int64_t holdtime_ms; /* entered -> paired */
+} qs_pairing;
+
+/* qs_enter's result. */
+typedef struct qs_enter_result {
+    int64_t seq;   /* global arrival sequence */
+    int64_t score; /* (1000 - priority) * 2^43 + seq */
+    size_t npositions;
+    int64_t positions[QS_QUEUES_MAX]; /* 1-based, per queue, in the order given */
+    size_t npairings;
+    const qs_pairing *pairings; /* made at once when autopair */
+} qs_enter_result;
+
+/* The result of every other writing op; which fields are set is said at
+ * each function ("" and 0 otherwise). */
+typedef struct qs_result {
+    char outcome[QS_OUTCOME_MAX];      /* e.g. ABANDON, COMPLETECALLER, GONE */
+    char call_outcome[QS_OUTCOME_MAX]; /* qs_agent_logoff: NONE, REQUEUED, COMPLETEAGENT */
+    char call[QS_ID_MAX + 1];          /* qs_agent_logoff: the call it had */
+    char state[QS_OUTCOME_MAX];        /* agent or recording state after the op */
+    int64_t seq;                       /* qs_agent_login: its free-since seq */
+    int64_t holdtime_ms;               /* qs_bridged */
+    int64_t ringtime_ms;               /* qs_bridged: paired -> bridged */
+    size_t npairings;
+    const qs_pairing *pairings;
+} qs_result;
+
+/* One queue of qs_call_info. */
+typedef struct qs_call_queue {
+    char queue[QS_NAME_MAX + 1];
+    int64_t position; /* 1-based; 0 when not waiting (paired) */
+    int64_t ahead;    /* callers ahead of it (position - 1) */
+    int64_t length;   /* callers waiting in the queue */
+} qs_call_queue;
+
+typedef struct qs_call_view {
+    bool found;
+    char state[QS_OUTCOME_MAX]; /* waiting | paired | bridged */
+    char node[QS_ID_MAX + 1];
+    char pairing[QS_ID_MAX + 1];
+    int64_t seq, priority, entered_ms;
+    size_t nqueues;
+    qs_call_queue queues[QS_QUEUES_MAX];
+} qs_call_view;
+
+typedef struct qs_queue_view {
+    int64_t callers;     /* waiting */
+    int64_t agents_free; /* free, not paused */
+    char front[QS_ID_MAX + 1];  /* next call served, "" when empty */
+    char oldest[QS_ID_MAX + 1]; /* earliest arrival, "" when empty */
+    int64_t longest_wait_ms;    /* how long `oldest` has waited */
+} qs_queue_view;
+
+typedef void (*qs_enter_cb)(queue_store *qs, int err, const qs_enter_result *res, void *pd);
+typedef void (*qs_result_cb)(queue_store *qs, int err, const qs_result *res, void *pd);
+typedef void (*qs_call_view_cb)(queue_store *qs, int err, const qs_call_view *res, void *pd);
+typedef void (*qs_queue_view_cb)(queue_store *qs, int err, const qs_queue_view *res, void *pd);
+
+/* ---- callers ------------------------------------------------------------- */
+
+/* A caller joining; all strings borrowed. */
+typedef struct qs_caller {
+    const char *callid;  /* usually the channel's uniqueid */
+    const char *channel; /* ARI channel id */
+    int priority;        /* 0..1000, higher first */
+    const char *cid_num, *cid_name; /* may be NULL */
+    const char *const *queues;
+    size_t nqueues; /* 1..QS_QUEUES_MAX, distinct */
+} qs_caller;
+
+/* The caller enters each of its queues (ENTERQUEUE per queue) on this node.
+ * With autopair, pairs at once if an agent is free (res->pairings).
+ * EBUSY if the call id is already queued. */
+int qs_enter(queue_store *qs, const qs_caller *c, bool autopair, qs_enter_cb cb, void *pd);
+
+typedef enum {
+    QS_LEAVE_HANGUP,  /* the caller hung up (ABANDON while waiting) */
+    QS_LEAVE_TIMEOUT, /* the queue timed it out (EXITWITHTIMEOUT) */
+} qs_leave_reason;
+
+typedef enum {
+    QS_BY_CALLER, /* a bridged call ended by the caller: COMPLETECALLER */
+    QS_BY_AGENT,  /* ... by the agent (`#`): COMPLETEAGENT */
+} qs_party;
+
+/* The caller is gone, whatever its state; outcome says what was logged:
+ *   waiting  -> ABANDON / EXITWITHTIMEOUT in every queue, record deleted;
+ *   paired   -> ABANDON; the agent is free again keeping its place;
+ *   bridged  -> COMPLETECALLER / COMPLETEAGENT (by `who`); the agent goes to
+ *               wrapup for wrapup_ms (qs_agent_ready ends it), or with 0 is
+ *               free at once at the back of the agent queue;
+ *   no record -> GONE (nothing changes: safe to repeat).
+ * With autopair, a freed agent is paired at once (res->pairings). */
+int qs_leave(queue_store *qs, const char *callid, qs_leave_reason reason, qs_party who,
+             int wrapup_ms, bool autopair, qs_result_cb cb, void *pd);
+
+/* ---- agents -------------------------------------------------------------- */
+
+typedef struct qs_agent {
+    const char *agentid;
+    const char *channel;   /* ARI channel id */
+    const char *chan_name; /* channel name for AGENTLOGIN ("PJSIP/1001-..."), may be NULL */
+    const char *const *queues;
+    size_t nqueues;
+} qs_agent;
+
+/* The agent logs in on this node, free at the back of each of its queues
+ * (AGENTLOGIN). res->seq is its free-since seq. EBUSY (AGENTINUSE) when the
+ * agent id is logged in anywhere: nothing changes. */
+int qs_agent_login(queue_store *qs, const qs_agent *a, bool autopair, qs_result_cb cb, void *pd);
+
+/* The agent is gone (logoff or hangup), whatever its state: AGENTLOGOFF,
+ * record deleted. A caller it was paired with goes back to the front
+ * (call_outcome REQUEUED; with autopair it may be paired again at once); a
+ * caller it talked to is completed (COMPLETEAGENT) and its record deleted
+ * (the node hangs it up). outcome AGENTLOGOFF, or GONE when not logged in.
+ * reason is free text (may be NULL). */
+int qs_agent_logoff(queue_store *qs, const char *agentid, const char *reason, bool autopair,
+                    qs_result_cb cb, void *pd);
+
+/* Pauses (PAUSE per queue; a free agent leaves the free sets; a busy one
+ * pauses when its call ends) or unpauses (UNPAUSE; a paused agent is free at
+ * the back). ENOTFOUND if not logged in, ESTATE to unpause an agent not
+ * paused. res->state is the agent's state after. */
+int qs_agent_pause(queue_store *qs, const char *agentid, bool paused, const char *reason,
+                   bool autopair, qs_result_cb cb, void *pd);
+
+/* Wrapup is over: free at the back (or paused). ESTATE if not in wrapup. */
+int qs_agent_ready(queue_store *qs, const char *agentid, bool autopair, qs_result_cb cb,
+                   void *pd);
+
+/* ---- pairing ------------------------------------------------------------- */
+
+/* Each pairs while a queue in scope has a waiting caller and a free agent
+ * (at most config max_pairs), choosing the queue whose front caller has the
+ * lowest score, then whose front agent has been free longest, and returns
+ * the pairings (none is normal: someone else was faster).
+ *   qs_pair_queue: one queue (the periodic sweep);
+ *   qs_pair_call:  the queues of a call that just arrived;
+ *   qs_pair_agent: the queues of an agent that just became free. */
+int qs_pair_queue(queue_store *qs, const char *queue, qs_result_cb cb, void *pd);
+int qs_pair_call(queue_store *qs, const char *callid, qs_result_cb cb, void *pd);
+int qs_pair_agent(queue_store *qs, const char *agentid, qs_result_cb cb, void *pd);
+
+/* Both parties are in the mixing bridge: CONNECT (and WITHDRAW in the
+ * caller's other queues). res->holdtime_ms, res->ringtime_ms. ENOTFOUND if
+ * the pairing is gone, ESTATE if already bridged. */
+int qs_bridged(queue_store *qs, const char *pairing, qs_result_cb cb, void *pd);
+
+typedef enum {
+    QS_AGENT_KEEP,  /* free again with its old free-since seq (its place) */
+    QS_AGENT_BACK,  /* free at the back of the agent queue */
+    QS_AGENT_PAUSE, /* paused with the reason */
+} qs_agent_to;
+
+/* The link or bridge could not be made: the caller goes back with its
+ * original score (the front), the agent as `to` says, the pairing is
+ * deleted (UNPAIRED reason rollback). outcome ROLLEDBACK, or GONE when the
+ * pairing no longer exists (safe to repeat). ESTATE once bridged. */
+int qs_rollback(queue_store *qs, const char *pairing, const char *reason, qs_agent_to to,
+                qs_result_cb cb, void *pd);
+
+/* ---- recordings ---------------------------------------------------------- */
+
+typedef enum {
+    QS_REC_START,   /* needs pairing and file; EBUSY if the name exists */
+    QS_REC_PAUSE,   /* recording -> paused */
+    QS_REC_UNPAUSE, /* paused -> recording (the span is kept) */
+    QS_REC_STOP,    /* recording|paused -> stored */
+    QS_REC_DISCARD, /* recording|paused|stored -> discarded */
+} qs_rec_action;
+
+/* Writes a recording's metadata and its RECORD* event. pairing and file
+ * matter for START only (may be NULL otherwise). ttl_ms > 0: the record
+ * expires that long after STOP / DISCARD (0: kept). res->state is the new
+ * state. ENOTFOUND / ESTATE as usual. */
+int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *pairing,
+           const char *file, int64_t ttl_ms, qs_result_cb cb, void *pd);
+
+/* ---- reads --------------------------------------------------------------- */
+
+/* A call's state and its position, callers ahead and queue length in each
+ * of its queues. res->found false when there is no such call. */
+int qs_call_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd);
+
+/* A queue's length, free agents and longest wait. */
+int qs_queue_info(queue_store *qs, const char *queue, qs_queue_view_cb cb, void *pd);
+
+#endif
