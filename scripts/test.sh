@@ -15,8 +15,12 @@ run_suite() { # dir, build type, extra cmake args...
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
   cmake --build "$dir" -j "$JOBS"
   # bench is built but not run here: `ctest -L bench` prints the figures.
-  (cd "$dir" && ctest --output-on-failure -j "$JOBS" -LE bench --timeout 300)
+  (cd "$dir" && ctest --output-on-failure -j "$JOBS" -LE bench --timeout 300) | tee "$dir/ctest.out"
+  local n
+  n=$(sed -n 's/.*tests passed, 0 tests failed out of \([0-9]*\).*/\1/p' "$dir/ctest.out")
+  PASSED=$((PASSED + ${n:-0}))
 }
+PASSED=0
 
 # -O2 first: it is how the daemons ship, and gcc finds more at -O2.
 echo "== build and test (gcc -O2, -Werror) =="
@@ -33,4 +37,5 @@ if [ "${ARIQ_FAST:-0}" != 1 ]; then
   # shellcheck disable=SC2086
   .ci/fuzz.sh 10 $others
 fi
-echo "scripts/test.sh: all passed"
+echo "scripts/test.sh: every suite and fuzz target passed"
+echo "ariq: $PASSED passed, 0 failed"

@@ -37,10 +37,12 @@
 #define APP "queue"
 #define MAX_EVENTS 512
 #define WAIT_MS 5000
+#define NODES 2
 
 /* ---- what the test keeps of each event (events are borrowed) ----------- */
 
 typedef struct seen_event {
+    int node; /* whose events WebSocket it came on */
     ari_event_type type;
     char chan[160];
     char bridge[160];
@@ -57,10 +59,11 @@ typedef struct seen_event {
 
 typedef struct harness {
     struct event_base *base;
-    ari_client *client;
-    ari_rest *rest;
-    ari_stream *stream;
-    bool connected;
+    ari_client *client[NODES];
+    ari_rest *rest; /* node1's; rest_on[n] for any node */
+    ari_rest *rest_on[NODES];
+    ari_stream *stream[NODES];
+    bool connected[NODES];
     seen_event ev[MAX_EVENTS];
     size_t nev;
     sim_proc sim;
@@ -90,11 +93,11 @@ static void say(const char *fmt, ...)
 static void on_event(ari_stream *s, const ari_event *e, void *ud)
 {
     (void)s;
-    (void)ud;
     if (H.nev >= MAX_EVENTS)
         return;
     seen_event *v = &H.ev[H.nev++];
     memset(v, 0, sizeof *v);
+    v->node = (int)(intptr_t)ud;
     v->type = e->type;
     if (e->has_channel) {
         COPY(v->chan, e->channel.id);
@@ -121,8 +124,7 @@ static void on_event(ari_stream *s, const ari_event *e, void *ud)
 static void on_connected(ari_stream *s, void *ud)
 {
     (void)s;
-    (void)ud;
-    H.connected = true;
+    H.connected[(intptr_t)ud] = true;
 }
 
 /* Runs the loop until cond(arg) holds or timeout_ms passes. */
@@ -151,10 +153,13 @@ static void pass_ms(int ms)
     run_until(never, NULL, (int)((double)ms * H.scale) + 1);
 }
 
-static bool is_connected(void *arg)
+static bool all_connected(void *arg)
 {
     (void)arg;
-    return H.connected;
+    for (int n = 0; n < NODES; n++)
+        if (!H.connected[n])
+            return false;
+    return true;
 }
 
 /* ---- REST, synchronously for a readable script ------------------------- */
@@ -193,6 +198,7 @@ static long rest_wait(int rc, rest_result *res)
 /* ---- events ------------------------------------------------------------ */
 
 typedef struct ev_query {
+    int node; /* -1: any */
     ari_event_type type;
     const char *chan;
     seen_event *found;
@@ -203,7 +209,8 @@ static bool find_event(void *arg)
     ev_query *q = arg;
     for (size_t i = 0; i < H.nev; i++) {
         seen_event *v = &H.ev[i];
-        if (!v->used && v->type == q->type && (!q->chan || strcmp(v->chan, q->chan) == 0)) {
+        if (!v->used && v->type == q->type && (q->node < 0 || v->node == q->node) &&
+            (!q->chan || strcmp(v->chan, q->chan) == 0)) {
             v->used = true;
             q->found = v;
             return true;
@@ -212,14 +219,27 @@ static bool find_event(void *arg)
     return false;
 }
 
-/* Waits for the first unconsumed event of `type` about `chan` (NULL: any). */
+/* Waits for the first unconsumed event of `type` about `chan` (NULL: any)
+ * on node `node`'s WebSocket (-1: any). */
+static seen_event *expect_event_on(int node, ari_event_type type, const char *chan)
+{
+    ev_query q = {node, type, chan, NULL};
+    if (!run_until(find_event, &q, WAIT_MS))
+        fail_msg("no %s event for %s on node %d within %d ms", ari_event_type_name(type),
+                 chan ? chan : "(any)", node + 1, WAIT_MS);
+    return q.found;
+}
+
 static seen_event *expect_event(ari_event_type type, const char *chan)
 {
-    ev_query q = {type, chan, NULL};
-    if (!run_until(find_event, &q, WAIT_MS))
-        fail_msg("no %s event for %s within %d ms", ari_event_type_name(type),
-                 chan ? chan : "(any)", WAIT_MS);
-    return q.found;
+    return expect_event_on(-1, type, chan);
+}
+
+/* True if no unconsumed event of `type` about `chan` came on `node`. */
+static bool no_event_on(int node, ari_event_type type, const char *chan)
+{
+    ev_query q = {node, type, chan, NULL};
+    return !find_event(&q);
 }
 
 /* ---- the oracle -------------------------------------------------------- */
@@ -281,36 +301,77 @@ static const char *bridge_of(const char *chan, char *out, size_t len)
     return out;
 }
 
+/* Nothing is left in the simulator: no channel, bridge, playback or live
+ * recording on any node. */
+static void assert_sim_empty(void)
+{
+    json_t *st = sim_state(&H.sim, 0);
+    assert_non_null(st);
+    static const char *const kinds[] = {"channels", "bridges", "playbacks", "recordings"};
+    for (size_t i = 0; i < 4; i++)
+        if (json_integer_value(json_object_get(st, kinds[i])) != 0)
+            fail_msg("the simulator still holds %lld %s",
+                     (long long)json_integer_value(json_object_get(st, kinds[i])), kinds[i]);
+    json_decref(st);
+}
+
+/* Creates a mixing bridge on `node` and puts chans in it; returns its id. */
+static void mix_on(int node, const char *const *chans, size_t n, char *id, size_t len)
+{
+    rest_result r;
+    assert_int_equal(REST(r, ari_bridge_create(H.rest_on[node], NULL, "mixing", NULL, on_rest,
+                                               &r)),
+                     200);
+    snprintf(id, len, "%s", json_string_value(json_object_get(r.json, "id")) ?: "");
+    json_decref(r.json);
+    assert_int_equal(REST(r, ari_bridge_add_channel(H.rest_on[node], id, chans, n, NULL,
+                                                    on_rest, &r)),
+                     204);
+    for (size_t i = 0; i < n; i++) {
+        seen_event *e = expect_event_on(node, ARI_EV_CHANNEL_ENTERED_BRIDGE, chans[i]);
+        assert_string_equal(e->bridge, id);
+    }
+}
+
 /* ---- setup ------------------------------------------------------------- */
 
 static void start_clients(void)
 {
+    memset(H.ev, 0, sizeof H.ev);
+    H.nev = 0;
     H.base = event_base_new();
     assert_non_null(H.base);
-    ari_client_config cc = {.url = sim_proc_url(&H.sim, 0),
-                            .user = sim_proc_user(&H.sim),
-                            .password = sim_proc_password(&H.sim)};
-    H.client = ari_client_new(H.base, &cc);
-    assert_non_null(H.client);
-    H.rest = ari_client_rest(H.client);
-    ari_stream_cfg sc = {.host = "127.0.0.1",
-                         .port = sim_proc_port(&H.sim, 0),
-                         .app = APP,
-                         .user = sim_proc_user(&H.sim),
-                         .password = sim_proc_password(&H.sim),
-                         .on_event = on_event,
-                         .on_connected = on_connected};
-    assert_int_equal(ari_stream_new(H.base, &sc, &H.stream), 0);
-    assert_true(run_until(is_connected, NULL, WAIT_MS));
+    for (int n = 0; n < NODES && n < H.sim.nnodes; n++) {
+        ari_client_config cc = {.url = sim_proc_url(&H.sim, n),
+                                .user = sim_proc_user(&H.sim),
+                                .password = sim_proc_password(&H.sim)};
+        H.client[n] = ari_client_new(H.base, &cc);
+        assert_non_null(H.client[n]);
+        H.rest_on[n] = ari_client_rest(H.client[n]);
+        ari_stream_cfg sc = {.host = "127.0.0.1",
+                             .port = sim_proc_port(&H.sim, n),
+                             .app = APP,
+                             .user = sim_proc_user(&H.sim),
+                             .password = sim_proc_password(&H.sim),
+                             .on_event = on_event,
+                             .on_connected = on_connected,
+                             .ud = (void *)(intptr_t)n};
+        assert_int_equal(ari_stream_new(H.base, &sc, &H.stream[n]), 0);
+    }
+    H.rest = H.rest_on[0];
+    assert_true(run_until(all_connected, NULL, WAIT_MS));
 }
 
 static void stop_clients(void)
 {
-    ari_stream_free(H.stream);
-    ari_client_free(H.client);
+    for (int n = 0; n < NODES; n++) {
+        ari_stream_free(H.stream[n]);
+        ari_client_free(H.client[n]);
+        H.stream[n] = NULL;
+        H.client[n] = NULL;
+        H.connected[n] = false;
+    }
     event_base_free(H.base);
-    H.stream = NULL;
-    H.client = NULL;
     H.base = NULL;
 }
 
@@ -331,16 +392,21 @@ static void step_caller_arrives(char *caller, size_t len)
     say("caller %s dials in: StasisStart args=[caller,support,5], channel state Ring", caller);
 }
 
-static void step_answer(const char *chan, const char *who)
+static void answer_on(int node, const char *chan, const char *who)
 {
     rest_result r;
-    assert_int_equal(REST(r, ari_channel_answer(H.rest, chan, on_rest, &r)), 204);
+    assert_int_equal(REST(r, ari_channel_answer(H.rest_on[node], chan, on_rest, &r)), 204);
     seen_event *sc = expect_event(ARI_EV_CHANNEL_STATE_CHANGE, chan);
     assert_string_equal(sc->chan_state, "Up");
     json_t *o = oracle(chan);
     assert_string_equal(json_string_value(json_object_get(o, "state")), "Up");
     json_decref(o);
     say("%s answered (204), ChannelStateChange -> Up", who);
+}
+
+static void step_answer(const char *chan, const char *who)
+{
+    answer_on(0, chan, who);
 }
 
 /* Holding bridge with MOH: the oracle says the caller hears music. */
@@ -527,13 +593,7 @@ static void step_hangup(const char *caller, const char *agent, const char *hold,
     assert_string_equal(json_string_value(json_object_get(h, "who")), "party");
     json_decref(h);
 
-    json_t *st = sim_state(&H.sim, 0);
-    assert_non_null(st);
-    assert_int_equal(json_integer_value(json_object_get(st, "channels")), 0);
-    assert_int_equal(json_integer_value(json_object_get(st, "bridges")), 0);
-    assert_int_equal(json_integer_value(json_object_get(st, "playbacks")), 0);
-    assert_int_equal(json_integer_value(json_object_get(st, "recordings")), 0);
-    json_decref(st);
+    assert_sim_empty();
     say("caller hung up by the app, agent hung up himself; bridges destroyed; nothing left");
 }
 
@@ -553,6 +613,79 @@ static void test_scripted_call(void **state)
     step_record(mix);
     step_agent_dtmf(caller, agent);
     step_hangup(caller, agent, hold, mix);
+    stop_clients();
+}
+
+/* A caller on node1 and an agent on node2 joined by a link call, as ariq's
+ * nodes will: node1 originates IAX2/node2/PAIRING@queue-link, the far leg
+ * arrives on node2 in Stasis(queue,link,PAIRING), each node bridges its
+ * party with its leg; they hear each other, the agent's keys reach both
+ * apps, and a hangup on node2 tears node1's side down. */
+static void test_cross_node_link(void **state)
+{
+    (void)state;
+    say("-- a second call across two nodes --");
+    start_clients();
+    char caller[160], agent[160], far[160], mix1[160], mix2[160];
+    json_decref(sim_place_call(&H.sim, 0, APP, "caller,support,0", "5551002", caller,
+                               sizeof caller));
+    expect_event_on(0, ARI_EV_STASIS_START, caller);
+    answer_on(0, caller, "caller on node1");
+    json_decref(sim_place_call(&H.sim, 1, APP, "agent,support,3001", "3001", agent,
+                               sizeof agent));
+    assert_true(no_event_on(0, ARI_EV_STASIS_START, agent)); /* node2's, not node1's */
+    expect_event_on(1, ARI_EV_STASIS_START, agent);
+    answer_on(1, agent, "agent 3001 on node2");
+
+    char pairing[64], near[96];
+    assert_int_equal(ids_make("pair", pairing, sizeof pairing), 0);
+    snprintf(near, sizeof near, "lo-%s", pairing);
+    char endpoint[128], args[96];
+    snprintf(endpoint, sizeof endpoint, "IAX2/node2/%s@queue-link", pairing);
+    snprintf(args, sizeof args, "linkout,%s", pairing);
+    ari_originate o = {.endpoint = endpoint, .app = APP, .app_args = args,
+                       .channel_id = near, .timeout_s = 15};
+    rest_result r;
+    assert_int_equal(REST(r, ari_channel_originate(H.rest_on[0], &o, on_rest, &r)), 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "state")), "Down");
+    json_decref(r.json);
+    say("node1 originates %s (link leg %s)", endpoint, near);
+
+    seen_event *fs = expect_event_on(1, ARI_EV_STASIS_START, NULL);
+    assert_int_equal(fs->nargs, 2);
+    assert_string_equal(fs->args[0], "link");
+    assert_string_equal(fs->args[1], pairing);
+    snprintf(far, sizeof far, "%s", fs->chan);
+    say("the far leg %s arrives on node2 in Stasis(queue,link,%s)", far, pairing);
+    answer_on(1, far, "far leg");
+    seen_event *ns = expect_event_on(0, ARI_EV_STASIS_START, near);
+    assert_string_equal(ns->args[0], "linkout");
+
+    const char *side1[] = {caller, near};
+    const char *side2[] = {far, agent};
+    mix_on(0, side1, 2, mix1, sizeof mix1);
+    mix_on(1, side2, 2, mix2, sizeof mix2);
+    assert_int_equal(sim_is_connected(&H.sim, 0, caller, agent), 1);
+    say("each node bridges its party with its leg: caller and agent hear each other");
+
+    assert_int_equal(sim_send_dtmf(&H.sim, 1, agent, "0"), 204);
+    assert_int_equal(expect_event_on(1, ARI_EV_CHANNEL_DTMF_RECEIVED, agent)->digit, '0');
+    assert_int_equal(expect_event_on(0, ARI_EV_CHANNEL_DTMF_RECEIVED, near)->digit, '0');
+    say("agent presses 0: node2 sees it on the agent, node1 on its link leg");
+
+    assert_int_equal(sim_hangup_call(&H.sim, 1, agent, 16), 204);
+    expect_event_on(1, ARI_EV_STASIS_END, agent);
+    assert_int_equal(REST(r, ari_channel_hangup(H.rest_on[1], far, "normal", on_rest, &r)), 204);
+    expect_event_on(1, ARI_EV_STASIS_END, far);
+    expect_event_on(0, ARI_EV_STASIS_END, near); /* the link went down with it */
+    assert_int_equal(sim_is_connected(&H.sim, 0, caller, agent), 0);
+    assert_int_equal(REST(r, ari_channel_hangup(H.rest_on[0], caller, "normal", on_rest, &r)),
+                     204);
+    expect_event_on(0, ARI_EV_STASIS_END, caller);
+    assert_int_equal(REST(r, ari_bridge_destroy(H.rest_on[0], mix1, on_rest, &r)), 204);
+    assert_int_equal(REST(r, ari_bridge_destroy(H.rest_on[1], mix2, on_rest, &r)), 204);
+    assert_sim_empty();
+    say("agent hangs up; node2 drops the link, node1 sees its leg end and hangs up the caller");
     stop_clients();
 }
 
@@ -602,7 +735,10 @@ int main(int argc, char **argv)
         }
         H.own_sim = true;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_scripted_call)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scripted_call),
+        cmocka_unit_test(test_cross_node_link),
+    };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (H.own_sim) {
         int st = sim_proc_stop(&H.sim);
