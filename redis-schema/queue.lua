@@ -255,7 +255,11 @@ local function pair_one(q, callid, c, agentid, a)
        'agent_channel', a.channel, 'caller_node', c.node, 'agent_node', a.node,
        'holdtime_ms', fmt(hold)})
   local out = {'pairing', pid}
-  for i = 1, #rec do out[#out + 1] = rec[i] end
+  for i = 1, #rec - 4 do out[#out + 1] = rec[i] end
+  out[#out + 1] = 'created_ms'
+  out[#out + 1] = tonumber(NOW)
+  out[#out + 1] = 'holdtime_ms'
+  out[#out + 1] = hold
   return out
 end
 

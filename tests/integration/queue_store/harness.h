@@ -1,0 +1,105 @@
+/* harness.h - drives queue_store against a real redis-server for the
+ * queue_store tests: two "nodes" (two stores, two queue_stores) on one loop,
+ * synchronous wrappers that send a request and run the loop (bounded) until
+ * its callback, and readers of what Redis holds.
+ *
+ * Everything here is owned by the fixture; every wait is bounded. */
+#ifndef ARIQ_TEST_QS_HARNESS_H
+#define ARIQ_TEST_QS_HARNESS_H
+
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <stdbool.h>
+
+#include "redis_proc.h"
+#include "store/queue_store.h"
+
+#define HX_NODES 2
+#define HX_PAIRS 64
+
+typedef struct hx_node {
+    store *s;
+    queue_store *qs;
+    int ready;
+} hx_node;
+
+typedef struct hx {
+    struct event_base *base;
+    redis_proc r;
+    redisContext *rc; /* blocking, for inspection */
+    hx_node n[HX_NODES];
+    uint64_t now; /* the clock every queue_store uses */
+} hx;
+
+/* What one request's callback saw, copied out of the borrowed result. */
+typedef struct hx_out {
+    int done;
+    int err;
+    char errmsg[QS_ERRMSG_MAX];
+    qs_enter_result enter; /* pairings pointer invalid: use pairs */
+    qs_result res;         /* idem */
+    qs_call_view call;
+    qs_queue_view queue;
+    size_t npairs;
+    qs_pairing pairs[HX_PAIRS];
+} hx_out;
+
+/* Starts redis and two ready nodes "A" and "B" (scripts_dir NULL: the
+ * repo's). Returns 0 or -1. */
+int hx_start(hx *h, const char *scripts_dir);
+/* Frees both nodes (stores first), the loop, the server. Returns the number
+ * of events left on the loop (0 when clean). */
+int hx_stop(hx *h);
+
+/* Runs the loop until *counter >= target or ms passed. */
+bool hx_wait(hx *h, const int *counter, int target, int ms);
+
+/* The callbacks, for a test sending its own requests (pd = hx_out *). */
+void hx_enter_cb(queue_store *qs, int err, const qs_enter_result *res, void *pd);
+void hx_result_cb(queue_store *qs, int err, const qs_result *res, void *pd);
+void hx_call_cb(queue_store *qs, int err, const qs_call_view *res, void *pd);
+void hx_queue_cb(queue_store *qs, int err, const qs_queue_view *res, void *pd);
+
+/* Waits for a request sent with rc; returns the callback's err, or the send
+ * error, or -100 on timeout. */
+int hx_done(hx *h, int rc, hx_out *o);
+
+/* Synchronous wrappers on node `node` (0 or 1). queues is "a&b". */
+int hx_enter(hx *h, int node, const char *callid, int prio, const char *queues, bool autopair,
+             hx_out *o);
+int hx_login(hx *h, int node, const char *agentid, const char *queues, bool autopair,
+             hx_out *o);
+
+/* Redis inspection. Each returns a value the test owns, or -1. */
+long long hx_int(hx *h, const char *fmt, ...);
+/* HGET; "" when missing. Returns buf. */
+const char *hx_hget(hx *h, const char *key, const char *field, char *buf, size_t len);
+/* A canonical dump of the whole keyspace (sorted KEYS, DUMP of each) for
+ * before/after comparisons. Caller frees. */
+char *hx_snapshot(hx *h);
+/* Number of keys in the db. */
+long long hx_dbsize(hx *h);
+
+/* The events stream. */
+typedef struct hx_event {
+    char id[32];
+    int nf;
+    char *f[40]; /* name, value, ... (owned by the hx_events) */
+} hx_event;
+
+typedef struct hx_events {
+    int n;
+    hx_event *v;
+} hx_events;
+
+void hx_events_read(hx *h, hx_events *out);
+void hx_events_free(hx_events *e);
+/* A field of an event, or NULL. */
+const char *hx_ev(const hx_event *e, const char *name);
+/* Events named `name` (all when NULL) counted. */
+int hx_count(const hx_events *e, const char *name);
+/* The index of the i-th (0-based) event named `name` with field `fname` =
+ * fval (any when fname NULL), or -1. */
+int hx_find(const hx_events *e, const char *name, const char *fname, const char *fval, int i);
+
+#endif
