@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "core/ids.h"
 #include "core/log.h"
+#include "core/strmap.h"
 
 typedef struct qcfg {
     char node_id[32];
@@ -244,6 +245,56 @@ static void test_clock_ids(void **state)
     assert_string_equal(ariq_strerror(ARIQ_ENOMEM), "ENOMEM");
 }
 
+static void count_cb(const char *key, void *value, void *ud)
+{
+    (void)key;
+    *(long *)ud += (long)(intptr_t)value;
+}
+
+/* Many inserts, replaces and removes; tombstones reused; nothing lost. */
+static void test_strmap(void **state)
+{
+    (void)state;
+    strmap *m = strmap_new();
+    assert_non_null(m);
+    char key[32];
+    for (long i = 1; i <= 20000; i++) {
+        snprintf(key, sizeof key, "chan-%ld", i);
+        assert_int_equal(strmap_put(m, key, (void *)(intptr_t)i), 0);
+    }
+    assert_int_equal(strmap_count(m), 20000);
+    assert_int_equal((intptr_t)strmap_get(m, "chan-777"), 777);
+    assert_null(strmap_get(m, "chan-0"));
+    assert_int_equal(strmap_put(m, "chan-777", (void *)(intptr_t)1), 0); /* replace */
+    assert_int_equal(strmap_count(m), 20000);
+    for (long i = 1; i <= 20000; i += 2) {
+        snprintf(key, sizeof key, "chan-%ld", i);
+        assert_non_null(strmap_del(m, key));
+    }
+    assert_null(strmap_del(m, "chan-1"));
+    assert_int_equal(strmap_count(m), 10000);
+    for (int round = 0; round < 50; round++) { /* churn: tombstones must not pile up */
+        for (long i = 0; i < 1000; i++) {
+            snprintf(key, sizeof key, "tmp-%d-%ld", round, i);
+            assert_int_equal(strmap_put(m, key, (void *)(intptr_t)1), 0);
+        }
+        for (long i = 0; i < 1000; i++) {
+            snprintf(key, sizeof key, "tmp-%d-%ld", round, i);
+            assert_non_null(strmap_del(m, key));
+        }
+    }
+    long sum = 0;
+    strmap_each(m, count_cb, &sum);
+    long want = 0;
+    for (long i = 2; i <= 20000; i += 2)
+        want += i;
+    assert_int_equal(sum, want);
+    assert_int_equal(strmap_put(m, NULL, (void *)1), ARIQ_EINVAL);
+    assert_int_equal(strmap_put(m, "k", NULL), ARIQ_EINVAL);
+    strmap_free(m);
+    strmap_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_config_file),
         cmocka_unit_test(test_log),
         cmocka_unit_test(test_clock_ids),
+        cmocka_unit_test(test_strmap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
