@@ -593,6 +593,9 @@ local function op_bridged()
   if p.state ~= 'paired' then raise('BADSTATE', 'pairing ' .. pid .. ' is ' .. p.state) end
   local c = hgetall(kcall(p.call))
   if not c then raise('NOTFOUND', 'call ' .. p.call .. ' of pairing ' .. pid .. ' is gone') end
+  if redis.call('EXISTS', kagent(p.agent)) == 0 then
+    raise('NOTFOUND', 'agent ' .. p.agent .. ' of pairing ' .. pid .. ' is gone')
+  end
   redis.call('HSET', KEYS[3], 'state', 'bridged', 'bridged_ms', NOW)
   redis.call('HSET', kcall(p.call), 'state', 'bridged', 'bridged_ms', NOW)
   redis.call('HSET', kagent(p.agent), 'state', 'talking', 'since_ms', NOW)
