@@ -715,6 +715,96 @@ local function op_rec()
   return {'state', REC_TO[action]}
 end
 
+-- ---- reaping a dead node ------------------------------------------------------------
+
+-- A pairing with a party on the dead node ends: bridged, the call is
+-- completed as if the dead side hung up and a live agent is free at the
+-- back; paired, it is undone and the live side gets its place back. The
+-- dead side's own records go in the loops of op_reap.
+local function reap_pairing(pid, dead, reason)
+  local p = hgetall(kpairing(pid))
+  if not p then
+    redis.call('SREM', key('node', dead, 'pairings'), pid)
+    return
+  end
+  local c, a = hgetall(kcall(p.call)), hgetall(kagent(p.agent))
+  if p.state == 'bridged' and c then
+    local agentid, a2 = complete(p.call, c, p.caller_node == dead and 'caller' or 'agent')
+    if a2 and p.agent_node ~= dead then agent_after_call(agentid, a2, 0) end
+    return
+  end
+  pairing_end(pid, p, 'rollback', 'node ' .. dead .. ' lost;' .. reason)
+  if c and p.caller_node ~= dead then
+    redis.call('HSET', kcall(p.call), 'state', 'waiting', 'pairing', '')
+    call_enqueue(p.call, c)
+  end
+  if a and p.agent_node ~= dead then agent_make_free(p.agent, a, a.free_seq) end
+end
+
+-- A dead node's call goes: ABANDON in each of its queues (positions now if
+-- waiting, at pairing time if it was paired), with the reason.
+local function reap_call(callid, dead, reason)
+  local c = hgetall(kcall(callid))
+  if not c then
+    redis.call('SREM', key('node', dead, 'calls'), callid)
+    return
+  end
+  local pos = c.state == 'waiting' and call_dequeue(callid, c) or split(c.pairpos)
+  local waited = tonumber(NOW) - tonumber(c.entered_ms)
+  for i, q in ipairs(split(c.queues)) do
+    local f = wait_fields(pos[i] or 0, list_at(c.opos, i), waited)
+    f[#f + 1] = 'reason'
+    f[#f + 1] = reason
+    emit('ABANDON', q, callid, nil, f)
+  end
+  call_delete(callid, c)
+end
+
+local function reap_agent(agentid, dead, reason)
+  local a = hgetall(kagent(agentid))
+  if not a then
+    redis.call('SREM', key('node', dead, 'agents'), agentid)
+    return
+  end
+  if a.state == 'free' then agent_dequeue(agentid, a.queues) end
+  agent_delete(agentid, a)
+  emit('AGENTLOGOFF', nil, a.channel, agentid, {'channel', a.chan_name,
+       'logintime', secs(tonumber(NOW) - tonumber(a.login_ms)), 'reason', reason})
+end
+
+-- Runs fn over at most budget members of a set; returns how many it did.
+local function reap_set(k, budget, fn, dead, reason)
+  local n = 0
+  for _, id in ipairs(redis.call('SMEMBERS', k)) do
+    if n >= budget then break end
+    fn(id, dead, reason)
+    n = n + 1
+  end
+  return n
+end
+
+-- reap: node reason max_items
+-- The entries of a node whose heartbeat lapsed: its pairings end, its
+-- callers are abandoned, its agents logged off (events carry the reason),
+-- at most max_items records per call (call again while `more` is 1). A node
+-- with a live heartbeat is refused; running it again changes nothing.
+-- KEYS[3] {NS}:node:<node>:heartbeat
+local function op_reap()
+  check_nargs(3)
+  local dead = check_id(ARGV[5], 'node id', ID_MAX)
+  local reason = check_text(ARGV[6], 'reason')
+  local max = check_int(ARGV[7], 'max_items', 1, 100000)
+  check_key(3, key('node', dead, 'heartbeat'))
+  if redis.call('EXISTS', KEYS[3]) == 1 then raise('BADSTATE', 'node ' .. dead .. ' is alive') end
+  local np = reap_set(key('node', dead, 'pairings'), max, reap_pairing, dead, reason)
+  local nc = reap_set(key('node', dead, 'calls'), max - np, reap_call, dead, reason)
+  local na = reap_set(key('node', dead, 'agents'), max - np - nc, reap_agent, dead, reason)
+  local left = redis.call('EXISTS', key('node', dead, 'pairings'), key('node', dead, 'calls'),
+                          key('node', dead, 'agents'))
+  if left == 0 then redis.call('SREM', P .. 'nodes', dead) end
+  return {'pairings', np, 'calls', nc, 'agents', na, 'more', left > 0 and 1 or 0}
+end
+
 -- ---- reads ------------------------------------------------------------------------------
 
 -- call_info: callid -- the call's state and, per queue, its position.
@@ -755,7 +845,7 @@ end
 local OPS = {enter = op_enter, leave = op_leave, agent_login = op_agent_login,
              agent_logoff = op_agent_logoff, agent_pause = op_agent_pause,
              agent_ready = op_agent_ready, pair = op_pair, bridged = op_bridged,
-             rollback = op_rollback, rec = op_rec, call_info = op_call_info,
+             rollback = op_rollback, rec = op_rec, reap = op_reap, call_info = op_call_info,
              queue_info = op_queue_info}
 
 local function main()

@@ -32,7 +32,7 @@ struct queue_store {
     char errmsg[QS_ERRMSG_MAX];
 };
 
-typedef enum { REQ_ENTER, REQ_RESULT, REQ_CALL_INFO, REQ_QUEUE_INFO } req_kind;
+typedef enum { REQ_ENTER, REQ_RESULT, REQ_CALL_INFO, REQ_QUEUE_INFO, REQ_REAP } req_kind;
 
 typedef struct qs_req {
     queue_store *qs;
@@ -43,6 +43,7 @@ typedef struct qs_req {
         qs_result_cb result;
         qs_call_view_cb call_info;
         qs_queue_view_cb queue_info;
+        qs_reap_cb reap;
     } cb;
     void *pd;
 } qs_req;
@@ -154,6 +155,9 @@ static void deliver_err(qs_req *q, int err)
     case REQ_QUEUE_INFO:
         q->cb.queue_info(qs, err, NULL, q->pd);
         break;
+    case REQ_REAP:
+        q->cb.reap(qs, err, NULL, q->pd);
+        break;
     }
 }
 
@@ -176,10 +180,14 @@ static void deliver_reply(qs_req *q, const redisReply *r)
         qs_call_view res;
         rc = qs_parse_call_info(r, &res, qs->errmsg, sizeof qs->errmsg);
         q->cb.call_info(qs, rc, rc == 0 ? &res : NULL, q->pd);
-    } else {
+    } else if (q->kind == REQ_QUEUE_INFO) {
         qs_queue_view res;
         rc = qs_parse_queue_info(r, &res, qs->errmsg, sizeof qs->errmsg);
         q->cb.queue_info(qs, rc, rc == 0 ? &res : NULL, q->pd);
+    } else {
+        qs_reap_result res;
+        rc = qs_parse_reap(r, &res, qs->errmsg, sizeof qs->errmsg);
+        q->cb.reap(qs, rc, rc == 0 ? &res : NULL, q->pd);
     }
     free(owned);
 }
@@ -520,6 +528,24 @@ int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *
     arg(&m, action == QS_REC_START ? file : "");
     arg_num(&m, 0, ttl_ms);
     return send_result(qs, &m, QS_REQ_STATE, cb, pd);
+}
+
+/* ---- dead nodes ------------------------------------------------------------- */
+
+int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items, qs_reap_cb cb,
+            void *pd)
+{
+    qs_msg m = {.op = "reap"};
+    int rc = msg_key(qs, &m, "node", node, QS_ID_MAX, "heartbeat");
+    if (rc != 0)
+        return rc;
+    if (!cb || !text_ok(reason) || max_items < 1 || max_items > 100000)
+        return bad(qs, "reap needs a callback, a reason and max_items 1..100000");
+    arg(&m, node);
+    arg(&m, reason);
+    arg_num(&m, 0, max_items);
+    qs_req t = {.kind = REQ_REAP, .cb.reap = cb, .pd = pd};
+    return send_msg(qs, &m, &t);
 }
 
 /* ---- reads ------------------------------------------------------------------ */

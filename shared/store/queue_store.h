@@ -157,10 +157,17 @@ typedef struct qs_queue_view {
     int64_t longest_wait_ms;    /* how long `oldest` has waited */
 } qs_queue_view;
 
+/* qs_reap's result: records handled by this call. */
+typedef struct qs_reap_result {
+    int64_t pairings, calls, agents;
+    bool more; /* the node still has entries: call again */
+} qs_reap_result;
+
 typedef void (*qs_enter_cb)(queue_store *qs, int err, const qs_enter_result *res, void *pd);
 typedef void (*qs_result_cb)(queue_store *qs, int err, const qs_result *res, void *pd);
 typedef void (*qs_call_view_cb)(queue_store *qs, int err, const qs_call_view *res, void *pd);
 typedef void (*qs_queue_view_cb)(queue_store *qs, int err, const qs_queue_view *res, void *pd);
+typedef void (*qs_reap_cb)(queue_store *qs, int err, const qs_reap_result *res, void *pd);
 
 /* ---- callers ------------------------------------------------------------- */
 
@@ -282,6 +289,20 @@ typedef enum {
  * state. ENOTFOUND / ESTATE as usual. */
 int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *pairing,
            const char *file, int64_t ttl_ms, qs_result_cb cb, void *pd);
+
+/* ---- dead nodes ---------------------------------------------------------- */
+
+/* Removes the entries of node `node` whose heartbeat has lapsed (any live
+ * node or agentd may run it; running it twice changes nothing): each
+ * pairing with a party there ends (bridged: COMPLETECALLER / COMPLETEAGENT
+ * as if the dead side hung up, a live agent free at the back; paired: the
+ * live caller back at the front, the live agent free keeping its place);
+ * its callers are abandoned (ABANDON with `reason`), its agents logged off
+ * (AGENTLOGOFF with `reason`). At most max_items (1..100000) records per
+ * call: repeat while res->more. When nothing is left the node leaves
+ * {NS}:nodes. ESTATE if the node's heartbeat key still exists. */
+int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items, qs_reap_cb cb,
+            void *pd);
 
 /* ---- reads --------------------------------------------------------------- */
 

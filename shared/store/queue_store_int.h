@@ -33,5 +33,6 @@ int qs_parse_result(const redisReply *r, unsigned required, qs_result *out, qs_p
                     char *err, size_t errlen);
 int qs_parse_call_info(const redisReply *r, qs_call_view *out, char *err, size_t errlen);
 int qs_parse_queue_info(const redisReply *r, qs_queue_view *out, char *err, size_t errlen);
+int qs_parse_reap(const redisReply *r, qs_reap_result *out, char *err, size_t errlen);
 
 #endif

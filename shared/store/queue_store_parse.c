@@ -276,3 +276,31 @@ int qs_parse_queue_info(const redisReply *r, qs_queue_view *out, char *err, size
         rc = perr(&c, "negative count", NULL);
     return rc;
 }
+
+typedef struct reap_raw {
+    int64_t pairings, calls, agents, more;
+} reap_raw;
+
+static const qf reap_fields[] = {
+    F_INT(reap_raw, pairings),
+    F_INT(reap_raw, calls),
+    F_INT(reap_raw, agents),
+    F_INT(reap_raw, more),
+};
+
+int qs_parse_reap(const redisReply *r, qs_reap_result *out, char *err, size_t errlen)
+{
+    parse_ctx c = {NULL, err, errlen};
+    reap_raw raw = {0};
+    unsigned seen = 0;
+    memset(out, 0, sizeof *out);
+    int rc = parse_kv(&c, r, reap_fields, 4, &raw, &seen);
+    if (rc == 0 && seen != 0xFu)
+        rc = perr(&c, "a reap field is missing", NULL);
+    if (rc == 0 && (raw.pairings < 0 || raw.calls < 0 || raw.agents < 0 ||
+                    (raw.more != 0 && raw.more != 1)))
+        rc = perr(&c, "counts must be >= 0 and more 0 or 1", NULL);
+    if (rc == 0)
+        *out = (qs_reap_result){raw.pairings, raw.calls, raw.agents, raw.more == 1};
+    return rc;
+}

@@ -639,6 +639,113 @@ static void test_recording(void **state)
 #undef REC
 }
 
+static void reap_cb(queue_store *qs, int err, const qs_reap_result *res, void *pd)
+{
+    hx_out *o = pd;
+    if (res) {
+        o->res.seq = res->pairings;
+        o->res.holdtime_ms = res->calls;
+        o->res.ringtime_ms = res->agents;
+        o->res.npairings = res->more;
+    }
+    o->err = err;
+    snprintf(o->errmsg, sizeof o->errmsg, "%s", err ? qs_errmsg(qs) : "");
+    o->done++;
+}
+
+static int reap(hx *h, const char *node, int max)
+{
+    memset(&g_o, 0, sizeof g_o);
+    return hx_done(h, qs_reap(h->n[0].qs, node, "heartbeat lapsed", max, reap_cb, &g_o), &g_o);
+}
+
+/* Node B dies: its pairings end (a paired caller of A back at the front, a
+ * bridged one completed), its callers abandoned, its agents logged off;
+ * a second run changes nothing; a live node is refused. */
+static void test_reap_node(void **state)
+{
+    hx *h = *state;
+    hx_out o;
+    OK(hx_login(h, 1, "a1", "q", false, &o));
+    OK(hx_enter(h, 0, "c2", 0, "q", true, &o)); /* c2 (A) paired with a1 (B) */
+    long long c2score = o.enter.score;
+    OK(hx_login(h, 1, "a2", "q", false, &o));
+    OK(hx_enter(h, 0, "c3", 0, "q", true, &o)); /* c3 (A) talking with a2 (B) */
+    OK(bridged(h, o.pairs[0].pairing));
+    OK(hx_enter(h, 0, "c1", 0, "q", false, &o));
+    OK(hx_login(h, 1, "a3", "q", false, &o));
+    OK(hx_enter(h, 1, "c4", 0, "q", false, &o));
+    redisReply *r = redisCommand(h->rc, "SADD {ariq}:nodes A B");
+    freeReplyObject(r);
+    h->now += 9000;
+    OK(reap(h, "B", 100));
+    assert_int_equal(g_o.res.seq, 2);         /* pairings */
+    assert_int_equal(g_o.res.holdtime_ms, 1); /* calls */
+    assert_int_equal(g_o.res.ringtime_ms, 3); /* agents */
+    assert_int_equal(g_o.res.npairings, 0);   /* more */
+    assert_int_equal(zrank(h, "q", "c2"), 0);
+    assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:callers c2"), c2score);
+    assert_string_equal(hget(h, "{ariq}:call:c2", "state"), "waiting");
+    assert_int_equal(zrank(h, "q", "c1"), 1);
+    assert_int_equal(zrank(h, "q", "c4"), -1);
+    assert_int_equal(hx_int(h, "EXISTS {ariq}:call:c3 {ariq}:call:c4"), 0);
+    assert_int_equal(hx_int(h, "EXISTS {ariq}:agent:a1 {ariq}:agent:a2 {ariq}:agent:a3"), 0);
+    assert_int_equal(hx_int(h, "ZCARD {ariq}:queue:q:agents"), 0);
+    assert_int_equal(hx_int(h, "EXISTS {ariq}:node:B:calls {ariq}:node:B:agents "
+                               "{ariq}:node:B:pairings {ariq}:node:A:pairings"),
+                     0);
+    assert_int_equal(hx_int(h, "SCARD {ariq}:node:A:calls"), 2);
+    assert_int_equal(hx_int(h, "SISMEMBER {ariq}:nodes B"), 0);
+    assert_int_equal(hx_int(h, "SISMEMBER {ariq}:nodes A"), 1);
+    hx_events e;
+    hx_events_read(h, &e);
+    assert_int_equal(hx_count(&e, "AGENTLOGOFF"), 3);
+    int i = hx_find(&e, "AGENTLOGOFF", NULL, NULL, 0);
+    assert_string_equal(hx_ev(&e.v[i], "reason"), "heartbeat lapsed");
+    i = hx_find(&e, "ABANDON", "callid", "c4", 0);
+    assert_string_equal(hx_ev(&e.v[i], "reason"), "heartbeat lapsed");
+    assert_string_equal(hx_ev(&e.v[i], "waittime"), "9");
+    i = hx_find(&e, "COMPLETEAGENT", NULL, NULL, 0);
+    assert_string_equal(hx_ev(&e.v[i], "callid"), "c3");
+    i = hx_find(&e, "UNPAIRED", "callid", "c2", 0);
+    assert_string_equal(hx_ev(&e.v[i], "reason"), "rollback");
+    assert_int_equal(hx_count(&e, "UNPAIRED"), 2);
+    hx_events_free(&e);
+    char *before = hx_snapshot(h);
+    OK(reap(h, "B", 100));
+    assert_int_equal(g_o.res.seq + g_o.res.holdtime_ms + g_o.res.ringtime_ms, 0);
+    char *after = hx_snapshot(h);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    /* a live node is not reaped */
+    r = redisCommand(h->rc, "SET {ariq}:node:A:heartbeat 1 PX 60000");
+    freeReplyObject(r);
+    assert_int_equal(reap(h, "A", 100), ARIQ_ESTATE);
+    assert_int_equal(hx_int(h, "SCARD {ariq}:node:A:calls"), 2);
+}
+
+/* A budget of one record per call: `more` until everything is gone. */
+static void test_reap_budget(void **state)
+{
+    hx *h = *state;
+    hx_out o;
+    char id[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "c%d", i);
+        OK(hx_enter(h, 1, id, 0, "q", false, &o));
+    }
+    OK(hx_login(h, 1, "a1", "r", false, &o));
+    int calls = 0;
+    do {
+        OK(reap(h, "B", 1));
+        calls++;
+        assert_true(g_o.res.seq + g_o.res.holdtime_ms + g_o.res.ringtime_ms <= 1);
+    } while (g_o.res.npairings && calls < 20);
+    assert_int_equal(calls, 6);
+    assert_int_equal(hx_dbsize(h), 2); /* seq and events */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -654,6 +761,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agentinuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recording, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reap_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reap_budget, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

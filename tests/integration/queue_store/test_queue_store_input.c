@@ -106,6 +106,10 @@ static const bad_case cases[] = {
                               "0", NULL}},
     {"NOTFOUND recording r1", {K3("{ariq}:recording:r1"), COMMON("rec"), "stop", "r1", "", "",
                                "0", NULL}},
+    /* reaping */
+    {"ERR ariq: max_items", {K3("{ariq}:node:B:heartbeat"), COMMON("reap"), "B", "x", "0", NULL}},
+    {"ERR ariq: KEYS[3]", {K3("{ariq}:node:B:calls"), COMMON("reap"), "B", "x", "10", NULL}},
+    {"ERR ariq: node id", {K3("{ariq}:node:B:heartbeat"), COMMON("reap"), "", "x", "10", NULL}},
     /* reads */
     {"ERR ariq: call id", {K3("{ariq}:call:c1"), COMMON("call_info"), "", NULL}},
     {"ERR ariq: queue name", {K3("{ariq}:queue:q:callers"), COMMON("queue_info"), "q{x}", NULL}},
