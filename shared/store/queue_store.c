@@ -18,8 +18,8 @@
 #include "core/ids.h"
 #include "store/queue_store_int.h"
 
-#define SCRIPT "queue"
-#define ARGS_MAX 12
+#define SCRIPT     "queue"
+#define ARGS_MAX   12
 #define QUEUES_BUF (QS_QUEUES_MAX * (QS_NAME_MAX + 1) + 1)
 
 struct queue_store {
@@ -57,7 +57,8 @@ typedef struct qs_msg {
     char num[4][24]; /* room for numbers formatted into args */
 } qs_msg;
 
-static void set_err(queue_store *qs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_err(queue_store *qs, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void set_err(queue_store *qs, const char *fmt, ...)
 {
@@ -84,7 +85,8 @@ int qs_new(store *s, const qs_config *cfg, queue_store **out)
 {
     *out = NULL;
     if (!s || !cfg || !ids_valid(cfg->node, QS_ID_MAX) || cfg->events_maxlen < 1 ||
-        cfg->events_maxlen > 100000000 || cfg->max_pairs < 1 || cfg->max_pairs > QS_PAIRS_MAX)
+        cfg->events_maxlen > 100000000 || cfg->max_pairs < 1 ||
+        cfg->max_pairs > QS_PAIRS_MAX)
         return ARIQ_EINVAL;
     queue_store *qs = calloc(1, sizeof *qs);
     if (!qs)
@@ -129,8 +131,10 @@ static int map_error(const char *msg)
     static const struct {
         const char *prefix;
         int err;
-    } map[] = {{"ERR ariq:", ARIQ_EINVAL}, {"NOTFOUND ", ARIQ_ENOTFOUND},
-               {"EXISTS ", ARIQ_EBUSY},    {"AGENTINUSE ", ARIQ_EBUSY},
+    } map[] = {{"ERR ariq:", ARIQ_EINVAL},
+               {"NOTFOUND ", ARIQ_ENOTFOUND},
+               {"EXISTS ", ARIQ_EBUSY},
+               {"AGENTINUSE ", ARIQ_EBUSY},
                {"BADSTATE ", ARIQ_ESTATE}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strncmp(msg, map[i].prefix, strlen(map[i].prefix)) == 0)
@@ -244,8 +248,8 @@ static int send_msg(queue_store *qs, const qs_msg *m, qs_req *tmpl)
     return 0;
 }
 
-static int send_result(queue_store *qs, const qs_msg *m, unsigned required, qs_result_cb cb,
-                       void *pd)
+static int send_result(queue_store *qs, const qs_msg *m, unsigned required,
+                       qs_result_cb cb, void *pd)
 {
     if (!cb)
         return ARIQ_EINVAL;
@@ -278,8 +282,8 @@ static bool text_ok(const char *s)
 }
 
 /* Builds KEYS[3] = {NS}:kind:id[:sub]; a bad id is refused here. */
-static int msg_key(queue_store *qs, qs_msg *m, const char *kind, const char *id, size_t idmax,
-                   const char *sub)
+static int msg_key(queue_store *qs, qs_msg *m, const char *kind, const char *id,
+                   size_t idmax, const char *sub)
 {
     if (!id || !ids_valid(id, idmax))
         return bad(qs, kind);
@@ -378,7 +382,8 @@ int qs_leave(queue_store *qs, const char *callid, qs_leave_reason reason, qs_par
 
 /* ---- agents ----------------------------------------------------------------- */
 
-int qs_agent_login(queue_store *qs, const qs_agent *a, bool autopair, qs_result_cb cb, void *pd)
+int qs_agent_login(queue_store *qs, const qs_agent *a, bool autopair, qs_result_cb cb,
+                   void *pd)
 {
     qs_msg m = {.op = "agent_login"};
     char queues[QUEUES_BUF];
@@ -401,8 +406,8 @@ int qs_agent_login(queue_store *qs, const qs_agent *a, bool autopair, qs_result_
     return send_result(qs, &m, QS_REQ_SEQ | QS_REQ_PAIRINGS, cb, pd);
 }
 
-int qs_agent_logoff(queue_store *qs, const char *agentid, const char *reason, bool autopair,
-                    qs_result_cb cb, void *pd)
+int qs_agent_logoff(queue_store *qs, const char *agentid, const char *reason,
+                    bool autopair, qs_result_cb cb, void *pd)
 {
     qs_msg m = {.op = "agent_logoff"};
     int rc = msg_key(qs, &m, "agent", agentid, QS_NAME_MAX, NULL);
@@ -487,8 +492,8 @@ int qs_bridged(queue_store *qs, const char *pairing, qs_result_cb cb, void *pd)
 int qs_rollback(queue_store *qs, const char *pairing, const char *reason, qs_agent_to to,
                 qs_result_cb cb, void *pd)
 {
-    static const char *const names[] = {[QS_AGENT_KEEP] = "keep", [QS_AGENT_BACK] = "back",
-                                        [QS_AGENT_PAUSE] = "pause"};
+    static const char *const names[] = {
+        [QS_AGENT_KEEP] = "keep", [QS_AGENT_BACK] = "back", [QS_AGENT_PAUSE] = "pause"};
     qs_msg m = {.op = "rollback"};
     int rc = msg_key(qs, &m, "pairing", pairing, QS_ID_MAX, NULL);
     if (rc != 0)
@@ -517,8 +522,8 @@ int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *
     int rc = msg_key(qs, &m, "recording", name, QS_ID_MAX, NULL);
     if (rc != 0)
         return rc;
-    if (action == QS_REC_START &&
-        (!pairing || !ids_valid(pairing, QS_ID_MAX) || !file || !file[0] || !text_ok(file)))
+    if (action == QS_REC_START && (!pairing || !ids_valid(pairing, QS_ID_MAX) || !file ||
+                                   !file[0] || !text_ok(file)))
         return bad(qs, "recording start needs a pairing and a file");
     if (ttl_ms < 0 || ttl_ms > 31536000000LL)
         return bad(qs, "ttl_ms 0..31536000000");
@@ -532,8 +537,8 @@ int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *
 
 /* ---- dead nodes ------------------------------------------------------------- */
 
-int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items, qs_reap_cb cb,
-            void *pd)
+int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items,
+            qs_reap_cb cb, void *pd)
 {
     qs_msg m = {.op = "reap"};
     int rc = msg_key(qs, &m, "node", node, QS_ID_MAX, "heartbeat");

@@ -49,13 +49,13 @@
 
 #include "store/store.h"
 
-#define QS_ID_MAX 128
-#define QS_NAME_MAX 64
-#define QS_TEXT_MAX 128
-#define QS_QUEUES_MAX 16
-#define QS_PAIRS_MAX 1000
+#define QS_ID_MAX      128
+#define QS_NAME_MAX    64
+#define QS_TEXT_MAX    128
+#define QS_QUEUES_MAX  16
+#define QS_PAIRS_MAX   1000
 #define QS_OUTCOME_MAX 32
-#define QS_ERRMSG_MAX 512
+#define QS_ERRMSG_MAX  512
 
 typedef struct queue_store queue_store;
 
@@ -120,13 +120,14 @@ typedef struct qs_enter_result {
 /* The result of every other writing op; which fields are set is said at
  * each function ("" and 0 otherwise). */
 typedef struct qs_result {
-    char outcome[QS_OUTCOME_MAX];      /* e.g. ABANDON, COMPLETECALLER, GONE */
-    char call_outcome[QS_OUTCOME_MAX]; /* qs_agent_logoff: NONE, REQUEUED, COMPLETEAGENT */
-    char call[QS_ID_MAX + 1];          /* qs_agent_logoff: the call it had */
-    char state[QS_OUTCOME_MAX];        /* agent or recording state after the op */
-    int64_t seq;                       /* qs_agent_login: its free-since seq */
-    int64_t holdtime_ms;               /* qs_bridged */
-    int64_t ringtime_ms;               /* qs_bridged: paired -> bridged */
+    char outcome[QS_OUTCOME_MAX]; /* e.g. ABANDON, COMPLETECALLER, GONE */
+    char
+        call_outcome[QS_OUTCOME_MAX]; /* qs_agent_logoff: NONE, REQUEUED, COMPLETEAGENT */
+    char call[QS_ID_MAX + 1];         /* qs_agent_logoff: the call it had */
+    char state[QS_OUTCOME_MAX];       /* agent or recording state after the op */
+    int64_t seq;                      /* qs_agent_login: its free-since seq */
+    int64_t holdtime_ms;              /* qs_bridged */
+    int64_t ringtime_ms;              /* qs_bridged: paired -> bridged */
     size_t npairings;
     const qs_pairing *pairings;
 } qs_result;
@@ -150,8 +151,8 @@ typedef struct qs_call_view {
 } qs_call_view;
 
 typedef struct qs_queue_view {
-    int64_t callers;     /* waiting */
-    int64_t agents_free; /* free, not paused */
+    int64_t callers;            /* waiting */
+    int64_t agents_free;        /* free, not paused */
     char front[QS_ID_MAX + 1];  /* next call served, "" when empty */
     char oldest[QS_ID_MAX + 1]; /* earliest arrival, "" when empty */
     int64_t longest_wait_ms;    /* how long `oldest` has waited */
@@ -163,19 +164,22 @@ typedef struct qs_reap_result {
     bool more; /* the node still has entries: call again */
 } qs_reap_result;
 
-typedef void (*qs_enter_cb)(queue_store *qs, int err, const qs_enter_result *res, void *pd);
+typedef void (*qs_enter_cb)(queue_store *qs, int err, const qs_enter_result *res,
+                            void *pd);
 typedef void (*qs_result_cb)(queue_store *qs, int err, const qs_result *res, void *pd);
-typedef void (*qs_call_view_cb)(queue_store *qs, int err, const qs_call_view *res, void *pd);
-typedef void (*qs_queue_view_cb)(queue_store *qs, int err, const qs_queue_view *res, void *pd);
+typedef void (*qs_call_view_cb)(queue_store *qs, int err, const qs_call_view *res,
+                                void *pd);
+typedef void (*qs_queue_view_cb)(queue_store *qs, int err, const qs_queue_view *res,
+                                 void *pd);
 typedef void (*qs_reap_cb)(queue_store *qs, int err, const qs_reap_result *res, void *pd);
 
 /* ---- callers ------------------------------------------------------------- */
 
 /* A caller joining; all strings borrowed. */
 typedef struct qs_caller {
-    const char *callid;  /* usually the channel's uniqueid */
-    const char *channel; /* ARI channel id */
-    int priority;        /* 0..1000, higher first */
+    const char *callid;             /* usually the channel's uniqueid */
+    const char *channel;            /* ARI channel id */
+    int priority;                   /* 0..1000, higher first */
     const char *cid_num, *cid_name; /* may be NULL */
     const char *const *queues;
     size_t nqueues; /* 1..QS_QUEUES_MAX, distinct */
@@ -184,7 +188,8 @@ typedef struct qs_caller {
 /* The caller enters each of its queues (ENTERQUEUE per queue) on this node.
  * With autopair, pairs at once if an agent is free (res->pairings).
  * EBUSY if the call id is already queued. */
-int qs_enter(queue_store *qs, const qs_caller *c, bool autopair, qs_enter_cb cb, void *pd);
+int qs_enter(queue_store *qs, const qs_caller *c, bool autopair, qs_enter_cb cb,
+             void *pd);
 
 typedef enum {
     QS_LEAVE_HANGUP,  /* the caller hung up (ABANDON while waiting) */
@@ -211,8 +216,9 @@ int qs_leave(queue_store *qs, const char *callid, qs_leave_reason reason, qs_par
 
 typedef struct qs_agent {
     const char *agentid;
-    const char *channel;   /* ARI channel id */
-    const char *chan_name; /* channel name for AGENTLOGIN ("PJSIP/1001-..."), may be NULL */
+    const char *channel; /* ARI channel id */
+    const char
+        *chan_name; /* channel name for AGENTLOGIN ("PJSIP/1001-..."), may be NULL */
     const char *const *queues;
     size_t nqueues;
 } qs_agent;
@@ -220,7 +226,8 @@ typedef struct qs_agent {
 /* The agent logs in on this node, free at the back of each of its queues
  * (AGENTLOGIN). res->seq is its free-since seq. EBUSY (AGENTINUSE) when the
  * agent id is logged in anywhere: nothing changes. */
-int qs_agent_login(queue_store *qs, const qs_agent *a, bool autopair, qs_result_cb cb, void *pd);
+int qs_agent_login(queue_store *qs, const qs_agent *a, bool autopair, qs_result_cb cb,
+                   void *pd);
 
 /* The agent is gone (logoff or hangup), whatever its state: AGENTLOGOFF,
  * record deleted. A caller it was paired with goes back to the front
@@ -228,8 +235,8 @@ int qs_agent_login(queue_store *qs, const qs_agent *a, bool autopair, qs_result_
  * caller it talked to is completed (COMPLETEAGENT) and its record deleted
  * (the node hangs it up). outcome AGENTLOGOFF, or GONE when not logged in.
  * reason is free text (may be NULL). */
-int qs_agent_logoff(queue_store *qs, const char *agentid, const char *reason, bool autopair,
-                    qs_result_cb cb, void *pd);
+int qs_agent_logoff(queue_store *qs, const char *agentid, const char *reason,
+                    bool autopair, qs_result_cb cb, void *pd);
 
 /* Pauses (PAUSE per queue; a free agent leaves the free sets; a busy one
  * pauses when its call ends) or unpauses (UNPAUSE; a paused agent is free at
@@ -301,8 +308,8 @@ int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *
  * (AGENTLOGOFF with `reason`). At most max_items (1..100000) records per
  * call: repeat while res->more. When nothing is left the node leaves
  * {NS}:nodes. ESTATE if the node's heartbeat key still exists. */
-int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items, qs_reap_cb cb,
-            void *pd);
+int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items,
+            qs_reap_cb cb, void *pd);
 
 /* ---- reads --------------------------------------------------------------- */
 

@@ -27,12 +27,13 @@ enum {
 /* Each parses reply r into *out (zeroed first). Pairings are allocated into
  * *owned (yours: free(), also on error; NULL when none) and out points at
  * them. Returns 0, or ARIQ_EINVAL with a message in err. r is borrowed. */
-int qs_parse_enter(const redisReply *r, qs_enter_result *out, qs_pairing **owned, char *err,
-                   size_t errlen);
-int qs_parse_result(const redisReply *r, unsigned required, qs_result *out, qs_pairing **owned,
-                    char *err, size_t errlen);
+int qs_parse_enter(const redisReply *r, qs_enter_result *out, qs_pairing **owned,
+                   char *err, size_t errlen);
+int qs_parse_result(const redisReply *r, unsigned required, qs_result *out,
+                    qs_pairing **owned, char *err, size_t errlen);
 int qs_parse_call_info(const redisReply *r, qs_call_view *out, char *err, size_t errlen);
-int qs_parse_queue_info(const redisReply *r, qs_queue_view *out, char *err, size_t errlen);
+int qs_parse_queue_info(const redisReply *r, qs_queue_view *out, char *err,
+                        size_t errlen);
 int qs_parse_reap(const redisReply *r, qs_reap_result *out, char *err, size_t errlen);
 
 #endif

@@ -34,8 +34,14 @@ typedef struct parse_ctx {
     size_t errlen;
 } parse_ctx;
 
-#define F_INT(T, m) {#m, QF_INT, offsetof(T, m), 0, 0}
-#define F_STR(T, m) {#m, QF_STR, offsetof(T, m), sizeof(((T *)0)->m), 0}
+#define F_INT(T, m)                                                                      \
+    {                                                                                    \
+#m, QF_INT, offsetof(T, m), 0, 0                                                 \
+    }
+#define F_STR(T, m)                                                                      \
+    {                                                                                    \
+#m, QF_STR, offsetof(T, m), sizeof(((T *)0)->m), 0                               \
+    }
 
 static const qf pairing_fields[] = {
     F_STR(qs_pairing, pairing),        F_STR(qs_pairing, call),
@@ -103,8 +109,9 @@ static int put_pairings(parse_ctx *c, const qf *f, const redisReply *v, char *ba
     *c->owned = ps;
     for (size_t i = 0; i < v->elements; i++) {
         unsigned seen = 0;
-        int rc = parse_kv(c, v->element[i], pairing_fields,
-                          sizeof pairing_fields / sizeof pairing_fields[0], &ps[i], &seen);
+        int rc =
+            parse_kv(c, v->element[i], pairing_fields,
+                     sizeof pairing_fields / sizeof pairing_fields[0], &ps[i], &seen);
         if (rc == 0 && seen != PAIRING_ALL)
             rc = perr(c, "a pairing lacks a field", f->name);
         if (rc != 0)
@@ -123,7 +130,8 @@ static int put_queues(parse_ctx *c, const qf *f, const redisReply *v, char *base
     for (size_t i = 0; i < v->elements; i++) {
         unsigned seen = 0;
         int rc = parse_kv(c, v->element[i], call_queue_fields,
-                          sizeof call_queue_fields / sizeof call_queue_fields[0], &qs[i], &seen);
+                          sizeof call_queue_fields / sizeof call_queue_fields[0], &qs[i],
+                          &seen);
         if (rc == 0 && seen != CALL_QUEUE_ALL)
             rc = perr(c, "a queue lacks a field", f->name);
         if (rc != 0)
@@ -166,7 +174,8 @@ static int parse_kv(parse_ctx *c, const redisReply *r, const qf *fields, size_t 
         if (!n || !v || n->type != REDIS_REPLY_STRING)
             return perr(c, "a field name expected", NULL);
         for (size_t j = 0; j < nfields; j++) {
-            if (strlen(fields[j].name) != n->len || memcmp(fields[j].name, n->str, n->len) != 0)
+            if (strlen(fields[j].name) != n->len ||
+                memcmp(fields[j].name, n->str, n->len) != 0)
                 continue;
             if (*seen & (1u << j))
                 return perr(c, "a field given twice", fields[j].name);
@@ -188,8 +197,8 @@ static const qf enter_fields[] = {
      offsetof(qs_enter_result, npairings)},
 };
 
-int qs_parse_enter(const redisReply *r, qs_enter_result *out, qs_pairing **owned, char *err,
-                   size_t errlen)
+int qs_parse_enter(const redisReply *r, qs_enter_result *out, qs_pairing **owned,
+                   char *err, size_t errlen)
 {
     parse_ctx c = {owned, err, errlen};
     unsigned seen = 0;
@@ -212,18 +221,19 @@ static const qf result_fields[] = {
     F_INT(qs_result, seq),
     F_INT(qs_result, holdtime_ms),
     F_INT(qs_result, ringtime_ms),
-    {"pairings", QF_PAIRINGS, offsetof(qs_result, pairings), 0, offsetof(qs_result, npairings)},
+    {"pairings", QF_PAIRINGS, offsetof(qs_result, pairings), 0,
+     offsetof(qs_result, npairings)},
 };
 
-int qs_parse_result(const redisReply *r, unsigned required, qs_result *out, qs_pairing **owned,
-                    char *err, size_t errlen)
+int qs_parse_result(const redisReply *r, unsigned required, qs_result *out,
+                    qs_pairing **owned, char *err, size_t errlen)
 {
     parse_ctx c = {owned, err, errlen};
     unsigned seen = 0;
     memset(out, 0, sizeof *out);
     *owned = NULL;
-    int rc = parse_kv(&c, r, result_fields, sizeof result_fields / sizeof result_fields[0], out,
-                      &seen);
+    int rc = parse_kv(&c, r, result_fields,
+                      sizeof result_fields / sizeof result_fields[0], out, &seen);
     if (rc == 0 && (seen & required) != required)
         rc = perr(&c, "a field the op promises is missing", NULL);
     return rc;
@@ -236,7 +246,8 @@ static const qf call_info_fields[] = {
     F_INT(qs_call_view, seq),
     F_INT(qs_call_view, priority),
     F_INT(qs_call_view, entered_ms),
-    {"queues", QF_QUEUES, offsetof(qs_call_view, queues), 0, offsetof(qs_call_view, nqueues)},
+    {"queues", QF_QUEUES, offsetof(qs_call_view, queues), 0,
+     offsetof(qs_call_view, nqueues)},
 };
 
 /* "found" is read by hand: a not-found reply carries nothing else. */
@@ -245,8 +256,9 @@ int qs_parse_call_info(const redisReply *r, qs_call_view *out, char *err, size_t
     parse_ctx c = {NULL, err, errlen};
     memset(out, 0, sizeof *out);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || !r->element[0] ||
-        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "found") != 0 ||
-        !r->element[1] || r->element[1]->type != REDIS_REPLY_INTEGER)
+        r->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(r->element[0]->str, "found") != 0 || !r->element[1] ||
+        r->element[1]->type != REDIS_REPLY_INTEGER)
         return perr(&c, "found expected first", NULL);
     if (r->element[1]->integer == 0)
         return r->elements == 2 ? 0 : perr(&c, "fields after found 0", NULL);

@@ -72,7 +72,10 @@ static int send_enter(bench *b)
     snprintf(id, sizeof id, "c%ld", b->callers++);
     snprintf(ch, sizeof ch, "ch-%s", id);
     const char *q[] = {"bench"};
-    qs_caller c = {.callid = id, .channel = ch, .priority = (int)(b->callers % 3), .queues = q,
+    qs_caller c = {.callid = id,
+                   .channel = ch,
+                   .priority = (int)(b->callers % 3),
+                   .queues = q,
                    .nqueues = 1};
     return qs_enter(b->qs, &c, false, enter_cb, b);
 }

@@ -145,7 +145,8 @@ int hx_done(hx *h, int rc, hx_out *o)
 }
 
 /* Splits "a&b" into at most 16 names in buf. */
-static size_t split_queues(const char *queues, char buf[][QS_NAME_MAX + 1], const char **v)
+static size_t split_queues(const char *queues, char buf[][QS_NAME_MAX + 1],
+                           const char **v)
 {
     size_t n = 0;
     const char *p = queues;
@@ -159,14 +160,18 @@ static size_t split_queues(const char *queues, char buf[][QS_NAME_MAX + 1], cons
     return n;
 }
 
-int hx_enter(hx *h, int node, const char *callid, int prio, const char *queues, bool autopair,
-             hx_out *o)
+int hx_enter(hx *h, int node, const char *callid, int prio, const char *queues,
+             bool autopair, hx_out *o)
 {
     char buf[QS_QUEUES_MAX][QS_NAME_MAX + 1], chan[QS_ID_MAX + 1];
     const char *v[QS_QUEUES_MAX];
     snprintf(chan, sizeof chan, "ch-%s", callid);
-    qs_caller c = {.callid = callid, .channel = chan, .priority = prio, .cid_num = "5551234",
-                   .cid_name = "Ann Caller", .queues = v};
+    qs_caller c = {.callid = callid,
+                   .channel = chan,
+                   .priority = prio,
+                   .cid_num = "5551234",
+                   .cid_name = "Ann Caller",
+                   .queues = v};
     c.nqueues = split_queues(queues, buf, v);
     memset(o, 0, sizeof *o);
     return hx_done(h, qs_enter(h->n[node].qs, &c, autopair, hx_enter_cb, o), o);
@@ -302,7 +307,8 @@ int hx_count(const hx_events *e, const char *name)
     return n;
 }
 
-int hx_find(const hx_events *e, const char *name, const char *fname, const char *fval, int k)
+int hx_find(const hx_events *e, const char *name, const char *fname, const char *fval,
+            int k)
 {
     for (int i = 0; i < e->n; i++) {
         if (name && strcmp(hx_ev(&e->v[i], "event"), name) != 0)

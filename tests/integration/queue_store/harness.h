@@ -65,8 +65,8 @@ void hx_queue_cb(queue_store *qs, int err, const qs_queue_view *res, void *pd);
 int hx_done(hx *h, int rc, hx_out *o);
 
 /* Synchronous wrappers on node `node` (0 or 1). queues is "a&b". */
-int hx_enter(hx *h, int node, const char *callid, int prio, const char *queues, bool autopair,
-             hx_out *o);
+int hx_enter(hx *h, int node, const char *callid, int prio, const char *queues,
+             bool autopair, hx_out *o);
 int hx_login(hx *h, int node, const char *agentid, const char *queues, bool autopair,
              hx_out *o);
 
@@ -100,6 +100,7 @@ const char *hx_ev(const hx_event *e, const char *name);
 int hx_count(const hx_events *e, const char *name);
 /* The index of the i-th (0-based) event named `name` with field `fname` =
  * fval (any when fname NULL), or -1. */
-int hx_find(const hx_events *e, const char *name, const char *fname, const char *fval, int i);
+int hx_find(const hx_events *e, const char *name, const char *fname, const char *fval,
+            int i);
 
 #endif

@@ -39,11 +39,12 @@ static int teardown(void **state)
 }
 
 /* Asserts success, and says why not (the last request's message). */
-#define OK(expr)                                                                                \
-    do {                                                                                        \
-        int rc_ = (expr);                                                                       \
-        if (rc_ != 0)                                                                           \
-            fail_msg("%s: %s (%s | %s)", #expr, ariq_strerror(rc_), g_o.errmsg, qs_last(h));   \
+#define OK(expr)                                                                         \
+    do {                                                                                 \
+        int rc_ = (expr);                                                                \
+        if (rc_ != 0)                                                                    \
+            fail_msg("%s: %s (%s | %s)", #expr, ariq_strerror(rc_), g_o.errmsg,          \
+                     qs_last(h));                                                        \
     } while (0)
 
 static hx_out g_o; /* the last request's outcome */
@@ -51,7 +52,8 @@ static hx_out g_o; /* the last request's outcome */
 static const char *qs_last(hx *h)
 {
     static char buf[2 * QS_ERRMSG_MAX + 8];
-    snprintf(buf, sizeof buf, "A: %s B: %s", qs_errmsg(h->n[0].qs), qs_errmsg(h->n[1].qs));
+    snprintf(buf, sizeof buf, "A: %s B: %s", qs_errmsg(h->n[0].qs),
+             qs_errmsg(h->n[1].qs));
     return buf;
 }
 
@@ -65,7 +67,8 @@ static const char *hget(hx *h, const char *key, const char *field)
 
 static long long zrank(hx *h, const char *queue, const char *callid)
 {
-    redisReply *r = redisCommand(h->rc, "ZRANK {ariq}:queue:%s:callers %s", queue, callid);
+    redisReply *r =
+        redisCommand(h->rc, "ZRANK {ariq}:queue:%s:callers %s", queue, callid);
     long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     freeReplyObject(r);
     return v;
@@ -75,9 +78,10 @@ static int leave(hx *h, int node, const char *callid, qs_leave_reason why, qs_pa
                  int wrapup, bool autopair)
 {
     memset(&g_o, 0, sizeof g_o);
-    return hx_done(h,
-                   qs_leave(h->n[node].qs, callid, why, who, wrapup, autopair, hx_result_cb, &g_o),
-                   &g_o);
+    return hx_done(
+        h,
+        qs_leave(h->n[node].qs, callid, why, who, wrapup, autopair, hx_result_cb, &g_o),
+        &g_o);
 }
 
 static int call_info(hx *h, const char *callid)
@@ -95,8 +99,9 @@ static int pair_queue(hx *h, int node, const char *q)
 static int logoff(hx *h, const char *agent, bool autopair)
 {
     memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_agent_logoff(h->n[0].qs, agent, "hangup", autopair, hx_result_cb, &g_o),
-                   &g_o);
+    return hx_done(
+        h, qs_agent_logoff(h->n[0].qs, agent, "hangup", autopair, hx_result_cb, &g_o),
+        &g_o);
 }
 
 static int bridged(hx *h, const char *pairing)
@@ -266,8 +271,9 @@ static void test_pair_on_agent_free(void **state)
     hx_out o;
     OK(hx_enter(h, 0, "c1", 0, "support", false, &o));
     OK(hx_enter(h, 1, "c2", 0, "sales", false, &o));
-    OK(hx_enter(h, 0, "c3", 3, "billing", false, &o)); /* priority, but a1 is not in billing */
-    OK(hx_enter(h, 1, "c4", 2, "sales", false, &o));   /* priority 2 wins over c1 */
+    OK(hx_enter(h, 0, "c3", 3, "billing", false,
+                &o)); /* priority, but a1 is not in billing */
+    OK(hx_enter(h, 1, "c4", 2, "sales", false, &o)); /* priority 2 wins over c1 */
     OK(hx_login(h, 0, "a1", "support&sales", false, &o));
     assert_int_equal(o.npairs, 0);
     memset(&g_o, 0, sizeof g_o);
@@ -335,7 +341,8 @@ static void test_rollback(void **state)
     snprintf(pid, sizeof pid, "%s", o.pairs[0].pairing);
     OK(hx_enter(h, 0, "c3", 0, "q", false, &o));
     memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_rollback(h->n[0].qs, pid, "busy", QS_AGENT_KEEP, hx_result_cb, &g_o), &g_o));
+    OK(hx_done(h, qs_rollback(h->n[0].qs, pid, "busy", QS_AGENT_KEEP, hx_result_cb, &g_o),
+               &g_o));
     assert_string_equal(g_o.res.outcome, "ROLLEDBACK");
     assert_int_equal(zrank(h, "q", "c1"), 0);
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:callers c1"), score);
@@ -346,7 +353,8 @@ static void test_rollback(void **state)
     assert_int_equal(hx_int(h, "SCARD {ariq}:node:A:pairings"), 0);
     char *snap = hx_snapshot(h);
     memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_rollback(h->n[1].qs, pid, "busy", QS_AGENT_KEEP, hx_result_cb, &g_o), &g_o));
+    OK(hx_done(h, qs_rollback(h->n[1].qs, pid, "busy", QS_AGENT_KEEP, hx_result_cb, &g_o),
+               &g_o));
     assert_string_equal(g_o.res.outcome, "GONE");
     char *snap2 = hx_snapshot(h);
     assert_string_equal(snap, snap2);
@@ -367,8 +375,9 @@ static void test_rollback(void **state)
     /* rollback to pause: a1 paused, c1 first again */
     snprintf(pid, sizeof pid, "%s", g_o.pairs[0].pairing);
     memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_rollback(h->n[0].qs, pid, "noanswer", QS_AGENT_PAUSE, hx_result_cb, &g_o),
-               &g_o));
+    OK(hx_done(
+        h, qs_rollback(h->n[0].qs, pid, "noanswer", QS_AGENT_PAUSE, hx_result_cb, &g_o),
+        &g_o));
     assert_string_equal(hget(h, "{ariq}:agent:a1", "state"), "paused");
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:agents a1"), -1);
     assert_int_equal(zrank(h, "q", "c1"), 0);
@@ -380,7 +389,9 @@ static void test_rollback(void **state)
     OK(bridged(h, pid));
     memset(&g_o, 0, sizeof g_o);
     assert_int_equal(
-        hx_done(h, qs_rollback(h->n[0].qs, pid, "late", QS_AGENT_KEEP, hx_result_cb, &g_o), &g_o),
+        hx_done(h,
+                qs_rollback(h->n[0].qs, pid, "late", QS_AGENT_KEEP, hx_result_cb, &g_o),
+                &g_o),
         ARIQ_ESTATE);
     assert_non_null(strstr(g_o.errmsg, "BADSTATE"));
 }
@@ -412,8 +423,9 @@ static void test_complete_wrapup_logoff(void **state)
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:agents a1"), -1);
     /* ready again: behind a2 */
     memset(&g_o, 0, sizeof g_o);
-    assert_int_equal(hx_done(h, qs_agent_ready(h->n[1].qs, "a2", true, hx_result_cb, &g_o), &g_o),
-                     ARIQ_ESTATE);
+    assert_int_equal(
+        hx_done(h, qs_agent_ready(h->n[1].qs, "a2", true, hx_result_cb, &g_o), &g_o),
+        ARIQ_ESTATE);
     memset(&g_o, 0, sizeof g_o);
     OK(hx_done(h, qs_agent_ready(h->n[1].qs, "a1", true, hx_result_cb, &g_o), &g_o));
     assert_string_equal(g_o.res.state, "free");
@@ -524,7 +536,8 @@ static void test_pause(void **state)
     OK(hx_login(h, 0, "a1", "q&r", false, &o));
     OK(hx_login(h, 0, "a2", "q", false, &o));
     memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_agent_pause(h->n[0].qs, "a1", true, "lunch", false, hx_result_cb, &g_o),
+    OK(hx_done(h,
+               qs_agent_pause(h->n[0].qs, "a1", true, "lunch", false, hx_result_cb, &g_o),
                &g_o));
     assert_string_equal(g_o.res.state, "paused");
     assert_int_equal(hx_int(h, "ZCARD {ariq}:queue:r:agents"), 0);
@@ -532,24 +545,29 @@ static void test_pause(void **state)
     OK(hx_enter(h, 0, "c1", 0, "r", true, &o));
     assert_int_equal(o.npairs, 0);
     memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_agent_pause(h->n[0].qs, "a1", false, "", true, hx_result_cb, &g_o), &g_o));
-    assert_string_equal(g_o.res.state, "paired"); /* unpaused and paired with c1 at once */
+    OK(hx_done(h, qs_agent_pause(h->n[0].qs, "a1", false, "", true, hx_result_cb, &g_o),
+               &g_o));
+    assert_string_equal(g_o.res.state,
+                        "paired"); /* unpaused and paired with c1 at once */
     assert_int_equal(g_o.npairs, 1);
     assert_string_equal(g_o.pairs[0].call, "c1");
     OK(bridged(h, g_o.pairs[0].pairing));
     memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_agent_pause(h->n[0].qs, "a1", true, "after", false, hx_result_cb, &g_o),
+    OK(hx_done(h,
+               qs_agent_pause(h->n[0].qs, "a1", true, "after", false, hx_result_cb, &g_o),
                &g_o));
     assert_string_equal(g_o.res.state, "talking");
     OK(leave(h, 0, "c1", QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true));
     assert_string_equal(hget(h, "{ariq}:agent:a1", "state"), "paused");
     memset(&g_o, 0, sizeof g_o);
     assert_int_equal(
-        hx_done(h, qs_agent_pause(h->n[0].qs, "a2", false, "", false, hx_result_cb, &g_o), &g_o),
+        hx_done(h, qs_agent_pause(h->n[0].qs, "a2", false, "", false, hx_result_cb, &g_o),
+                &g_o),
         ARIQ_ESTATE);
     memset(&g_o, 0, sizeof g_o);
     assert_int_equal(
-        hx_done(h, qs_agent_pause(h->n[0].qs, "zz", true, "", false, hx_result_cb, &g_o), &g_o),
+        hx_done(h, qs_agent_pause(h->n[0].qs, "zz", true, "", false, hx_result_cb, &g_o),
+                &g_o),
         ARIQ_ENOTFOUND);
     hx_events e;
     hx_events_read(h, &e);
@@ -595,8 +613,8 @@ static void test_recording(void **state)
     snprintf(pid, sizeof pid, "%s", o.pairs[0].pairing);
     OK(bridged(h, pid));
     queue_store *qs = h->n[1].qs;
-#define REC(act, name, ...)                                                                     \
-    (memset(&g_o, 0, sizeof g_o),                                                               \
+#define REC(act, name, ...)                                                              \
+    (memset(&g_o, 0, sizeof g_o),                                                        \
      hx_done(h, qs_rec(qs, act, name, __VA_ARGS__, hx_result_cb, &g_o), &g_o))
     OK(REC(QS_REC_START, "r1", pid, "q-r1.wav", 0));
     assert_string_equal(g_o.res.state, "recording");
@@ -656,7 +674,8 @@ static void reap_cb(queue_store *qs, int err, const qs_reap_result *res, void *p
 static int reap(hx *h, const char *node, int max)
 {
     memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_reap(h->n[0].qs, node, "heartbeat lapsed", max, reap_cb, &g_o), &g_o);
+    return hx_done(h, qs_reap(h->n[0].qs, node, "heartbeat lapsed", max, reap_cb, &g_o),
+                   &g_o);
 }
 
 /* Node B dies: its pairings end (a paired caller of A back at the front, a
@@ -689,7 +708,8 @@ static void test_reap_node(void **state)
     assert_int_equal(zrank(h, "q", "c1"), 1);
     assert_int_equal(zrank(h, "q", "c4"), -1);
     assert_int_equal(hx_int(h, "EXISTS {ariq}:call:c3 {ariq}:call:c4"), 0);
-    assert_int_equal(hx_int(h, "EXISTS {ariq}:agent:a1 {ariq}:agent:a2 {ariq}:agent:a3"), 0);
+    assert_int_equal(hx_int(h, "EXISTS {ariq}:agent:a1 {ariq}:agent:a2 {ariq}:agent:a3"),
+                     0);
     assert_int_equal(hx_int(h, "ZCARD {ariq}:queue:q:agents"), 0);
     assert_int_equal(hx_int(h, "EXISTS {ariq}:node:B:calls {ariq}:node:B:agents "
                                "{ariq}:node:B:pairings {ariq}:node:A:pairings"),

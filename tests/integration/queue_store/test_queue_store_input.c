@@ -20,23 +20,24 @@
 #define NOW "1700000000000"
 
 typedef struct bad_case {
-    const char *expect; /* error prefix */
+    const char *expect;   /* error prefix */
     const char *argv[20]; /* KEYS[1..3] then ARGV..., NULL-terminated */
 } bad_case;
 
-#define K3(k) "{ariq}:seq", "{ariq}:events", k
-#define CALL K3("{ariq}:call:c1")
-#define AGENT K3("{ariq}:agent:a1")
+#define K3(k)      "{ariq}:seq", "{ariq}:events", k
+#define CALL       K3("{ariq}:call:c1")
+#define AGENT      K3("{ariq}:agent:a1")
 #define COMMON(op) op, NOW, "A", "1000"
 
 static const bad_case cases[] = {
     /* keys and the common arguments */
     {"ERR ariq: expected 3 keys", {"{ariq}:seq", "{ariq}:events", NULL}},
     {"ERR ariq: unknown op x", {K3("{ariq}:call:c9"), "x", NULL}},
-    {"ERR ariq: KEYS[1]", {"{ariq}:sequence", "{ariq}:events", "{ariq}:call:c9",
-                           COMMON("call_info"), "c9", NULL}},
-    {"ERR ariq: KEYS[2]", {"{ariq}:seq", "{other}:events", "{ariq}:call:c9",
-                           COMMON("call_info"), "c9", NULL}},
+    {"ERR ariq: KEYS[1]",
+     {"{ariq}:sequence", "{ariq}:events", "{ariq}:call:c9", COMMON("call_info"), "c9",
+      NULL}},
+    {"ERR ariq: KEYS[2]",
+     {"{ariq}:seq", "{other}:events", "{ariq}:call:c9", COMMON("call_info"), "c9", NULL}},
     {"ERR ariq: KEYS[3]", {CALL, COMMON("call_info"), "c2", NULL}},
     {"ERR ariq: unknown op", {CALL, COMMON("drop_all"), NULL}},
     {"ERR ariq: now_ms", {CALL, "call_info", "soon", "A", "1000", "c1", NULL}},
@@ -44,75 +45,99 @@ static const bad_case cases[] = {
     {"ERR ariq: node id", {CALL, "call_info", NOW, "A:B", "1000", "c1", NULL}},
     {"ERR ariq: events maxlen", {CALL, "call_info", NOW, "A", "0", "c1", NULL}},
     /* enter */
-    {"ERR ariq: expected 12", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "0", NULL}},
-    {"ERR ariq: priority", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1001", "", "",
-                            "q", "0", "1", NULL}},
-    {"ERR ariq: priority", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "5x", "", "", "q",
-                            "0", "1", NULL}},
-    {"ERR ariq: queues", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "",
-                          "0", "1", NULL}},
-    {"ERR ariq: queues", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "a&&b",
-                          "0", "1", NULL}},
-    {"ERR ariq: queues: q given twice", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1",
-                                         "", "", "q&r&q", "0", "1", NULL}},
-    {"ERR ariq: queue name", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "",
-                              "q:x", "0", "1", NULL}},
-    {"ERR ariq: caller number", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "1|2",
-                                 "", "q", "0", "1", NULL}},
-    {"ERR ariq: caller name", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "",
-                               "new\nline", "q", "0", "1", NULL}},
-    {"ERR ariq: autopair", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "q",
-                            "2", "1", NULL}},
-    {"ERR ariq: max_pairs", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "q",
-                             "1", "0", NULL}},
-    {"ERR ariq: channel", {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch an", "1", "", "", "q",
-                           "1", "1", NULL}},
-    {"EXISTS call c1", {CALL, COMMON("enter"), "c1", "ch", "1", "", "", "q", "1", "1", NULL}},
+    {"ERR ariq: expected 12",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "0", NULL}},
+    {"ERR ariq: priority",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1001", "", "", "q", "0", "1",
+      NULL}},
+    {"ERR ariq: priority",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "5x", "", "", "q", "0", "1",
+      NULL}},
+    {"ERR ariq: queues",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "", "0", "1",
+      NULL}},
+    {"ERR ariq: queues",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "a&&b", "0", "1",
+      NULL}},
+    {"ERR ariq: queues: q given twice",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "q&r&q", "0", "1",
+      NULL}},
+    {"ERR ariq: queue name",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "q:x", "0", "1",
+      NULL}},
+    {"ERR ariq: caller number",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "1|2", "", "q", "0", "1",
+      NULL}},
+    {"ERR ariq: caller name",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "new\nline", "q", "0",
+      "1", NULL}},
+    {"ERR ariq: autopair",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "q", "2", "1",
+      NULL}},
+    {"ERR ariq: max_pairs",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch", "1", "", "", "q", "1", "0",
+      NULL}},
+    {"ERR ariq: channel",
+     {K3("{ariq}:call:c9"), COMMON("enter"), "c9", "ch an", "1", "", "", "q", "1", "1",
+      NULL}},
+    {"EXISTS call c1",
+     {CALL, COMMON("enter"), "c1", "ch", "1", "", "", "q", "1", "1", NULL}},
     /* leave */
-    {"ERR ariq: reason", {CALL, COMMON("leave"), "c1", "bored", "caller", "0", "1", "1", NULL}},
-    {"ERR ariq: who", {CALL, COMMON("leave"), "c1", "hangup", "nobody", "0", "1", "1", NULL}},
-    {"ERR ariq: wrapup_ms", {CALL, COMMON("leave"), "c1", "hangup", "caller", "-1", "1", "1",
-                             NULL}},
+    {"ERR ariq: reason",
+     {CALL, COMMON("leave"), "c1", "bored", "caller", "0", "1", "1", NULL}},
+    {"ERR ariq: who",
+     {CALL, COMMON("leave"), "c1", "hangup", "nobody", "0", "1", "1", NULL}},
+    {"ERR ariq: wrapup_ms",
+     {CALL, COMMON("leave"), "c1", "hangup", "caller", "-1", "1", "1", NULL}},
     /* agents */
-    {"ERR ariq: agent id", {K3("{ariq}:agent:x"), COMMON("agent_login"),
-                            "a12345678901234567890123456789012345678901234567890123456789012345",
-                            "ch", "", "q", "0", "1", NULL}},
-    {"ERR ariq: queues: 1..16", {K3("{ariq}:agent:a9"), COMMON("agent_login"), "a9", "ch", "",
-                                 "q1&q2&q3&q4&q5&q6&q7&q8&q9&q10&q11&q12&q13&q14&q15&q16&q17", "0",
-                                 "1", NULL}},
-    {"AGENTINUSE agent a1", {AGENT, COMMON("agent_login"), "a1", "ch2", "", "q", "1", "1", NULL}},
-    {"ERR ariq: reason", {AGENT, COMMON("agent_logoff"), "a1", "bye\x01", "0", "1", NULL}},
+    {"ERR ariq: agent id",
+     {K3("{ariq}:agent:x"), COMMON("agent_login"),
+      "a12345678901234567890123456789012345678901234567890123456789012345", "ch", "", "q",
+      "0", "1", NULL}},
+    {"ERR ariq: queues: 1..16",
+     {K3("{ariq}:agent:a9"), COMMON("agent_login"), "a9", "ch", "",
+      "q1&q2&q3&q4&q5&q6&q7&q8&q9&q10&q11&q12&q13&q14&q15&q16&q17", "0", "1", NULL}},
+    {"AGENTINUSE agent a1",
+     {AGENT, COMMON("agent_login"), "a1", "ch2", "", "q", "1", "1", NULL}},
+    {"ERR ariq: reason",
+     {AGENT, COMMON("agent_logoff"), "a1", "bye\x01", "0", "1", NULL}},
     {"ERR ariq: paused", {AGENT, COMMON("agent_pause"), "a1", "2", "", "0", "1", NULL}},
-    {"BADSTATE agent a1 is not paused", {AGENT, COMMON("agent_pause"), "a1", "0", "", "0", "1",
-                                         NULL}},
-    {"NOTFOUND agent a9", {K3("{ariq}:agent:a9"), COMMON("agent_pause"), "a9", "1", "", "0", "1",
-                           NULL}},
+    {"BADSTATE agent a1 is not paused",
+     {AGENT, COMMON("agent_pause"), "a1", "0", "", "0", "1", NULL}},
+    {"NOTFOUND agent a9",
+     {K3("{ariq}:agent:a9"), COMMON("agent_pause"), "a9", "1", "", "0", "1", NULL}},
     {"BADSTATE agent a1 is", {AGENT, COMMON("agent_ready"), "a1", "0", "1", NULL}},
     /* pairing */
-    {"ERR ariq: scope", {K3("{ariq}:queue:q:callers"), COMMON("pair"), "all", "q", "1", NULL}},
-    {"ERR ariq: max_pairs", {K3("{ariq}:queue:q:callers"), COMMON("pair"), "queue", "q", "1001",
-                             NULL}},
-    {"ERR ariq: KEYS[3]", {K3("{ariq}:queue:q:agents"), COMMON("pair"), "queue", "q", "1", NULL}},
+    {"ERR ariq: scope",
+     {K3("{ariq}:queue:q:callers"), COMMON("pair"), "all", "q", "1", NULL}},
+    {"ERR ariq: max_pairs",
+     {K3("{ariq}:queue:q:callers"), COMMON("pair"), "queue", "q", "1001", NULL}},
+    {"ERR ariq: KEYS[3]",
+     {K3("{ariq}:queue:q:agents"), COMMON("pair"), "queue", "q", "1", NULL}},
     {"ERR ariq: pairing id", {K3("{ariq}:pairing:p 1"), COMMON("bridged"), "p 1", NULL}},
     {"NOTFOUND pairing p77", {K3("{ariq}:pairing:p77"), COMMON("bridged"), "p77", NULL}},
-    {"ERR ariq: agent_to", {K3("{ariq}:pairing:p77"), COMMON("rollback"), "p77", "x", "later",
-                            NULL}},
+    {"ERR ariq: agent_to",
+     {K3("{ariq}:pairing:p77"), COMMON("rollback"), "p77", "x", "later", NULL}},
     /* recordings */
-    {"ERR ariq: action", {K3("{ariq}:recording:r1"), COMMON("rec"), "erase", "r1", "", "", "0",
-                          NULL}},
-    {"ERR ariq: ttl_ms", {K3("{ariq}:recording:r1"), COMMON("rec"), "stop", "r1", "", "", "-1",
-                          NULL}},
-    {"ERR ariq: pairing id", {K3("{ariq}:recording:r1"), COMMON("rec"), "start", "r1", "", "f",
-                              "0", NULL}},
-    {"NOTFOUND recording r1", {K3("{ariq}:recording:r1"), COMMON("rec"), "stop", "r1", "", "",
-                               "0", NULL}},
+    {"ERR ariq: action",
+     {K3("{ariq}:recording:r1"), COMMON("rec"), "erase", "r1", "", "", "0", NULL}},
+    {"ERR ariq: ttl_ms",
+     {K3("{ariq}:recording:r1"), COMMON("rec"), "stop", "r1", "", "", "-1", NULL}},
+    {"ERR ariq: pairing id",
+     {K3("{ariq}:recording:r1"), COMMON("rec"), "start", "r1", "", "f", "0", NULL}},
+    {"NOTFOUND recording r1",
+     {K3("{ariq}:recording:r1"), COMMON("rec"), "stop", "r1", "", "", "0", NULL}},
     /* reaping */
-    {"ERR ariq: max_items", {K3("{ariq}:node:B:heartbeat"), COMMON("reap"), "B", "x", "0", NULL}},
-    {"ERR ariq: KEYS[3]", {K3("{ariq}:node:B:calls"), COMMON("reap"), "B", "x", "10", NULL}},
-    {"ERR ariq: node id", {K3("{ariq}:node:B:heartbeat"), COMMON("reap"), "", "x", "10", NULL}},
+    {"ERR ariq: max_items",
+     {K3("{ariq}:node:B:heartbeat"), COMMON("reap"), "B", "x", "0", NULL}},
+    {"ERR ariq: KEYS[3]",
+     {K3("{ariq}:node:B:calls"), COMMON("reap"), "B", "x", "10", NULL}},
+    {"ERR ariq: node id",
+     {K3("{ariq}:node:B:heartbeat"), COMMON("reap"), "", "x", "10", NULL}},
     /* reads */
     {"ERR ariq: call id", {K3("{ariq}:call:c1"), COMMON("call_info"), "", NULL}},
-    {"ERR ariq: queue name", {K3("{ariq}:queue:q:callers"), COMMON("queue_info"), "q{x}", NULL}},
+    {"ERR ariq: queue name",
+     {K3("{ariq}:queue:q:callers"), COMMON("queue_info"), "q{x}", NULL}},
 };
 
 static int setup(void **state)
@@ -169,8 +194,8 @@ static void test_bad_script_args_change_nothing(void **state)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         redisReply *r = eval_case(h, sha, &cases[i]);
         assert_non_null(r);
-        if (r->type != REDIS_REPLY_ERROR || strncmp(r->str, cases[i].expect,
-                                                    strlen(cases[i].expect)) != 0)
+        if (r->type != REDIS_REPLY_ERROR ||
+            strncmp(r->str, cases[i].expect, strlen(cases[i].expect)) != 0)
             fail_msg("case %zu: expected \"%s\", got type %d \"%s\"", i, cases[i].expect,
                      r->type, r->type == REDIS_REPLY_ERROR ? r->str : "");
         freeReplyObject(r);
@@ -209,7 +234,8 @@ static void test_c_api_refuses(void **state)
     hx *h = *state;
     queue_store *qs = h->n[0].qs;
     const char *q1[] = {"q"}, *qdup[] = {"q", "q"}, *qbad[] = {"q:1"};
-    qs_caller c = {.callid = "c1", .channel = "ch1", .priority = 0, .queues = q1, .nqueues = 1};
+    qs_caller c = {
+        .callid = "c1", .channel = "ch1", .priority = 0, .queues = q1, .nqueues = 1};
     qs_caller b = c;
     b.priority = 1001;
     assert_int_equal(qs_enter(qs, &b, false, never_enter_cb, NULL), ARIQ_EINVAL);
@@ -231,9 +257,11 @@ static void test_c_api_refuses(void **state)
     b.cid_name = "a|b";
     assert_int_equal(qs_enter(qs, &b, false, never_enter_cb, NULL), ARIQ_EINVAL);
     assert_int_equal(qs_enter(qs, &c, false, NULL, NULL), ARIQ_EINVAL);
-    assert_int_equal(qs_leave(qs, "c1", QS_LEAVE_HANGUP, QS_BY_CALLER, -1, false, never_cb, NULL),
+    assert_int_equal(
+        qs_leave(qs, "c1", QS_LEAVE_HANGUP, QS_BY_CALLER, -1, false, never_cb, NULL),
+        ARIQ_EINVAL);
+    assert_int_equal(qs_leave(qs, "c1", 7, QS_BY_CALLER, 0, false, never_cb, NULL),
                      ARIQ_EINVAL);
-    assert_int_equal(qs_leave(qs, "c1", 7, QS_BY_CALLER, 0, false, never_cb, NULL), ARIQ_EINVAL);
     assert_int_equal(qs_agent_logoff(qs, "", "x", false, never_cb, NULL), ARIQ_EINVAL);
     assert_int_equal(qs_agent_pause(qs, "a1", true, "tab\there", false, never_cb, NULL),
                      ARIQ_EINVAL);
@@ -241,7 +269,8 @@ static void test_c_api_refuses(void **state)
     assert_int_equal(qs_rollback(qs, "p1", "x", 9, never_cb, NULL), ARIQ_EINVAL);
     assert_int_equal(qs_rec(qs, QS_REC_START, "r1", NULL, "f.wav", 0, never_cb, NULL),
                      ARIQ_EINVAL);
-    assert_int_equal(qs_rec(qs, QS_REC_STOP, "r1", NULL, NULL, -1, never_cb, NULL), ARIQ_EINVAL);
+    assert_int_equal(qs_rec(qs, QS_REC_STOP, "r1", NULL, NULL, -1, never_cb, NULL),
+                     ARIQ_EINVAL);
     assert_int_equal(qs_pending(qs), 0);
     int dummy = 0;
     hx_wait(h, &dummy, 1, 100);
@@ -265,8 +294,11 @@ static void test_c_api_refuses(void **state)
  * {ariq}:seq (KEYS[1]). */
 static const char fake_script[] =
     "local m = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local p = {'pairing','p1','call','c1','agent','a1','queue','q','caller_channel','x',\n"
-    "  'agent_channel','y','caller_node','A','agent_node','B','created_ms',1,'holdtime_ms',2}\n"
+    "local p = "
+    "{'pairing','p1','call','c1','agent','a1','queue','q','caller_channel','x',\n"
+    "  "
+    "'agent_channel','y','caller_node','A','agent_node','B','created_ms',1,'holdtime_ms',"
+    "2}\n"
     "local R = {\n"
     " [1] = 42,\n"
     " [2] = {'seq', 1, 'score'},\n"
@@ -279,12 +311,14 @@ static const char fake_script[] =
     " [8] = {'seq', 1, 'seq', 2, 'score', 1, 'positions', {1}, 'pairings', {}},\n"
     " [9] = {'seq', 1, 'score', 1, 'positions', {1}, 'pairings', {p}},\n"
     " [10] = {'seq', 1, 'score', 1, 'positions', {}, 'pairings', {}},\n"
-    " [11] = {'seq', 1, 'score', 1, 'positions', {1}, 'pairings', {p}, 'more', 'ignored'},\n"
+    " [11] = {'seq', 1, 'score', 1, 'positions', {1}, 'pairings', {p}, 'more', "
+    "'ignored'},\n"
     "}\n"
     "if m == 6 then p[2] = string.rep('x', 200) end\n"
     "if m == 12 then return redis.error_reply('OOM command not allowed') end\n"
     "if m == 13 then return {'found', 1, 'state', 'waiting'} end\n"
-    "if m == 14 then return {'callers', -1, 'agents_free', 0, 'front', '', 'oldest', '',\n"
+    "if m == 14 then return {'callers', -1, 'agents_free', 0, 'front', '', 'oldest', "
+    "'',\n"
     "  'longest_wait_ms', 0} end\n"
     "if m == 15 then local big = {} for i = 1, 1001 do big[i] = p end\n"
     "  return {'outcome', 'X', 'pairings', big} end\n"
@@ -339,7 +373,8 @@ static void test_malformed_replies(void **state)
     redisReply *r = redisCommand(h->rc, "SET {ariq}:seq 13");
     freeReplyObject(r);
     memset(&o, 0, sizeof o);
-    assert_int_equal(hx_done(h, qs_call_info(h->n[0].qs, "c1", hx_call_cb, &o), &o), ARIQ_EINVAL);
+    assert_int_equal(hx_done(h, qs_call_info(h->n[0].qs, "c1", hx_call_cb, &o), &o),
+                     ARIQ_EINVAL);
     r = redisCommand(h->rc, "SET {ariq}:seq 14");
     freeReplyObject(r);
     memset(&o, 0, sizeof o);
@@ -357,7 +392,9 @@ static void test_malformed_replies(void **state)
                      ARIQ_EINVAL);
     memset(&o, 0, sizeof o); /* ... but a rollback only promises an outcome */
     assert_int_equal(
-        hx_done(h, qs_rollback(h->n[0].qs, "p1", "x", QS_AGENT_KEEP, hx_result_cb, &o), &o), 0);
+        hx_done(h, qs_rollback(h->n[0].qs, "p1", "x", QS_AGENT_KEEP, hx_result_cb, &o),
+                &o),
+        0);
     assert_string_equal(o.res.outcome, "X");
 }
 
@@ -391,7 +428,8 @@ static void test_connection_lost(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_bad_script_args_change_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_script_args_change_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_c_api_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_replies, setup_fake, teardown),
         cmocka_unit_test_setup_teardown(test_connection_lost, setup, teardown),

@@ -17,10 +17,10 @@
 #include "core/err.h"
 #include "harness.h"
 
-#define NCALLERS 3000
-#define NAGENTS 12
+#define NCALLERS     3000
+#define NAGENTS      12
 #define INFLIGHT_MAX 256
-#define SWEEPS_MAX 4
+#define SWEEPS_MAX   4
 
 typedef struct race {
     hx *h;
@@ -65,7 +65,8 @@ static void bridged_cb(queue_store *qs, int err, const qs_result *res, void *pd)
     r->inflight--;
     if (err)
         r->errors++;
-    else if (qs_leave(qs, b->call, QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true, left_cb, r) == 0)
+    else if (qs_leave(qs, b->call, QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true, left_cb, r) ==
+             0)
         r->inflight++;
     else
         r->errors++;
@@ -130,7 +131,8 @@ static void send_enter(race *r)
     snprintf(id, sizeof id, "c%05d", i);
     snprintf(chan, sizeof chan, "ch-%s", id);
     const char *queues[] = {"q"};
-    qs_caller c = {.callid = id, .channel = chan, .priority = 0, .queues = queues, .nqueues = 1};
+    qs_caller c = {
+        .callid = id, .channel = chan, .priority = 0, .queues = queues, .nqueues = 1};
     if (qs_enter(r->h->n[i % 2].qs, &c, i % 3 == 0, enter_cb, r) != 0) {
         r->errors++;
         return;
@@ -257,7 +259,8 @@ static void test_two_nodes_race(void **state)
     /* all agents free again, no caller, no pairing left */
     assert_int_equal(hx_int(&h, "ZCARD {ariq}:queue:q:agents"), NAGENTS);
     assert_int_equal(hx_int(&h, "ZCARD {ariq}:queue:q:callers"), 0);
-    assert_int_equal(hx_int(&h, "EXISTS {ariq}:node:A:pairings {ariq}:node:B:pairings"), 0);
+    assert_int_equal(hx_int(&h, "EXISTS {ariq}:node:A:pairings {ariq}:node:B:pairings"),
+                     0);
     assert_int_equal(hx_int(&h, "EXISTS {ariq}:node:A:calls {ariq}:node:B:calls"), 0);
     free(r.pids);
     assert_int_equal(hx_stop(&h), 0);
