@@ -107,6 +107,8 @@ static const bad_case cases[] = {
     {"NOTFOUND agent a9",
      {K3("{ariq}:agent:a9"), COMMON("agent_pause"), "a9", "1", "", "0", "1", NULL}},
     {"BADSTATE agent a1 is", {AGENT, COMMON("agent_ready"), "a1", "0", "1", NULL}},
+    {"ERR ariq: autopair", {AGENT, COMMON("agent_ready"), "a1", "yes", "1", NULL}},
+    {"ERR ariq: expected 7", {AGENT, COMMON("agent_ready"), "a1", NULL}},
     /* pairing */
     {"ERR ariq: scope",
      {K3("{ariq}:queue:q:callers"), COMMON("pair"), "all", "q", "1", NULL}},
