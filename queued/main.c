@@ -1,0 +1,120 @@
+/* queued - the ariq node daemon: serves the Stasis application of one
+ * Asterisk server and shares the queues with every other node through Redis.
+ *
+ *   queued -c /etc/ariq/queued.conf          run
+ *   queued -c /etc/ariq/queued.conf --check  validate the config and exit
+ *
+ * Exit codes: 0 clean stop (SIGTERM / SIGINT), 2 bad arguments or config,
+ * 1 could not start. Logs go to stderr, one line per event, key=value. */
+#include "node.h"
+#include "qconfig.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "queued"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: queued -c CONFIG [--check]\n");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    LOG_I(MOD, "signal=%d stopping", (int)sig);
+    event_base_loopbreak(arg);
+}
+
+/* Config decides the log level and time scale unless the environment does. */
+static void apply_runtime(const qcfg *c)
+{
+    log_level lvl;
+    if (!getenv("ARIQ_LOG_LEVEL") && log_level_parse(c->log_level, &lvl) == 0)
+        log_set_level(lvl);
+    if (!getenv("ARIQ_TIME_SCALE"))
+        clock_set_scale(c->time_scale);
+}
+
+static int run(const qcfg *c)
+{
+    int rc = 1;
+    node *n = NULL;
+    struct event *sigterm = NULL, *sigint = NULL;
+    struct event_base *base = event_base_new();
+    if (!base)
+        goto fail;
+    char err[512];
+    if (node_new(base, c, &n, err, sizeof err) != 0) {
+        LOG_E(MOD, "cannot start: %s", err);
+        goto fail;
+    }
+    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
+    sigint = evsignal_new(base, SIGINT, on_signal, base);
+    if (!sigterm || !sigint || evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL))
+        goto fail;
+    event_base_dispatch(base);
+    LOG_I(MOD, "node=%s stopped", c->node_id);
+    rc = 0;
+fail:
+    node_free(n);
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    if (base)
+        event_base_free(base);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int check = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strcmp(argv[i], "--check") == 0)
+            check = 1;
+        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+    log_init_from_env();
+    if (clock_init_from_env() != 0) {
+        fprintf(stderr, "queued: ARIQ_TIME_SCALE must be a number from 0 to 1000\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN); /* hiredis and libcurl write to sockets that may close */
+
+    qcfg *c = NULL;
+    char err[1024];
+    if (qcfg_load_file(path, &c, err, sizeof err) != 0) {
+        fprintf(stderr, "queued: %s\n", err);
+        return 2;
+    }
+    if (check) {
+        printf("%s: OK, node %s, %zu queue(s)\n", path, c->node_id, c->nqueues);
+        qcfg_free(c);
+        return 0;
+    }
+    apply_runtime(c);
+    int rc = run(c);
+    qcfg_free(c);
+    return rc;
+}

@@ -1,0 +1,261 @@
+#include "node.h"
+#include "node_int.h"
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/strmap.h"
+#include "model/entry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "node"
+
+/* ---- legs ---------------------------------------------------------------- */
+
+void leg_init(leg *l, const leg_ops *ops, node *n, const char *chan)
+{
+    memset(l, 0, sizeof *l);
+    l->ops = ops;
+    l->n = n;
+    l->refs = 1;
+    snprintf(l->chan, sizeof l->chan, "%s", chan);
+}
+
+leg *leg_ref(leg *l)
+{
+    l->refs++;
+    return l;
+}
+
+void leg_unref(leg *l)
+{
+    if (l && --l->refs == 0)
+        l->ops->destroy(l);
+}
+
+int leg_register(leg *l)
+{
+    if (strmap_get(l->n->legs, l->chan))
+        return ARIQ_EBUSY;
+    int rc = strmap_put(l->n->legs, l->chan, l);
+    if (rc == 0)
+        leg_ref(l);
+    return rc;
+}
+
+void leg_end(leg *l)
+{
+    if (l->ended)
+        return;
+    l->ended = true;
+    leg_ref(l); /* on_end may drop the last reference but one */
+    if (l->ops->on_end)
+        l->ops->on_end(l);
+    if (strmap_get(l->n->legs, l->chan) == l) {
+        strmap_del(l->n->legs, l->chan);
+        leg_unref(l);
+    }
+    leg_unref(l);
+}
+
+/* ---- ARI events ------------------------------------------------------------ */
+
+typedef void (*event_fn)(node *n, const ari_event *ev);
+
+/* A channel entered Stasis(app, args): a leg for it, or turned away. */
+static void on_stasis_start(node *n, const ari_event *ev)
+{
+    n->stats.stasis_starts++;
+    const char *chan = ev->channel.id;
+    if (strmap_get(n->legs, chan)) {
+        LOG_W(MOD, "chan=%s StasisStart for a channel that has a leg: ignored", chan);
+        return;
+    }
+    entry_args args;
+    char why[256];
+    if (entry_args_parse(ev->args, ev->nargs, ev->channel.caller_number, &args, why,
+                         sizeof why) != 0) {
+        turnaway_start(n, chan, "INVALIDARGS", why);
+        return;
+    }
+    for (size_t i = 0; i < args.nqueues; i++) {
+        if (args.role != ENTRY_LINK && !qcfg_queue_find(n->cfg, args.queues[i])) {
+            snprintf(why, sizeof why, "queue '%s' is not configured on this node",
+                     args.queues[i]);
+            turnaway_start(n, chan, "UNKNOWNQUEUE", why);
+            return;
+        }
+    }
+    /* The caller, agent and link legs are the next step of issue 3: until
+     * they exist a valid entry is handed back too, loudly, never dropped. */
+    snprintf(why, sizeof why, "role %s is not served by this build yet",
+             entry_role_name(args.role));
+    turnaway_start(n, chan, "NOTSERVED", why);
+}
+
+/* Any other event: to the leg that owns its channel, if one does. */
+static void route_to_leg(node *n, const ari_event *ev)
+{
+    const char *chan = ari_event_channel_id(ev);
+    leg *l = chan ? strmap_get(n->legs, chan) : NULL;
+    if (!l) {
+        n->stats.unowned++;
+        LOG_D(MOD, "event=%s chan=%s owner=none", ev->type_name, chan ? chan : "-");
+        return;
+    }
+    leg_ref(l); /* the handler may end the leg */
+    l->ops->on_event(l, ev);
+    leg_unref(l);
+}
+
+static const event_fn event_handlers[ARI_EV__COUNT] = {
+    [ARI_EV_STASIS_START] = on_stasis_start,
+};
+
+static void on_event(ari_stream *s, const ari_event *ev, void *ud)
+{
+    (void)s;
+    node *n = ud;
+    n->stats.events++;
+    event_fn fn = (unsigned)ev->type < ARI_EV__COUNT ? event_handlers[ev->type] : NULL;
+    (fn ? fn : route_to_leg)(n, ev);
+}
+
+static void on_ari_connected(ari_stream *s, void *ud)
+{
+    (void)s;
+    node *n = ud;
+    LOG_I(MOD, "node=%s ari=connected app=%s", n->cfg->node_id, n->cfg->app);
+}
+
+static void on_ari_disconnected(ari_stream *s, const char *reason, void *ud)
+{
+    (void)s;
+    node *n = ud;
+    LOG_W(MOD, "node=%s ari=disconnected reason=\"%s\"", n->cfg->node_id, reason);
+}
+
+/* ---- Redis ----------------------------------------------------------------- */
+
+static void on_store_ready(store *s, void *ud)
+{
+    (void)s;
+    node *n = ud;
+    LOG_I(MOD, "node=%s redis=ready", n->cfg->node_id);
+}
+
+static void on_store_down(store *s, const char *reason, void *ud)
+{
+    (void)s;
+    node *n = ud;
+    LOG_W(MOD, "node=%s redis=down reason=\"%s\"", n->cfg->node_id, reason);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+static int open_store(node *n, char *err, size_t errlen)
+{
+    store_config sc;
+    store_config_init(&sc);
+    int rc = store_config_set_url(&sc, n->cfg->redis_url, err, errlen);
+    if (rc)
+        return rc;
+    if (n->cfg->redis_password[0])
+        snprintf(sc.password, sizeof sc.password, "%s", n->cfg->redis_password);
+    snprintf(sc.ns, sizeof sc.ns, "%s", n->cfg->namespace_);
+    snprintf(sc.scripts_dir, sizeof sc.scripts_dir, "%s", n->cfg->scripts_dir);
+    store_callbacks cbs = {.on_ready = on_store_ready, .on_down = on_store_down};
+    return store_new(n->base, &sc, &cbs, n, &n->store, err, errlen);
+}
+
+static int open_ari(node *n, char *err, size_t errlen)
+{
+    const qcfg *c = n->cfg;
+    ari_client_config ac = {.url = c->ari_url, .user = c->ari_user, .password = c->ari_password};
+    n->ari = ari_client_new(n->base, &ac);
+    if (!n->ari) {
+        snprintf(err, errlen, "ari_url '%s': cannot create the REST client", c->ari_url);
+        return ARIQ_EINVAL;
+    }
+    n->rest = ari_client_rest(n->ari);
+    ari_stream_cfg sc = {.url = c->ari_url,
+                         .app = c->app,
+                         .user = c->ari_user,
+                         .password = c->ari_password,
+                         .on_event = on_event,
+                         .on_connected = on_ari_connected,
+                         .on_disconnected = on_ari_disconnected,
+                         .ud = n};
+    int rc = ari_stream_new(n->base, &sc, &n->events);
+    if (rc)
+        snprintf(err, errlen, "ari_url '%s': cannot start the events WebSocket: %s", c->ari_url,
+                 ariq_strerror(rc));
+    return rc;
+}
+
+int node_new(struct event_base *base, const qcfg *cfg, node **out, char *err, size_t errlen)
+{
+    node *n = calloc(1, sizeof *n);
+    if (!n)
+        return ARIQ_ENOMEM;
+    n->base = base;
+    n->cfg = cfg;
+    int rc = ARIQ_ENOMEM;
+    if (!(n->legs = strmap_new()))
+        goto fail;
+    if ((rc = open_store(n, err, errlen)) != 0 || (rc = open_ari(n, err, errlen)) != 0)
+        goto fail;
+    LOG_I(MOD, "node=%s queues=%zu app=%s starting", cfg->node_id, cfg->nqueues, cfg->app);
+    *out = n;
+    return 0;
+fail:
+    node_free(n);
+    return rc;
+}
+
+typedef struct leg_list {
+    leg **v;
+    size_t n;
+} leg_list;
+
+static void collect_leg(const char *key, void *value, void *ud)
+{
+    (void)key;
+    leg_list *ll = ud;
+    ll->v[ll->n++] = value;
+}
+
+/* Ends every leg (collected first: ending one changes the map). Pending
+ * callbacks then complete with ECLOSED as the clients are freed, and the last
+ * reference frees each leg. */
+static void end_all_legs(node *n)
+{
+    size_t count = strmap_count(n->legs);
+    leg_list ll = {count ? calloc(count, sizeof *ll.v) : NULL, 0};
+    if (!ll.v)
+        return;
+    strmap_each(n->legs, collect_leg, &ll);
+    for (size_t k = 0; k < ll.n; k++)
+        leg_end(ll.v[k]);
+    free(ll.v);
+}
+
+void node_free(node *n)
+{
+    if (!n)
+        return;
+    if (n->legs)
+        end_all_legs(n);
+    ari_stream_free(n->events);
+    ari_client_free(n->ari); /* pending requests complete with ECLOSED */
+    store_free(n->store);
+    strmap_free(n->legs);
+    free(n);
+}
+
+void node_get_stats(const node *n, node_stats *out)
+{
+    *out = n->stats;
+}

@@ -1,0 +1,91 @@
+#include "queued_proc.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+static int write_conf(queued_proc *q, const sim_proc *sim, int node, const redis_proc *r,
+                      const char *general_extra, const char *queues)
+{
+    char dir[512], redis_url[256];
+    snprintf(q->node_id, sizeof q->node_id, "node%d", node + 1);
+    char tag[64];
+    snprintf(tag, sizeof tag, "queued-%s", q->node_id);
+    proc_tmpdir(tag, dir, sizeof dir);
+    snprintf(q->conf, sizeof q->conf, "%s/queued.conf", dir);
+    snprintf(q->logpath, sizeof q->logpath, "%s/queued.log", dir);
+    FILE *f = fopen(q->conf, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "[general]\nnode_id = %s\nari_url = %s\nari_user = %s\nari_password = %s\n"
+            "redis_url = %s\n%s\n%s\n",
+            q->node_id, sim_proc_url(sim, node), sim_proc_user(sim), sim_proc_password(sim),
+            redis_proc_url(r, 0, redis_url, sizeof redis_url), general_extra ? general_extra : "",
+            queues ? queues : "[queue support]\n");
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+static bool app_attached(const sim_proc *sim, int node)
+{
+    long st = 0;
+    json_t *j = sim_ctl(sim, node, "GET", "/ari/applications/queue", NULL, &st);
+    json_decref(j);
+    return st == 200;
+}
+
+int queued_proc_start(queued_proc *q, const sim_proc *sim, int node, const redis_proc *r,
+                      const char *general_extra, const char *queues)
+{
+    memset(q, 0, sizeof *q);
+    if (write_conf(q, sim, node, r, general_extra, queues) != 0)
+        return -1;
+    char bin[512];
+    proc_build_path("queued/queued", bin, sizeof bin);
+    const char *argv[] = {bin, "-c", q->conf, NULL};
+    if (proc_start(&q->proc, argv, q->logpath) != 0)
+        return -1;
+    for (int i = 0; i < 1000; i++) {
+        if (app_attached(sim, node))
+            return 0;
+        if (!proc_alive(&q->proc))
+            break;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "queued_proc: %s did not attach (log: %s)\n", q->node_id, q->logpath);
+    proc_stop(&q->proc, SIGKILL, 1000);
+    return -1;
+}
+
+int queued_proc_stop(queued_proc *q)
+{
+    return proc_stop(&q->proc, SIGTERM, 5000);
+}
+
+void queued_proc_kill(queued_proc *q)
+{
+    proc_stop(&q->proc, SIGKILL, 1000);
+}
+
+bool queued_proc_alive(const queued_proc *q)
+{
+    return proc_alive(&q->proc);
+}
+
+int queued_proc_log_count(const queued_proc *q, const char *needle)
+{
+    FILE *f = fopen(q->logpath, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}

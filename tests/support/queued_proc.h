@@ -1,0 +1,40 @@
+/* queued_proc.h - the queued daemon as a child process, for integration
+ * tests: a config written for a running simulator node and Redis, the real
+ * binary started, and a wait until its events WebSocket is attached. */
+#ifndef ARIQ_TEST_QUEUED_PROC_H
+#define ARIQ_TEST_QUEUED_PROC_H
+
+#include <stdbool.h>
+
+#include "proc.h"
+#include "redis_proc.h"
+#include "sim_proc.h"
+
+typedef struct queued_proc {
+    test_proc proc;
+    char node_id[32];
+    char conf[600];    /* the config file written */
+    char logpath[600]; /* its stderr */
+} queued_proc;
+
+/* Writes a config for simulator node `node` (node ids "node1", ...) and Redis
+ * `r`, with `general_extra` appended to [general] and `queues` (INI text of
+ * the [queue ...] sections) after it, then starts build/queued/queued and
+ * waits until the app is attached on that node (GET /ari/applications/queue
+ * answers 200), up to 10 s. Returns 0, or -1 (its log says why). */
+int queued_proc_start(queued_proc *q, const sim_proc *sim, int node, const redis_proc *r,
+                      const char *general_extra, const char *queues);
+
+/* SIGTERM, wait up to 5 s, then SIGKILL. Returns the exit status (0 for a
+ * clean stop) or -1. */
+int queued_proc_stop(queued_proc *q);
+
+/* SIGKILL at once (a crash). */
+void queued_proc_kill(queued_proc *q);
+
+bool queued_proc_alive(const queued_proc *q);
+
+/* Number of lines of its log containing `needle`. */
+int queued_proc_log_count(const queued_proc *q, const char *needle);
+
+#endif
