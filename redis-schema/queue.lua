@@ -136,6 +136,12 @@ local function secs(ms)
   return fmt(math.floor(ms / 1000))
 end
 
+-- Durations between times stamped by different nodes carry their clock
+-- skew; one is never negative.
+local function span(from_ms, to_ms)
+  return math.max(0, tonumber(to_ms) - tonumber(from_ms))
+end
+
 -- One stream entry: the common fields, then the event's own.
 local function emit(ev, queue, callid, agent, fields)
   local a = {'XADD', EVK, 'MAXLEN', '~', MAXLEN, '*', 'event', ev, 'ts_ms', NOW,
@@ -243,7 +249,7 @@ local function pair_one(q, callid, c, agentid, a)
   redis.call('HSET', kcall(callid), 'state', 'paired', 'pairing', pid, 'paired_ms', NOW,
              'pairpos', table.concat(pos, '&'))
   redis.call('HSET', kagent(agentid), 'state', 'paired', 'pairing', pid, 'since_ms', NOW)
-  local hold = tonumber(NOW) - tonumber(c.entered_ms)
+  local hold = span(c.entered_ms, NOW)
   local rec = {'call', callid, 'agent', agentid, 'queue', q,
                'caller_channel', c.channel, 'agent_channel', a.channel,
                'caller_node', c.node, 'agent_node', a.node,
@@ -347,7 +353,7 @@ end
 -- Logs ABANDON / EXITWITHTIMEOUT for every queue of a call that was waiting
 -- (positions now) or paired (positions when it was paired).
 local function log_exit(ev, callid, c, pos)
-  local waited = tonumber(NOW) - tonumber(c.entered_ms)
+  local waited = span(c.entered_ms, NOW)
   for i, q in ipairs(split(c.queues)) do
     emit(ev, q, callid, nil, wait_fields(pos[i], list_at(c.opos, i), waited))
   end
@@ -359,8 +365,8 @@ local function complete(callid, c, who)
   local pid = c.pairing
   local p = hgetall(kpairing(pid))
   local a = hgetall(kagent(p.agent))
-  local talk = tonumber(NOW) - tonumber(p.bridged_ms)
-  local hold = tonumber(p.bridged_ms) - tonumber(c.entered_ms)
+  local talk = span(p.bridged_ms, NOW)
+  local hold = span(c.entered_ms, p.bridged_ms)
   local i = index_of(split(c.queues), p.queue) or 1
   local ev = who == 'agent' and 'COMPLETEAGENT' or 'COMPLETECALLER'
   emit(ev, p.queue, callid, p.agent, {'holdtime', secs(hold), 'calltime', secs(talk),
@@ -498,7 +504,7 @@ local function op_agent_logoff()
   if a.state == 'free' then agent_dequeue(agentid, a.queues) end
   agent_delete(agentid, a)
   emit('AGENTLOGOFF', nil, a.channel, agentid, {'channel', a.chan_name,
-       'logintime', secs(tonumber(NOW) - tonumber(a.login_ms)), 'reason', reason})
+       'logintime', secs(span(a.login_ms, NOW)), 'reason', reason})
   return {'outcome', 'AGENTLOGOFF', 'call_outcome', callout, 'call', callid,
           'pairings', autopair(ap, requeue, max)}
 end
@@ -599,8 +605,8 @@ local function op_bridged()
   redis.call('HSET', KEYS[3], 'state', 'bridged', 'bridged_ms', NOW)
   redis.call('HSET', kcall(p.call), 'state', 'bridged', 'bridged_ms', NOW)
   redis.call('HSET', kagent(p.agent), 'state', 'talking', 'since_ms', NOW)
-  local hold = tonumber(NOW) - tonumber(c.entered_ms)
-  local ring = tonumber(NOW) - tonumber(p.created_ms)
+  local hold = span(c.entered_ms, NOW)
+  local ring = span(p.created_ms, NOW)
   emit('CONNECT', p.queue, p.call, p.agent, {'holdtime', secs(hold),
        'bridgedchanneluniqueid', p.agent_channel, 'ringtime', secs(ring),
        'holdtime_ms', fmt(hold), 'ringtime_ms', fmt(ring), 'pairing', pid})
@@ -668,10 +674,10 @@ end
 -- Closes an open pause span ("from-to" joined by ","), adding its length.
 local function rec_close_span(k, r)
   if r.state ~= 'paused' then return end
-  local span = r.pause_from .. '-' .. NOW
-  local spans = r.spans == '' and span or (r.spans .. ',' .. span)
+  local one = r.pause_from .. '-' .. NOW
+  local spans = r.spans == '' and one or (r.spans .. ',' .. one)
   redis.call('HSET', k, 'spans', spans)
-  redis.call('HINCRBY', k, 'paused_ms', tonumber(NOW) - tonumber(r.pause_from))
+  redis.call('HINCRBY', k, 'paused_ms', span(r.pause_from, NOW))
   redis.call('HDEL', k, 'pause_from')
 end
 
@@ -709,7 +715,7 @@ local function op_rec()
   local fields = {'recording', name, 'file', r.file, 'pairing', r.pairing, 'paused_ms', f[1]}
   if f[3] then
     fields[#fields + 1] = 'duration_ms'
-    fields[#fields + 1] = fmt(tonumber(f[3]) - tonumber(f[2]) - tonumber(f[1]))
+    fields[#fields + 1] = fmt(math.max(0, span(f[2], f[3]) - tonumber(f[1])))
   end
   emit(REC_EV[action], r.queue, r.call, r.agent, fields)
   return {'state', REC_TO[action]}
@@ -750,7 +756,7 @@ local function reap_call(callid, dead, reason)
     return
   end
   local pos = c.state == 'waiting' and call_dequeue(callid, c) or split(c.pairpos)
-  local waited = tonumber(NOW) - tonumber(c.entered_ms)
+  local waited = span(c.entered_ms, NOW)
   for i, q in ipairs(split(c.queues)) do
     local f = wait_fields(pos[i] or 0, list_at(c.opos, i), waited)
     f[#f + 1] = 'reason'
@@ -769,7 +775,7 @@ local function reap_agent(agentid, dead, reason)
   if a.state == 'free' then agent_dequeue(agentid, a.queues) end
   agent_delete(agentid, a)
   emit('AGENTLOGOFF', nil, a.channel, agentid, {'channel', a.chan_name,
-       'logintime', secs(tonumber(NOW) - tonumber(a.login_ms)), 'reason', reason})
+       'logintime', secs(span(a.login_ms, NOW)), 'reason', reason})
 end
 
 -- Runs fn over at most budget members of a set; returns how many it did.

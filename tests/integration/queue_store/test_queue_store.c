@@ -657,6 +657,23 @@ static void test_recording(void **state)
 #undef REC
 }
 
+/* A node whose clock is behind the one that stamped the call: durations
+ * are 0, never negative. */
+static void test_clock_skew(void **state)
+{
+    hx *h = *state;
+    hx_out o;
+    OK(hx_enter(h, 0, "c1", 0, "q", false, &o));
+    h->now -= 3000;
+    OK(leave(h, 1, "c1", QS_LEAVE_HANGUP, QS_BY_CALLER, 0, false));
+    hx_events e;
+    hx_events_read(h, &e);
+    int i = hx_find(&e, "ABANDON", NULL, NULL, 0);
+    assert_string_equal(hx_ev(&e.v[i], "waittime"), "0");
+    assert_string_equal(hx_ev(&e.v[i], "waittime_ms"), "0");
+    hx_events_free(&e);
+}
+
 static void reap_cb(queue_store *qs, int err, const qs_reap_result *res, void *pd)
 {
     hx_out *o = pd;
@@ -781,6 +798,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agentinuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recording, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clock_skew, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_budget, setup, teardown),
     };
