@@ -159,6 +159,14 @@ static void test_order_and_positions(void **state)
     assert_string_equal(g_o.queue.front, "c1");
     assert_string_equal(g_o.queue.oldest, "c1");
     assert_int_equal(g_o.queue.longest_wait_ms, 3000);
+    /* an unknown call, an empty queue */
+    OK(call_info(h, "nobody"));
+    assert_false(g_o.call.found);
+    memset(&g_o, 0, sizeof g_o);
+    OK(hx_done(h, qs_queue_info(h->n[0].qs, "empty", hx_queue_cb, &g_o), &g_o));
+    assert_int_equal(g_o.queue.callers, 0);
+    assert_string_equal(g_o.queue.front, "");
+    assert_int_equal(g_o.queue.longest_wait_ms, 0);
     hx_events e;
     hx_events_read(h, &e);
     assert_int_equal(hx_count(&e, "ENTERQUEUE"), 4);
