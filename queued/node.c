@@ -6,6 +6,7 @@
 #include "core/strmap.h"
 #include "model/entry.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,11 +89,65 @@ static void on_stasis_start(node *n, const ari_event *ev)
             return;
         }
     }
-    /* The caller, agent and link legs are the next step of issue 3: until
-     * they exist a valid entry is handed back too, loudly, never dropped. */
-    snprintf(why, sizeof why, "role %s is not served by this build yet",
-             entry_role_name(args.role));
-    turnaway_start(n, chan, "NOTSERVED", why);
+    switch (args.role) {
+    case ENTRY_CALLER:
+        caller_start(n, ev, &args);
+        break;
+    case ENTRY_AGENT:
+        agent_start(n, ev, &args);
+        break;
+    default: /* links between nodes are issue 4: handed back, loudly */
+        snprintf(why, sizeof why, "role %s is not served by this build yet",
+                 entry_role_name(args.role));
+        turnaway_start(n, chan, "NOTSERVED", why);
+        break;
+    }
+}
+
+leg *node_leg(node *n, const char *chan)
+{
+    return chan ? strmap_get(n->legs, chan) : NULL;
+}
+
+/* Carries out the pairings a script made. Both parties must be legs of this
+ * node (cross-node pairings are issue 4). A party whose leg has ended is
+ * on its way out: its own leave / logoff fixes the pairing in Redis. */
+void node_take_pairings(node *n, const qs_pairing *p, size_t np)
+{
+    for (size_t i = 0; i < np && !n->closing; i++) {
+        caller *c = leg_caller(node_leg(n, p[i].caller_channel));
+        agent *a = leg_agent(node_leg(n, p[i].agent_channel));
+        if (c && a) {
+            call_start(n, &p[i], c, a);
+            continue;
+        }
+        LOG_W(MOD, "pairing=%s caller=%s%s agent=%s%s not carried out here", p[i].pairing,
+              p[i].caller_channel, c ? "" : "(not a live leg here)", p[i].agent,
+              a ? "" : "(not a live leg here)");
+    }
+}
+
+/* ---- the pairing sweep ------------------------------------------------------- */
+
+static void on_swept(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    (void)qs;
+    node *n = pd;
+    if (!err)
+        node_take_pairings(n, res->pairings, res->npairings);
+}
+
+/* Every sweep_ms: pair in every queue, so nothing waits on a missed trigger
+ * (a pairing made impossible earlier by a race, an agent freed elsewhere). */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    node *n = arg;
+    if (!store_is_ready(n->store))
+        return;
+    for (size_t i = 0; i < n->cfg->nqueues; i++)
+        qs_pair_queue(n->qs, n->cfg->queues[i].name, on_swept, n);
 }
 
 /* Any other event: to the leg that owns its channel, if one does. */
@@ -167,7 +222,27 @@ static int open_store(node *n, char *err, size_t errlen)
     snprintf(sc.ns, sizeof sc.ns, "%s", n->cfg->namespace_);
     snprintf(sc.scripts_dir, sizeof sc.scripts_dir, "%s", n->cfg->scripts_dir);
     store_callbacks cbs = {.on_ready = on_store_ready, .on_down = on_store_down};
-    return store_new(n->base, &sc, &cbs, n, &n->store, err, errlen);
+    rc = store_new(n->base, &sc, &cbs, n, &n->store, err, errlen);
+    if (rc)
+        return rc;
+    qs_config qc;
+    qs_config_init(&qc);
+    snprintf(qc.node, sizeof qc.node, "%s", n->cfg->node_id);
+    rc = qs_new(n->store, &qc, &n->qs);
+    if (rc)
+        snprintf(err, errlen, "queue store: %s", ariq_strerror(rc));
+    return rc;
+}
+
+static int start_sweep(node *n, char *err, size_t errlen)
+{
+    n->sweep = event_new(n->base, -1, EV_PERSIST, on_sweep, n);
+    struct timeval tv = {n->cfg->sweep_ms / 1000, (n->cfg->sweep_ms % 1000) * 1000};
+    if (!n->sweep || event_add(n->sweep, &tv) != 0) {
+        snprintf(err, errlen, "cannot arm the pairing sweep");
+        return ARIQ_ENOMEM;
+    }
+    return 0;
 }
 
 static int open_ari(node *n, char *err, size_t errlen)
@@ -205,7 +280,8 @@ int node_new(struct event_base *base, const qcfg *cfg, node **out, char *err, si
     int rc = ARIQ_ENOMEM;
     if (!(n->legs = strmap_new()))
         goto fail;
-    if ((rc = open_store(n, err, errlen)) != 0 || (rc = open_ari(n, err, errlen)) != 0)
+    if ((rc = open_store(n, err, errlen)) != 0 || (rc = open_ari(n, err, errlen)) != 0 ||
+        (rc = start_sweep(n, err, errlen)) != 0)
         goto fail;
     LOG_I(MOD, "node=%s queues=%zu app=%s starting", cfg->node_id, cfg->nqueues, cfg->app);
     *out = n;
@@ -242,15 +318,26 @@ static void end_all_legs(node *n)
     free(ll.v);
 }
 
+/* The order matters: pending callbacks run during each free and may try to
+ * start more work. ARI goes first (its callbacks may still reach Redis), then
+ * the REST handle is cleared so later attempts fail cleanly (EINVAL), then
+ * the store (its callbacks get EIO; new commands are refused while it
+ * closes), and the queue store last, with nothing pending. */
 void node_free(node *n)
 {
     if (!n)
         return;
+    n->closing = true;
     if (n->legs)
         end_all_legs(n);
+    if (n->sweep)
+        event_free(n->sweep);
     ari_stream_free(n->events);
     ari_client_free(n->ari); /* pending requests complete with ECLOSED */
+    n->ari = NULL;
+    n->rest = NULL;
     store_free(n->store);
+    qs_free(n->qs);
     strmap_free(n->legs);
     free(n);
 }

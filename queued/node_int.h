@@ -7,7 +7,13 @@
 #include "core/strmap.h"
 #include "leg.h"
 #include "node.h"
+#include "model/entry.h"
+#include "store/queue_store.h"
 #include "store/store.h"
+
+typedef struct caller caller;
+typedef struct agent agent;
+typedef struct call call;
 
 struct node {
     struct event_base *base; /* borrowed */
@@ -16,7 +22,10 @@ struct node {
     ari_rest *rest; /* the ARI transport legs use (owned by ari) */
     ari_stream *events;
     store *store;
+    queue_store *qs;
     strmap *legs; /* channel id -> leg (one reference each) */
+    struct event *sweep; /* periodic pairing sweep */
+    bool closing;        /* node_free running: start nothing new */
     node_stats stats;
 };
 
@@ -24,5 +33,57 @@ struct node {
  * (borrowed). Never fails silently: every step that cannot be done is
  * logged; a channel that is gone just ends it. */
 void turnaway_start(node *n, const char *chan, const char *status, const char *why);
+
+/* The leg of a channel, or NULL. Borrowed. */
+leg *node_leg(node *n, const char *chan);
+
+/* Pairings a script returned (from any request with autopair, or the sweep):
+ * each is carried out if both parties are legs of this node. */
+void node_take_pairings(node *n, const qs_pairing *p, size_t np);
+
+/* ---- hold.c: the node's holding bridges (one per MOH class) ---- */
+
+/* Puts l's channel into the holding bridge of moh_class (creating the bridge
+ * on first use; its id is fixed per node and class so a restart finds it)
+ * and starts the bridge's music on hold (again: Asterisk drops it when a
+ * holding bridge empties). done(l, ok) runs once, later; the leg is held
+ * until then. */
+typedef void (*hold_done_fn)(leg *l, bool ok);
+void hold_join(leg *l, const char *moh_class, hold_done_fn done);
+
+/* ---- caller.c / agent.c ---- */
+
+/* StasisStart of a caller / agent with valid arguments. */
+void caller_start(node *n, const ari_event *ev, const entry_args *a);
+void agent_start(node *n, const ari_event *ev, const entry_args *a);
+
+/* The role of a leg, or NULL if it is not one. */
+caller *leg_caller(leg *l);
+agent *leg_agent(leg *l);
+
+/* A pairing made this leg's party one side of a call, or the call ended
+ * (c NULL); see call.c. */
+void caller_set_call(caller *c, call *k);
+void agent_set_call(agent *a, call *k);
+/* The caller's running announcement (playback id) or NULL. */
+const char *caller_playback(const caller *c);
+/* Both parties are in the mixing bridge. */
+void caller_talking(caller *c);
+void agent_talking(agent *a);
+/* Waiting again after a call could not be made (rolled back / requeued). */
+void caller_back_to_queue(caller *c);
+/* After a call: to the holding bridge; free at once, or after wrapup_s. */
+void agent_after_call(agent *a, long wrapup_s);
+/* Free again after a call could not be made. */
+void agent_back_to_free(agent *a);
+
+/* ---- call.c: one pairing carried out on this node ---- */
+
+void call_start(node *n, const qs_pairing *p, caller *c, agent *a);
+/* A party's channel is gone (hung up). */
+void call_caller_gone(call *k);
+void call_agent_gone(call *k);
+/* The agent pressed a key while in the call. */
+void call_agent_dtmf(call *k, char digit);
 
 #endif

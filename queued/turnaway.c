@@ -158,6 +158,8 @@ static const leg_ops turnaway_ops = {"turnaway", ta_on_event, ta_on_end, ta_dest
 
 void turnaway_start(node *n, const char *chan, const char *status, const char *why)
 {
+    if (n->closing)
+        return; /* the channel stays in Stasis; a restart re-adopts it */
     n->stats.turned_away++;
     LOG_W(MOD, "chan=%s status=%s why=\"%s\"", chan, status, why);
     turnaway *t = calloc(1, sizeof *t);

@@ -1,0 +1,329 @@
+/* agent.c - the agent leg: from Stasis(queue,agent,...) to logoff.
+ *
+ *   state        on                                  next
+ *   ANSWERING    answer 204                          LOGGING_IN (qs_agent_login, autopair)
+ *   ANSWERING    answer 404 / hangup                 ENDED
+ *   LOGGING_IN   logged in                           HOLDING    (hold_join)
+ *   LOGGING_IN   AGENTINUSE (id waiting or talking)  ENDED      (turned away, AGENTINUSE)
+ *   HOLDING      joined                              FREE
+ *   HOLDING/FREE a pairing (call_start)              CONNECTING
+ *   CONNECTING   both in the mixing bridge           TALKING
+ *   CONNECTING   rolled back / caller gone           HOLDING    (free again)
+ *   TALKING      call over                           WRAPUP (timer) or HOLDING (free)
+ *   WRAPUP       timer: qs_agent_ready               HOLDING
+ *   any          hangup                              ENDED      (qs_agent_logoff, or
+ *                                                              the call ends it)
+ *
+ * The agent's DTMF only means something in a call (call.c's key table). */
+#include "node_int.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "agent"
+
+typedef enum {
+    AGENT_ANSWERING,  /* answer sent */
+    AGENT_LOGGING_IN, /* qs_agent_login sent */
+    AGENT_HOLDING,    /* joining the holding bridge (free in Redis) */
+    AGENT_FREE,       /* in the holding bridge, waiting for a caller */
+    AGENT_CONNECTING, /* paired: moving to the caller */
+    AGENT_TALKING,    /* in the mixing bridge */
+    AGENT_WRAPUP,     /* after a call, before taking the next */
+    AGENT_ENDED,      /* logged off */
+    AGENT__COUNT
+} agent_state;
+
+static const char *const state_names[AGENT__COUNT] = {
+    "answering", "logging_in", "holding", "free", "connecting", "talking", "wrapup", "ended"};
+
+struct agent {
+    leg base;
+    agent_state state;
+    entry_args args;
+    const qcfg_queue *q; /* the first queue: music on hold */
+    char name[128];      /* the channel name, for AGENTLOGIN */
+    bool logged_in;
+    call *k;
+    struct event *wrapup;
+};
+
+static void set_state(agent *a, agent_state to)
+{
+    LOG_I(MOD, "chan=%s agent=%s from=%s to=%s", a->base.chan, a->args.agent_id,
+          state_names[a->state], state_names[to]);
+    a->state = to;
+}
+
+agent *leg_agent(leg *l)
+{
+    return l && strcmp(l->ops->role, "agent") == 0 ? (agent *)l : NULL;
+}
+
+/* ---- logging in ------------------------------------------------------------ */
+
+static void on_held(leg *l, bool ok)
+{
+    agent *a = (agent *)l;
+    if (a->state != AGENT_HOLDING)
+        return;
+    if (!ok)
+        LOG_W(MOD, "chan=%s waits without the holding bridge (no MOH)", a->base.chan);
+    set_state(a, AGENT_FREE);
+}
+
+static void to_holding(agent *a)
+{
+    set_state(a, AGENT_HOLDING);
+    hold_join(&a->base, a->q->moh_class, on_held);
+}
+
+static void on_logoff(queue_store *qs, int err, const qs_result *res, void *pd);
+
+static void logoff(agent *a)
+{
+    leg_ref(&a->base);
+    if (qs_agent_logoff(a->base.n->qs, a->args.agent_id, "hangup", true, on_logoff, a) != 0) {
+        leg_unref(&a->base);
+        LOG_E(MOD, "agent=%s hung up but Redis is unreachable: its record stays until reaped",
+              a->args.agent_id);
+    }
+}
+
+static void on_login(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    (void)qs;
+    agent *a = pd;
+    if (err == ARIQ_EBUSY && a->state == AGENT_LOGGING_IN) {
+        set_state(a, AGENT_ENDED);
+        leg_end(&a->base);
+        turnaway_start(a->base.n, a->base.chan, "AGENTINUSE", qs_errmsg(a->base.n->qs));
+    } else if (err) {
+        LOG_E(MOD, "agent=%s login failed: %s (%s)", a->args.agent_id, ariq_strerror(err),
+              qs_errmsg(a->base.n->qs));
+        bool alive = a->state == AGENT_LOGGING_IN;
+        set_state(a, AGENT_ENDED);
+        leg_end(&a->base);
+        if (alive)
+            turnaway_start(a->base.n, a->base.chan, "UNAVAILABLE", "the queue store refused");
+    } else if (a->state == AGENT_LOGGING_IN) {
+        a->logged_in = true;
+        LOG_I(MOD, "agent=%s chan=%s logged in queues=%zu", a->args.agent_id, a->base.chan,
+              a->args.nqueues);
+        to_holding(a);
+        node_take_pairings(a->base.n, res->pairings, res->npairings);
+    } else {
+        a->logged_in = true; /* hung up while logging in */
+        logoff(a);
+    }
+    leg_unref(&a->base);
+}
+
+static void login(agent *a)
+{
+    const char *queues[ENTRY_MAX_QUEUES];
+    for (size_t i = 0; i < a->args.nqueues; i++)
+        queues[i] = a->args.queues[i];
+    qs_agent qa = {.agentid = a->args.agent_id,
+                   .channel = a->base.chan,
+                   .chan_name = a->name,
+                   .queues = queues,
+                   .nqueues = a->args.nqueues};
+    set_state(a, AGENT_LOGGING_IN);
+    leg_ref(&a->base);
+    int rc = qs_agent_login(a->base.n->qs, &qa, true, on_login, a);
+    if (rc != 0) {
+        leg_unref(&a->base);
+        LOG_E(MOD, "agent=%s cannot log in: %s", a->args.agent_id, ariq_strerror(rc));
+        set_state(a, AGENT_ENDED);
+        leg_end(&a->base);
+        turnaway_start(a->base.n, a->base.chan, "UNAVAILABLE", "Redis is not reachable");
+    }
+}
+
+static void on_answered(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    agent *a = pd;
+    if (a->state == AGENT_ANSWERING) {
+        if (r->status == 204) {
+            login(a);
+        } else {
+            set_state(a, AGENT_ENDED);
+            leg_end(&a->base);
+        }
+    }
+    leg_unref(&a->base);
+}
+
+/* ---- calls and wrapup ------------------------------------------------------ */
+
+void agent_set_call(agent *a, call *k)
+{
+    a->k = k;
+    if (k && a->state != AGENT_CONNECTING)
+        set_state(a, AGENT_CONNECTING);
+}
+
+void agent_talking(agent *a)
+{
+    if (a->state == AGENT_CONNECTING)
+        set_state(a, AGENT_TALKING);
+}
+
+void agent_back_to_free(agent *a)
+{
+    a->k = NULL;
+    if (!a->base.ended)
+        to_holding(a);
+}
+
+static void on_ready(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    (void)qs;
+    agent *a = pd;
+    if (err)
+        LOG_W(MOD, "agent=%s end of wrapup not recorded: %s", a->args.agent_id,
+              ariq_strerror(err));
+    else if (a->state == AGENT_WRAPUP) {
+        set_state(a, AGENT_FREE);
+        node_take_pairings(a->base.n, res->pairings, res->npairings);
+    }
+    leg_unref(&a->base);
+}
+
+static void on_wrapup_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    agent *a = arg;
+    if (a->state == AGENT_WRAPUP) {
+        leg_ref(&a->base);
+        if (qs_agent_ready(a->base.n->qs, a->args.agent_id, true, on_ready, a) != 0) {
+            leg_unref(&a->base);
+            LOG_W(MOD, "agent=%s stays in wrapup: Redis is unreachable", a->args.agent_id);
+        }
+    }
+    leg_unref(&a->base); /* the timer's */
+}
+
+static void on_back_in_hold(leg *l, bool ok)
+{
+    (void)ok;
+    (void)l; /* the agent's state was set before the move */
+}
+
+void agent_after_call(agent *a, long wrapup_s)
+{
+    a->k = NULL;
+    if (a->base.ended)
+        return;
+    if (wrapup_s > 0) {
+        set_state(a, AGENT_WRAPUP);
+        uint64_t ms = clock_scaled_ms((uint64_t)wrapup_s * 1000u);
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        leg_ref(&a->base);
+        evtimer_add(a->wrapup, &tv);
+    } else {
+        set_state(a, AGENT_FREE); /* the script freed it at the back already */
+    }
+    hold_join(&a->base, a->q->moh_class, on_back_in_hold);
+}
+
+/* ---- logging off ------------------------------------------------------------ */
+
+static void on_logoff(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    (void)qs;
+    agent *a = pd;
+    if (err)
+        LOG_W(MOD, "agent=%s logoff not recorded: %s", a->args.agent_id, ariq_strerror(err));
+    else {
+        LOG_I(MOD, "agent=%s logged off outcome=%s call=%s", a->args.agent_id, res->call_outcome,
+              res->call);
+        node_take_pairings(a->base.n, res->pairings, res->npairings);
+    }
+    leg_unref(&a->base);
+}
+
+static void agent_gone(agent *a)
+{
+    agent_state was = a->state;
+    set_state(a, AGENT_ENDED);
+    leg_end(&a->base);
+    if (a->k)
+        call_agent_gone(a->k); /* the call logs the agent off and ends the caller */
+    else if (a->logged_in && was != AGENT_LOGGING_IN)
+        logoff(a);
+}
+
+static void on_event(leg *l, const ari_event *ev)
+{
+    agent *a = (agent *)l;
+    switch (ev->type) {
+    case ARI_EV_CHANNEL_HANGUP_REQUEST:
+    case ARI_EV_STASIS_END:
+    case ARI_EV_CHANNEL_DESTROYED:
+        if (!a->base.ended)
+            agent_gone(a);
+        break;
+    case ARI_EV_CHANNEL_DTMF_RECEIVED:
+        if (a->k && a->state == AGENT_TALKING)
+            call_agent_dtmf(a->k, ev->digit);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_end(leg *l)
+{
+    agent *a = (agent *)l;
+    if (evtimer_pending(a->wrapup, NULL)) {
+        evtimer_del(a->wrapup);
+        leg_unref(l);
+    }
+}
+
+static void destroy(leg *l)
+{
+    agent *a = (agent *)l;
+    if (a->wrapup)
+        event_free(a->wrapup);
+    free(a);
+}
+
+static const leg_ops agent_ops = {"agent", on_event, on_end, destroy};
+
+void agent_start(node *n, const ari_event *ev, const entry_args *args)
+{
+    agent *a = calloc(1, sizeof *a);
+    if (!a) {
+        LOG_E(MOD, "chan=%s out of memory", ev->channel.id);
+        return;
+    }
+    leg_init(&a->base, &agent_ops, n, ev->channel.id);
+    a->args = *args;
+    a->q = qcfg_queue_find(n->cfg, args->queues[0]);
+    snprintf(a->name, sizeof a->name, "%s", ev->channel.name ? ev->channel.name : "");
+    a->wrapup = evtimer_new(n->base, on_wrapup_over, a);
+    if (!a->wrapup || leg_register(&a->base) != 0) {
+        LOG_E(MOD, "chan=%s cannot track the agent", ev->channel.id);
+        leg_unref(&a->base);
+        return;
+    }
+    LOG_I(MOD, "chan=%s agent=%s queues=%zu state=answering", a->base.chan, args->agent_id,
+          args->nqueues);
+    leg_ref(&a->base);
+    if (ari_channel_answer(n->rest, a->base.chan, on_answered, a) != 0) {
+        leg_unref(&a->base);
+        leg_end(&a->base);
+    }
+    leg_unref(&a->base);
+}

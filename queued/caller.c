@@ -1,0 +1,374 @@
+/* caller.c - the caller leg: from Stasis(queue,caller,...) to a call with an
+ * agent, or to the end of the wait.
+ *
+ *   state        on                                   next
+ *   ANSWERING    answer 204                           ENTERING  (qs_enter, autopair)
+ *   ANSWERING    answer 404 / hangup                  ENDED     (left before queueing)
+ *   ENTERING     entered                              HOLDING   (hold_join)
+ *   ENTERING     entered and paired at once           CONNECTING
+ *   HOLDING      joined                               WAITING   (announce timer)
+ *   WAITING      announce timer -> position read      ANNOUNCING (play)
+ *   ANNOUNCING   PlaybackFinished                     WAITING   (timer again)
+ *   HOLDING..    a pairing (call_start)               CONNECTING
+ *   CONNECTING   both in the mixing bridge            TALKING
+ *   CONNECTING   rolled back / agent gone             WAITING
+ *   any          hangup                               ENDED     (qs_leave: ABANDON,
+ *                                                               or the call ends it)
+ *
+ * Position is read from Redis when an announcement is due, never cached:
+ * callers ahead leave on every node. A pairing stops a running announcement
+ * at once (call.c deletes the playback before moving the caller). */
+#include "node_int.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/ids.h"
+#include "core/log.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "caller"
+
+typedef enum {
+    CALLER_ANSWERING,  /* answer sent */
+    CALLER_ENTERING,   /* qs_enter sent: taking its place in the queues */
+    CALLER_HOLDING,    /* in the queues; joining the holding bridge */
+    CALLER_WAITING,    /* in the holding bridge, hearing MOH */
+    CALLER_ANNOUNCING, /* hearing its position */
+    CALLER_CONNECTING, /* paired: moving to the agent */
+    CALLER_TALKING,    /* in the mixing bridge with the agent */
+    CALLER_ENDED,      /* gone, or handed back */
+    CALLER__COUNT
+} caller_state;
+
+static const char *const state_names[CALLER__COUNT] = {
+    "answering", "entering", "holding", "waiting", "announcing", "connecting", "talking",
+    "ended"};
+
+struct caller {
+    leg base;
+    caller_state state;
+    entry_args args;
+    const qcfg_queue *q; /* the first queue: music and announcement settings */
+    char cid_num[64], cid_name[64];
+    bool queued;         /* has a record in Redis (qs_enter succeeded) */
+    call *k;             /* the call it is in, while paired */
+    struct event *announce;
+    unsigned announcements;
+    char playback[ARI_EVENT_MAX_ID + 1]; /* the running announcement, "" if none */
+};
+
+static void leave_queue(caller *c);
+static void arm_announcement(caller *c, bool first);
+
+static void set_state(caller *c, caller_state to)
+{
+    LOG_I(MOD, "chan=%s queue=%s from=%s to=%s", c->base.chan, c->q->name,
+          state_names[c->state], state_names[to]);
+    c->state = to;
+}
+
+caller *leg_caller(leg *l)
+{
+    return l && strcmp(l->ops->role, "caller") == 0 ? (caller *)l : NULL;
+}
+
+const char *caller_playback(const caller *c)
+{
+    return c->playback[0] ? c->playback : NULL;
+}
+
+/* ---- joining ------------------------------------------------------------- */
+
+static void on_held(leg *l, bool ok)
+{
+    caller *c = (caller *)l;
+    if (c->state != CALLER_HOLDING)
+        return; /* paired or gone meanwhile */
+    if (!ok)
+        LOG_W(MOD, "chan=%s waits without the holding bridge (no MOH)", c->base.chan);
+    set_state(c, CALLER_WAITING);
+    arm_announcement(c, true);
+}
+
+static void on_entered(queue_store *qs, int err, const qs_enter_result *res, void *pd)
+{
+    (void)qs;
+    caller *c = pd;
+    if (err) {
+        LOG_E(MOD, "chan=%s could not enter the queue: %s (%s)", c->base.chan,
+              ariq_strerror(err), qs_errmsg(c->base.n->qs));
+        bool alive = c->state == CALLER_ENTERING;
+        set_state(c, CALLER_ENDED);
+        leg_end(&c->base); /* first: the turn-away takes the channel over */
+        if (alive)
+            turnaway_start(c->base.n, c->base.chan, "UNAVAILABLE", "the queue store refused");
+    } else if (c->state == CALLER_ENTERING) {
+        c->queued = true;
+        LOG_I(MOD, "chan=%s queue=%s entered position=%lld seq=%lld", c->base.chan, c->q->name,
+              (long long)res->positions[0], (long long)res->seq);
+        set_state(c, CALLER_HOLDING);
+        hold_join(&c->base, c->q->moh_class, on_held);
+        node_take_pairings(c->base.n, res->pairings, res->npairings);
+    } else {
+        c->queued = true; /* hung up while entering: leave now */
+        leave_queue(c);
+    }
+    leg_unref(&c->base);
+}
+
+static void enter_queue(caller *c)
+{
+    const char *queues[ENTRY_MAX_QUEUES];
+    for (size_t i = 0; i < c->args.nqueues; i++)
+        queues[i] = c->args.queues[i];
+    qs_caller qc = {.callid = c->base.chan,
+                    .channel = c->base.chan,
+                    .priority = c->args.priority,
+                    .cid_num = c->cid_num,
+                    .cid_name = c->cid_name,
+                    .queues = queues,
+                    .nqueues = c->args.nqueues};
+    set_state(c, CALLER_ENTERING);
+    leg_ref(&c->base);
+    int rc = qs_enter(c->base.n->qs, &qc, true, on_entered, c);
+    if (rc != 0) {
+        leg_unref(&c->base);
+        LOG_E(MOD, "chan=%s cannot enter the queue: %s (%s)", c->base.chan, ariq_strerror(rc),
+              qs_errmsg(c->base.n->qs));
+        set_state(c, CALLER_ENDED);
+        leg_end(&c->base);
+        turnaway_start(c->base.n, c->base.chan, "UNAVAILABLE", "Redis is not reachable");
+    }
+}
+
+static void on_answered(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    caller *c = pd;
+    if (c->state == CALLER_ANSWERING) {
+        if (r->status == 204) {
+            enter_queue(c);
+        } else {
+            LOG_I(MOD, "chan=%s answer failed status=%ld: the caller left", c->base.chan,
+                  r->status);
+            set_state(c, CALLER_ENDED);
+            leg_end(&c->base);
+        }
+    }
+    leg_unref(&c->base);
+}
+
+/* ---- announcements --------------------------------------------------------- */
+
+static void on_position(queue_store *qs, int err, const qs_call_view *v, void *pd)
+{
+    (void)qs;
+    caller *c = pd;
+    if (c->state == CALLER_WAITING && !err && v->found && v->nqueues > 0) {
+        int64_t ahead = v->queues[0].ahead;
+        char pb[ARI_EVENT_MAX_ID + 1], num[32];
+        ids_make("ann", pb, sizeof pb); /* not from the channel id: that may be 150 bytes */
+        c->announcements++;
+        snprintf(num, sizeof num, "number:%lld", (long long)ahead);
+        const char *next[] = {"sound:queue-youarenext"};
+        const char *behind[] = {"sound:queue-thereare", num, "sound:queue-callswaiting"};
+        const char *const *media = ahead == 0 ? next : behind;
+        size_t nmedia = ahead == 0 ? 1 : 3;
+        snprintf(c->playback, sizeof c->playback, "%s", pb);
+        set_state(c, CALLER_ANNOUNCING);
+        LOG_I(MOD, "chan=%s announce ahead=%lld playback=%s", c->base.chan, (long long)ahead, pb);
+        if (ari_channel_play(c->base.n->rest, c->base.chan, pb, media, nmedia, NULL, NULL,
+                             NULL) != 0) {
+            c->playback[0] = '\0';
+            set_state(c, CALLER_WAITING);
+            arm_announcement(c, false);
+        }
+    } else if (c->state == CALLER_WAITING) {
+        if (err)
+            LOG_W(MOD, "chan=%s position unknown (%s): announcement skipped", c->base.chan,
+                  ariq_strerror(err));
+        arm_announcement(c, false);
+    }
+    leg_unref(&c->base);
+}
+
+static void on_announce_due(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    caller *c = arg;
+    if (c->state == CALLER_WAITING) {
+        leg_ref(&c->base);
+        if (qs_call_info(c->base.n->qs, c->base.chan, on_position, c) != 0) {
+            leg_unref(&c->base);
+            arm_announcement(c, false);
+        }
+    }
+    leg_unref(&c->base); /* the timer's reference */
+}
+
+/* Every announce_frequency seconds (scaled), the first one at once when
+ * announce_on_join. */
+static void arm_announcement(caller *c, bool first)
+{
+    if (c->q->announce_frequency_s <= 0 || c->base.ended)
+        return;
+    uint64_t ms = first && c->q->announce_on_join
+                      ? 0
+                      : clock_scaled_ms((uint64_t)c->q->announce_frequency_s * 1000u);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (!evtimer_pending(c->announce, NULL)) {
+        leg_ref(&c->base);
+        evtimer_add(c->announce, &tv);
+    }
+}
+
+static void cancel_announcement(caller *c)
+{
+    if (evtimer_pending(c->announce, NULL)) {
+        evtimer_del(c->announce);
+        leg_unref(&c->base);
+    }
+}
+
+/* ---- calls --------------------------------------------------------------- */
+
+void caller_set_call(caller *c, call *k)
+{
+    c->k = k;
+    if (k && c->state != CALLER_CONNECTING) {
+        cancel_announcement(c);
+        set_state(c, CALLER_CONNECTING);
+    } else if (!k && c->state == CALLER_TALKING) {
+        set_state(c, CALLER_ENDED); /* the call ended: the caller goes with it */
+    }
+}
+
+void caller_back_to_queue(caller *c)
+{
+    c->k = NULL;
+    if (c->base.ended)
+        return;
+    set_state(c, CALLER_HOLDING);
+    c->playback[0] = '\0';
+    hold_join(&c->base, c->q->moh_class, on_held);
+}
+
+void caller_talking(caller *c)
+{
+    if (c->state == CALLER_CONNECTING)
+        set_state(c, CALLER_TALKING);
+}
+
+/* ---- leaving --------------------------------------------------------------- */
+
+static void on_left(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    (void)qs;
+    caller *c = pd;
+    if (err)
+        LOG_W(MOD, "chan=%s leave not recorded: %s (%s)", c->base.chan, ariq_strerror(err),
+              qs_errmsg(c->base.n->qs));
+    else {
+        LOG_I(MOD, "chan=%s left outcome=%s", c->base.chan, res->outcome);
+        node_take_pairings(c->base.n, res->pairings, res->npairings);
+    }
+    leg_unref(&c->base);
+}
+
+/* Out of every queue: ABANDON while waiting (the script knows the state). */
+static void leave_queue(caller *c)
+{
+    leg_ref(&c->base);
+    if (qs_leave(c->base.n->qs, c->base.chan, QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true, on_left,
+                 c) != 0) {
+        leg_unref(&c->base);
+        LOG_E(MOD, "chan=%s hung up but Redis is unreachable: its record stays until reaped",
+              c->base.chan);
+    }
+}
+
+/* The caller's channel is gone. In a call, the call records the end;
+ * entering, on_entered leaves once the enter is done; otherwise it leaves
+ * the queue now if it had entered. */
+static void caller_gone(caller *c)
+{
+    caller_state was = c->state;
+    set_state(c, CALLER_ENDED);
+    leg_end(&c->base);
+    if (c->k)
+        call_caller_gone(c->k);
+    else if (c->queued && was != CALLER_ENTERING)
+        leave_queue(c);
+}
+
+static void on_event(leg *l, const ari_event *ev)
+{
+    caller *c = (caller *)l;
+    switch (ev->type) {
+    case ARI_EV_CHANNEL_HANGUP_REQUEST:
+    case ARI_EV_STASIS_END:
+    case ARI_EV_CHANNEL_DESTROYED:
+        if (!c->base.ended)
+            caller_gone(c);
+        break;
+    case ARI_EV_PLAYBACK_FINISHED:
+        if (c->playback[0] && strcmp(ev->playback.id, c->playback) == 0) {
+            c->playback[0] = '\0';
+            if (c->state == CALLER_ANNOUNCING) {
+                set_state(c, CALLER_WAITING);
+                arm_announcement(c, false);
+            }
+        }
+        break;
+    default:
+        break; /* the caller's keys mean nothing here (yet) */
+    }
+}
+
+static void on_end(leg *l)
+{
+    cancel_announcement((caller *)l);
+}
+
+static void destroy(leg *l)
+{
+    caller *c = (caller *)l;
+    if (c->announce)
+        event_free(c->announce);
+    free(c);
+}
+
+static const leg_ops caller_ops = {"caller", on_event, on_end, destroy};
+
+void caller_start(node *n, const ari_event *ev, const entry_args *a)
+{
+    caller *c = calloc(1, sizeof *c);
+    if (!c) {
+        LOG_E(MOD, "chan=%s out of memory", ev->channel.id);
+        return;
+    }
+    leg_init(&c->base, &caller_ops, n, ev->channel.id);
+    c->args = *a;
+    c->q = qcfg_queue_find(n->cfg, a->queues[0]);
+    snprintf(c->cid_num, sizeof c->cid_num, "%s", ev->channel.caller_number);
+    snprintf(c->cid_name, sizeof c->cid_name, "%s", ev->channel.caller_name);
+    c->announce = evtimer_new(n->base, on_announce_due, c);
+    if (!c->announce || leg_register(&c->base) != 0) {
+        LOG_E(MOD, "chan=%s cannot track the caller", ev->channel.id);
+        leg_unref(&c->base);
+        return;
+    }
+    LOG_I(MOD, "chan=%s queues=%zu first=%s priority=%d state=answering", c->base.chan,
+          a->nqueues, c->q->name, a->priority);
+    leg_ref(&c->base);
+    if (ari_channel_answer(n->rest, c->base.chan, on_answered, c) != 0) {
+        leg_unref(&c->base);
+        leg_end(&c->base);
+    }
+    leg_unref(&c->base); /* the creator's */
+}

@@ -1,0 +1,115 @@
+/* hold.c - the node's holding bridges: one per MOH class, shared by every
+ * waiting caller and free agent of the node (a holding bridge connects
+ * nobody, each member hears only the music).
+ *
+ * The bridge is made lazily and heals itself: join = addChannel; a 404 (no
+ * such bridge: first use, or someone destroyed it) creates it with its fixed
+ * id and tries once more. After every join the bridge's MOH is started again,
+ * because Asterisk drops bridge MOH when a holding bridge empties
+ * (OBSERVED.md): the next joiner would hear silence.
+ *
+ *   step      on                        next
+ *   ADD       204                       MOH
+ *   ADD       404 (first try)           CREATE
+ *   CREATE    200, or 500 (exists)      ADD (second try)
+ *   MOH       any answer                done(ok)
+ *   any       other failure             done(false)
+ */
+#include "node_int.h"
+
+#include "core/err.h"
+#include "core/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "hold"
+
+typedef enum { HOLD_ADD, HOLD_CREATE, HOLD_MOH } hold_step;
+
+typedef struct hold_req {
+    leg *l; /* referenced */
+    hold_done_fn done;
+    hold_step step;
+    bool retried;
+    char bridge[ARI_EVENT_MAX_ID + 1];
+    char moh_class[QCFG_ID_MAX + 1];
+} hold_req;
+
+static void hold_send(hold_req *h);
+
+static void hold_finish(hold_req *h, bool ok)
+{
+    if (!ok)
+        LOG_W(MOD, "chan=%s bridge=%s could not join the holding bridge", h->l->chan,
+              h->bridge);
+    h->done(h->l, ok);
+    leg_unref(h->l);
+    free(h);
+}
+
+static void on_answer(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    hold_req *h = pd;
+    bool ok2xx = r->status >= 200 && r->status < 300;
+    switch (h->step) {
+    case HOLD_ADD:
+        if (ok2xx) {
+            h->step = HOLD_MOH;
+        } else if (r->status == 404 && !h->retried) {
+            h->step = HOLD_CREATE;
+            h->retried = true;
+        } else {
+            hold_finish(h, false);
+            return;
+        }
+        break;
+    case HOLD_CREATE:
+        if (!ok2xx && r->status != 500) { /* 500: it exists already */
+            hold_finish(h, false);
+            return;
+        }
+        h->step = HOLD_ADD;
+        break;
+    case HOLD_MOH:
+        hold_finish(h, true); /* MOH is best effort: the caller is held either way */
+        return;
+    }
+    hold_send(h);
+}
+
+static void hold_send(hold_req *h)
+{
+    ari_rest *rest = h->l->n->rest;
+    const char *chans[] = {h->l->chan};
+    int rc = ARIQ_EINVAL;
+    switch (h->step) {
+    case HOLD_ADD:
+        rc = ari_bridge_add_channel(rest, h->bridge, chans, 1, NULL, on_answer, h);
+        break;
+    case HOLD_CREATE:
+        rc = ari_bridge_create(rest, h->bridge, "holding", h->bridge, on_answer, h);
+        break;
+    case HOLD_MOH:
+        rc = ari_bridge_moh_start(rest, h->bridge, h->moh_class, on_answer, h);
+        break;
+    }
+    if (rc != 0)
+        hold_finish(h, false);
+}
+
+void hold_join(leg *l, const char *moh_class, hold_done_fn done)
+{
+    hold_req *h = calloc(1, sizeof *h);
+    if (!h) {
+        done(l, false);
+        return;
+    }
+    h->l = leg_ref(l);
+    h->done = done;
+    snprintf(h->moh_class, sizeof h->moh_class, "%s", moh_class);
+    snprintf(h->bridge, sizeof h->bridge, "ariq-hold-%s-%s", l->n->cfg->node_id, moh_class);
+    hold_send(h);
+}

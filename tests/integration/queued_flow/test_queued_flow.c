@@ -1,0 +1,372 @@
+/* One node serving callers and agents (DESIGN.md section 1), end to end: the
+ * real queued, the simulator, a real redis-server. Every assertion is on what
+ * a party heard or is bridged with (the simulator's oracle) or on what Redis
+ * holds; none on queued's log. Time runs 100x fast (scale 0.01). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "queued_proc.h"
+#include "redis_proc.h"
+#include "sim_proc.h"
+
+#define SCALE 0.01
+#define WAIT_MS 5000
+
+typedef struct fixture {
+    redis_proc redis;
+    sim_proc sim;
+    queued_proc q;
+} fixture;
+
+static fixture *F;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f || redis_proc_start(&f->redis, NULL) != 0 || sim_proc_start(&f->sim, 1, SCALE) != 0)
+        return -1;
+    if (queued_proc_start(&f->q, &f->sim, 0, &f->redis, "time_scale = 0.01\nsweep_ms = 50\n",
+                          "[queue support]\nannounce_frequency = 30\n"
+                          "[queue sales]\nannounce_frequency = 0\nwrapuptime = 2\n") != 0)
+        return -1;
+    F = f;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    int st = queued_proc_stop(&f->q);
+    sim_proc_stop(&f->sim);
+    redis_proc_stop(&f->redis, SIGTERM);
+    free(f);
+    return (WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : -1;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- the oracle ---------------------------------------------------------- */
+
+static json_t *chan(const char *id)
+{
+    json_t *c = sim_channel(&F->sim, 0, id);
+    assert_non_null(c);
+    return c;
+}
+
+/* Finished sounds `media` the channel heard. */
+static int heard(const char *id, const char *media)
+{
+    json_t *c = chan(id), *e;
+    size_t i;
+    int n = 0;
+    json_array_foreach(json_object_get(c, "timeline"), i, e)
+    {
+        const char *ev = json_string_value(json_object_get(e, "ev"));
+        const char *m = json_string_value(json_object_get(e, "media"));
+        const char *res = json_string_value(json_object_get(e, "result"));
+        if (!strcmp(ev, "sound") && m && !strcmp(m, media) && res && !strcmp(res, "finished"))
+            n++;
+    }
+    json_decref(c);
+    return n;
+}
+
+static bool wait_heard(const char *id, const char *media, int times)
+{
+    for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10))
+        if (heard(id, media) >= times)
+            return true;
+    return false;
+}
+
+static bool hearing_moh(const char *id)
+{
+    json_t *c = chan(id);
+    bool on = json_is_true(json_object_get(c, "hearing_moh"));
+    json_decref(c);
+    return on;
+}
+
+static bool wait_moh(const char *id)
+{
+    for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10))
+        if (hearing_moh(id))
+            return true;
+    return false;
+}
+
+static bool alive(const char *id)
+{
+    json_t *c = chan(id);
+    bool a = json_is_true(json_object_get(c, "alive"));
+    json_decref(c);
+    return a;
+}
+
+static bool wait_gone(const char *id)
+{
+    for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10))
+        if (!alive(id))
+            return true;
+    return false;
+}
+
+static void place(const char *args, const char *num, char *id, size_t len)
+{
+    json_t *c = sim_place_call(&F->sim, 0, "queue", args, num, id, len);
+    assert_non_null(c);
+    json_decref(c);
+}
+
+/* The one recording made in the sim (or NULL), new reference. */
+static json_t *only_recording(void)
+{
+    json_t *all = sim_ctl(&F->sim, 0, "GET", "/sim/recordings", NULL, NULL);
+    json_t *r = json_array_size(all) ? json_incref(json_array_get(all, json_array_size(all) - 1))
+                                     : NULL;
+    json_decref(all);
+    return r;
+}
+
+static bool wait_rec_state(const char *state)
+{
+    for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10)) {
+        json_t *r = only_recording();
+        bool ok = r && !strcmp(json_string_value(json_object_get(r, "state")) ?: "", state);
+        json_decref(r);
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+/* ---- Redis ------------------------------------------------------------------ */
+
+static long long redis_int(const char *fmt, const char *arg)
+{
+    redisContext *rc = redis_proc_connect(&F->redis);
+    assert_non_null(rc);
+    redisReply *r = redisCommand(rc, fmt, arg);
+    assert_non_null(r);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    redisFree(rc);
+    return v;
+}
+
+/* How many events of this type are in the stream. */
+static int events_of(const char *type)
+{
+    redisContext *rc = redis_proc_connect(&F->redis);
+    redisReply *r = redisCommand(rc, "XRANGE {ariq}:events - +");
+    int n = 0;
+    for (size_t i = 0; r && i < r->elements; i++) {
+        redisReply *fields = r->element[i]->element[1];
+        for (size_t k = 0; k + 1 < fields->elements; k += 2)
+            if (!strcmp(fields->element[k]->str, "event") &&
+                !strcmp(fields->element[k + 1]->str, type))
+                n++;
+    }
+    freeReplyObject(r);
+    redisFree(rc);
+    return n;
+}
+
+/* Only the counter, the events stream and recording metadata (kept on
+ * purpose, for reporting) are left: no record of any party. */
+static void assert_redis_clean(void)
+{
+    redisContext *rc = redis_proc_connect(&F->redis);
+    redisReply *r = redisCommand(rc, "KEYS *");
+    for (size_t i = 0; i < r->elements; i++) {
+        const char *k = r->element[i]->str;
+        if (strcmp(k, "{ariq}:seq") && strcmp(k, "{ariq}:events") &&
+            strncmp(k, "{ariq}:recording:", 17) != 0)
+            fail_msg("Redis still holds %s", k);
+    }
+    freeReplyObject(r);
+    redisFree(rc);
+}
+
+static void wait_sim_empty(void)
+{
+    assert_true(sim_wait_live_channels(&F->sim, 0, 0, WAIT_MS));
+    for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10)) {
+        json_t *st = sim_state(&F->sim, 0);
+        long long pb = json_integer_value(json_object_get(st, "playbacks"));
+        long long rec = json_integer_value(json_object_get(st, "recordings"));
+        long long br = json_integer_value(json_object_get(st, "bridges"));
+        json_decref(st);
+        if (pb == 0 && rec == 0 && br <= 1) /* the reused holding bridge may stay */
+            return;
+    }
+    fail_msg("the simulator still holds playbacks, recordings or mixing bridges");
+}
+
+/* ---- the tests --------------------------------------------------------------- */
+
+/* A caller alone: answered, MOH, "you are next" every 30 s (scaled); a
+ * second caller hears "there are 1 calls waiting"; a hangup while waiting
+ * is an ABANDON and leaves nothing. */
+static void test_waiting_and_announcements(void **state)
+{
+    (void)state;
+    char c1[128], c2[128];
+    place("caller,support", "5551001", c1, sizeof c1);
+    assert_true(wait_moh(c1));
+    json_t *o = chan(c1);
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "Up");
+    json_decref(o);
+    assert_int_equal(redis_int("ZCARD {ariq}:queue:%s:callers", "support"), 1);
+    assert_int_equal(heard(c1, "sound:queue-youarenext"), 0); /* not at once */
+    assert_true(wait_heard(c1, "sound:queue-youarenext", 1));
+    assert_true(wait_moh(c1)); /* music again after it */
+
+    place("caller,support", "5551002", c2, sizeof c2);
+    assert_true(wait_moh(c2));
+    assert_true(wait_heard(c2, "sound:queue-thereare", 1));
+    assert_true(wait_heard(c2, "number:1", 1));
+    assert_true(wait_heard(c2, "sound:queue-callswaiting", 1));
+    assert_int_equal(heard(c2, "sound:queue-youarenext"), 0);
+
+    /* the caller ahead leaves: now c2 is next */
+    assert_int_equal(sim_hangup_call(&F->sim, 0, c1, 16), 204);
+    assert_true(wait_heard(c2, "sound:queue-youarenext", 1));
+    assert_int_equal(sim_hangup_call(&F->sim, 0, c2, 16), 204);
+    wait_sim_empty();
+    sleep_ms(100);
+    assert_int_equal(events_of("ENTERQUEUE"), 2);
+    assert_int_equal(events_of("ABANDON"), 2);
+    assert_redis_clean();
+}
+
+/* Callers served by priority then arrival; the agent's keys drive the
+ * recording; the caller hanging up sends the agent to the next caller; '#'
+ * ends a call; the agent hanging up logs off. Nothing left at the end. */
+static void test_agent_serves_callers(void **state)
+{
+    (void)state;
+    char low[128], high[128], late[128], ag[128];
+    place("caller,support", "5552001", low, sizeof low);
+    assert_true(wait_moh(low));
+    place("caller,support", "5552002", late, sizeof late);
+    assert_true(wait_moh(late));
+    place("caller,support,5", "5552003", high, sizeof high); /* last, but priority 5 */
+    assert_true(wait_moh(high));
+
+    place("agent,support,1001", "1001", ag, sizeof ag);
+    assert_true(sim_wait_connected(&F->sim, 0, high, ag, true, WAIT_MS));
+    assert_int_equal(sim_is_connected(&F->sim, 0, low, ag), 0);
+    assert_true(hearing_moh(low));
+    assert_int_equal(events_of("CONNECT"), 1);
+
+    /* recording: 0 start (beep to the caller), 5 pause, 5 unpause, 7 stop */
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "0"), 204);
+    assert_true(wait_rec_state("recording"));
+    assert_true(wait_heard(high, "sound:beep", 1));
+    sleep_ms(50);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "5"), 204);
+    assert_true(wait_rec_state("paused"));
+    sleep_ms(50);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "5"), 204);
+    assert_true(wait_rec_state("recording"));
+    sleep_ms(50);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "7"), 204);
+    assert_true(wait_rec_state("done"));
+    json_t *rec = only_recording();
+    assert_true(json_is_true(json_object_get(rec, "stored")));
+    assert_int_equal(json_array_size(json_object_get(rec, "spans")), 2); /* pause left out */
+    /* Redis keeps its metadata: which call, and that it was stored */
+    char key[256];
+    snprintf(key, sizeof key, "{ariq}:recording:%s",
+             json_string_value(json_object_get(rec, "name")));
+    json_decref(rec);
+    redisContext *rc = redis_proc_connect(&F->redis);
+    redisReply *rr = redisCommand(rc, "HGET %s state", key);
+    assert_int_equal(rr->type, REDIS_REPLY_STRING);
+    assert_string_equal(rr->str, "stored");
+    freeReplyObject(rr);
+    redisFree(rc);
+    assert_int_equal(events_of("RECORDSTART"), 1);
+    assert_int_equal(events_of("RECORDPAUSE"), 1);
+    assert_int_equal(events_of("RECORDSTOP"), 1);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "5"), 204); /* nothing to pause: no-op */
+    sleep_ms(50);
+    assert_true(sim_is_connected(&F->sim, 0, high, ag));
+
+    /* the caller hangs up: the agent takes the next caller, the earliest */
+    assert_int_equal(sim_hangup_call(&F->sim, 0, high, 16), 204);
+    assert_true(sim_wait_connected(&F->sim, 0, low, ag, true, WAIT_MS));
+    assert_int_equal(events_of("COMPLETECALLER"), 1);
+
+    /* '#': the agent ends this call; the caller is hung up; then the last */
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "#"), 204);
+    assert_true(wait_gone(low));
+    assert_true(sim_wait_connected(&F->sim, 0, late, ag, true, WAIT_MS));
+    assert_int_equal(events_of("COMPLETEAGENT"), 1);
+
+    /* the agent hangs up mid-call: the caller is hung up too */
+    assert_int_equal(sim_hangup_call(&F->sim, 0, ag, 16), 204);
+    assert_true(wait_gone(late));
+    wait_sim_empty();
+    sleep_ms(100);
+    assert_int_equal(events_of("AGENTLOGIN"), 1);
+    assert_int_equal(events_of("AGENTLOGOFF"), 1);
+    assert_int_equal(events_of("CONNECT"), 3);
+    assert_redis_clean();
+}
+
+/* An agent id already logged in is turned away (AGENTINUSE), the first one
+ * keeps working. */
+static void test_agent_in_use(void **state)
+{
+    (void)state;
+    char a1[128], a2[128], c[128];
+    place("agent,sales,2001", "2001", a1, sizeof a1);
+    assert_true(wait_moh(a1));
+    place("agent,sales,2001", "2001", a2, sizeof a2);
+    json_t *cont = sim_wait_timeline(&F->sim, 0, a2, "continued", WAIT_MS);
+    assert_non_null(cont);
+    json_decref(cont);
+    json_t *o = chan(a2);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(o, "variables"), "QUEUESTATUS")),
+        "AGENTINUSE");
+    json_decref(o);
+    place("caller,sales", "5553001", c, sizeof c);
+    assert_true(sim_wait_connected(&F->sim, 0, c, a1, true, WAIT_MS));
+    assert_int_equal(sim_hangup_call(&F->sim, 0, c, 16), 204);
+    assert_int_equal(sim_hangup_call(&F->sim, 0, a1, 16), 204);
+    assert_int_equal(sim_hangup_call(&F->sim, 0, a2, 16), 204);
+    wait_sim_empty();
+    sleep_ms(100);
+    assert_redis_clean();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_waiting_and_announcements, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_serves_callers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_in_use, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
