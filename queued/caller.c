@@ -2,6 +2,8 @@
  * agent, or to the end of the wait.
  *
  *   state        on                                   next
+ *   CHECKING     no queue with a maxlen is full       ANSWERING
+ *   CHECKING     a queue is full                      ENDED     (turned away: FULL)
  *   ANSWERING    answer 204                           ENTERING  (qs_enter, autopair)
  *   ANSWERING    answer 404 / hangup                  ENDED     (left before queueing)
  *   ENTERING     entered                              HOLDING   (hold_join)
@@ -12,6 +14,8 @@
  *   HOLDING..    a pairing (call_start)               CONNECTING
  *   CONNECTING   both in the mixing bridge            TALKING
  *   CONNECTING   rolled back / agent gone             WAITING
+ *   HOLDING..    timeout (the queue's, from entry)    ENDED     (EXITWITHTIMEOUT, turned
+ *                                                               away: TIMEOUT)
  *   any          hangup                               ENDED     (qs_leave: ABANDON,
  *                                                               or the call ends it)
  *
@@ -33,6 +37,7 @@
 #define MOD "caller"
 
 typedef enum {
+    CALLER_CHECKING,   /* reading queue lengths (maxlen) before answering */
     CALLER_ANSWERING,  /* answer sent */
     CALLER_ENTERING,   /* qs_enter sent: taking its place in the queues */
     CALLER_HOLDING,    /* in the queues; joining the holding bridge */
@@ -45,7 +50,7 @@ typedef enum {
 } caller_state;
 
 static const char *const state_names[CALLER__COUNT] = {
-    "answering", "entering", "holding", "waiting", "announcing", "connecting", "talking",
+    "checking", "answering", "entering", "holding", "waiting", "announcing", "connecting", "talking",
     "ended"};
 
 struct caller {
@@ -57,12 +62,17 @@ struct caller {
     bool queued;         /* has a record in Redis (qs_enter succeeded) */
     call *k;             /* the call it is in, while paired */
     struct event *announce;
+    struct event *expire; /* the queue's timeout */
+    size_t checked;       /* queues whose maxlen was checked */
     unsigned announcements;
     char playback[ARI_EVENT_MAX_ID + 1]; /* the running announcement, "" if none */
 };
 
 static void leave_queue(caller *c);
 static void arm_announcement(caller *c, bool first);
+static void arm_timeout(caller *c);
+static void answer(caller *c);
+static void on_answered(ari_rest *rest, const ari_response *r, void *pd);
 
 static void set_state(caller *c, caller_state to)
 {
@@ -111,6 +121,7 @@ static void on_entered(queue_store *qs, int err, const qs_enter_result *res, voi
         LOG_I(MOD, "chan=%s queue=%s entered position=%lld seq=%lld", c->base.chan, c->q->name,
               (long long)res->positions[0], (long long)res->seq);
         set_state(c, CALLER_HOLDING);
+        arm_timeout(c);
         hold_join(&c->base, c->q->moh_class, on_held);
         node_take_pairings(c->base.n, res->pairings, res->npairings);
     } else {
@@ -143,6 +154,58 @@ static void enter_queue(caller *c)
         leg_end(&c->base);
         turnaway_start(c->base.n, c->base.chan, "UNAVAILABLE", "Redis is not reachable");
     }
+}
+
+static void answer(caller *c)
+{
+    set_state(c, CALLER_ANSWERING);
+    leg_ref(&c->base);
+    if (ari_channel_answer(c->base.n->rest, c->base.chan, on_answered, c) != 0) {
+        leg_unref(&c->base);
+        set_state(c, CALLER_ENDED);
+        leg_end(&c->base);
+    }
+}
+
+/* ---- maxlen: FULL, checked before answering as app_queue does ---------------- */
+
+static void check_next(caller *c);
+
+static void on_length(queue_store *qs, int err, const qs_queue_view *v, void *pd)
+{
+    (void)qs;
+    caller *c = pd;
+    if (c->state == CALLER_CHECKING) {
+        const qcfg_queue *q = qcfg_queue_find(c->base.n->cfg, c->args.queues[c->checked]);
+        if (!err && v->callers >= q->maxlen) {
+            char why[128];
+            snprintf(why, sizeof why, "queue %s holds %lld callers (maxlen %ld)", q->name,
+                     (long long)v->callers, q->maxlen);
+            set_state(c, CALLER_ENDED);
+            leg_end(&c->base);
+            turnaway_start(c->base.n, c->base.chan, "FULL", why);
+        } else { /* an unreadable length does not keep a caller out */
+            c->checked++;
+            check_next(c);
+        }
+    }
+    leg_unref(&c->base);
+}
+
+/* Reads the length of the next queue that has a maxlen; answers when none
+ * is left. */
+static void check_next(caller *c)
+{
+    for (; c->checked < c->args.nqueues; c->checked++) {
+        const qcfg_queue *q = qcfg_queue_find(c->base.n->cfg, c->args.queues[c->checked]);
+        if (q->maxlen <= 0)
+            continue;
+        leg_ref(&c->base);
+        if (qs_queue_info(c->base.n->qs, q->name, on_length, c) == 0)
+            return;
+        leg_unref(&c->base);
+    }
+    answer(c);
 }
 
 static void on_answered(ari_rest *rest, const ari_response *r, void *pd)
@@ -233,6 +296,55 @@ static void cancel_announcement(caller *c)
         evtimer_del(c->announce);
         leg_unref(&c->base);
     }
+}
+
+/* ---- timeout: EXITWITHTIMEOUT ------------------------------------------------ */
+
+static void on_timed_out(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    (void)qs;
+    caller *c = pd;
+    if (err)
+        LOG_W(MOD, "chan=%s timeout not recorded: %s", c->base.chan, ariq_strerror(err));
+    else
+        node_take_pairings(c->base.n, res->pairings, res->npairings);
+    leg_unref(&c->base);
+}
+
+/* The queue's timeout passed while the caller still waits: out of the
+ * queues (EXITWITHTIMEOUT) and back to the dialplan with TIMEOUT. */
+static void on_expire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    caller *c = arg;
+    if (c->state == CALLER_HOLDING || c->state == CALLER_WAITING ||
+        c->state == CALLER_ANNOUNCING) {
+        cancel_announcement(c);
+        if (c->playback[0]) /* the dialplan should not wait for it */
+            ari_playback_stop(c->base.n->rest, c->playback, NULL, NULL);
+        set_state(c, CALLER_ENDED);
+        leg_end(&c->base);
+        leg_ref(&c->base);
+        if (qs_leave(c->base.n->qs, c->base.chan, QS_LEAVE_TIMEOUT, QS_BY_CALLER, 0, true,
+                     on_timed_out, c) != 0)
+            leg_unref(&c->base);
+        char why[128];
+        snprintf(why, sizeof why, "waited %ld s in %s", c->q->timeout_s, c->q->name);
+        turnaway_start(c->base.n, c->base.chan, "TIMEOUT", why);
+    }
+    leg_unref(&c->base); /* the timer's */
+}
+
+/* The first queue's timeout, from the moment the caller entered. */
+static void arm_timeout(caller *c)
+{
+    if (c->q->timeout_s <= 0)
+        return;
+    uint64_t ms = clock_scaled_ms((uint64_t)c->q->timeout_s * 1000u);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    leg_ref(&c->base);
+    evtimer_add(c->expire, &tv);
 }
 
 /* ---- calls --------------------------------------------------------------- */
@@ -330,9 +442,18 @@ static void on_event(leg *l, const ari_event *ev)
     }
 }
 
+static void cancel_timeout(caller *c)
+{
+    if (evtimer_pending(c->expire, NULL)) {
+        evtimer_del(c->expire);
+        leg_unref(&c->base);
+    }
+}
+
 static void on_end(leg *l)
 {
     cancel_announcement((caller *)l);
+    cancel_timeout((caller *)l);
 }
 
 static void destroy(leg *l)
@@ -340,6 +461,8 @@ static void destroy(leg *l)
     caller *c = (caller *)l;
     if (c->announce)
         event_free(c->announce);
+    if (c->expire)
+        event_free(c->expire);
     free(c);
 }
 
@@ -358,17 +481,14 @@ void caller_start(node *n, const ari_event *ev, const entry_args *a)
     snprintf(c->cid_num, sizeof c->cid_num, "%s", ev->channel.caller_number);
     snprintf(c->cid_name, sizeof c->cid_name, "%s", ev->channel.caller_name);
     c->announce = evtimer_new(n->base, on_announce_due, c);
-    if (!c->announce || leg_register(&c->base) != 0) {
+    c->expire = evtimer_new(n->base, on_expire, c);
+    if (!c->announce || !c->expire || leg_register(&c->base) != 0) {
         LOG_E(MOD, "chan=%s cannot track the caller", ev->channel.id);
         leg_unref(&c->base);
         return;
     }
-    LOG_I(MOD, "chan=%s queues=%zu first=%s priority=%d state=answering", c->base.chan,
+    LOG_I(MOD, "chan=%s queues=%zu first=%s priority=%d state=checking", c->base.chan,
           a->nqueues, c->q->name, a->priority);
-    leg_ref(&c->base);
-    if (ari_channel_answer(n->rest, c->base.chan, on_answered, c) != 0) {
-        leg_unref(&c->base);
-        leg_end(&c->base);
-    }
+    check_next(c);
     leg_unref(&c->base); /* the creator's */
 }

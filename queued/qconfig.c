@@ -47,11 +47,9 @@ static const cfg_field queue_fields[] = {
     Q("key_stop", CFG_DTMF, key_stop, 0, 0, "7"),
     Q("key_discard", CFG_DTMF, key_discard, 0, 0, "9"),
     Q("key_hangup", CFG_DTMF, key_hangup, 0, 0, "#"),
-    Q("wrapuptime", CFG_INT, wrapup_s, 0, 3600, "0"),
+    Q("wrapup_time", CFG_INT, wrapup_s, 0, 3600, "0"),
     Q("maxlen", CFG_INT, maxlen, 0, 100000, "0"),
     Q("timeout", CFG_INT, timeout_s, 0, 86400, "0"),
-    Q("joinempty", CFG_BOOL, joinempty, 0, 0, "yes"),
-    Q("leaveempty", CFG_BOOL, leaveempty, 0, 0, "no"),
     {NULL, 0, 0, 0, 0, NULL, false},
 };
 

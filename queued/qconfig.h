@@ -39,10 +39,8 @@ typedef struct qcfg_queue {
     char key_discard;
     char key_hangup;  /* end the call */
     long wrapup_s;
-    long maxlen;      /* waiting callers at most; 0: no limit (FULL) */
-    long timeout_s;   /* longest wait; 0: none (TIMEOUT) */
-    bool joinempty;   /* may join with no agent logged in (JOINEMPTY) */
-    bool leaveempty;  /* leave when the last agent logs off (LEAVEEMPTY) */
+    long maxlen;      /* waiting callers at most; 0: no limit (else FULL) */
+    long timeout_s;   /* longest wait; 0: none (else TIMEOUT) */
 } qcfg_queue;
 
 typedef struct qcfg {

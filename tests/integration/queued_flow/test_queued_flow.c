@@ -39,7 +39,9 @@ static int setup(void **state)
         return -1;
     if (queued_proc_start(&f->q, &f->sim, 0, &f->redis, "time_scale = 0.01\nsweep_ms = 50\n",
                           "[queue support]\nannounce_frequency = 30\n"
-                          "[queue sales]\nannounce_frequency = 0\nwrapuptime = 2\n") != 0)
+                          "[queue sales]\nannounce_frequency = 0\nwrapup_time = 2\n"
+                          "[queue small]\nmaxlen = 1\n"
+                          "[queue brief]\ntimeout = 20\nannounce_frequency = 0\n") != 0)
         return -1;
     F = f;
     *state = f;
@@ -361,12 +363,58 @@ static void test_agent_in_use(void **state)
     assert_redis_clean();
 }
 
+/* The QUEUESTATUS a channel continued with, or "" (new string in buf). */
+static const char *status_of(const char *id, char *buf, size_t len)
+{
+    json_t *o = chan(id);
+    snprintf(buf, len, "%s",
+             json_string_value(json_object_get(json_object_get(o, "variables"), "QUEUESTATUS"))
+                 ?: "");
+    json_decref(o);
+    return buf;
+}
+
+/* maxlen: the second caller of a queue of one is turned away unanswered
+ * (FULL); timeout: a caller who waited too long goes back to the dialplan
+ * (TIMEOUT, EXITWITHTIMEOUT), having heard music until then. */
+static void test_full_and_timeout(void **state)
+{
+    (void)state;
+    char first[128], second[128], slow[128], st[32];
+    place("caller,small", "5554001", first, sizeof first);
+    assert_true(wait_moh(first));
+    place("caller,small", "5554002", second, sizeof second);
+    json_t *cont = sim_wait_timeline(&F->sim, 0, second, "continued", WAIT_MS);
+    assert_non_null(cont);
+    json_decref(cont);
+    assert_string_equal(status_of(second, st, sizeof st), "FULL");
+    json_t *o = chan(second);
+    assert_string_equal(json_string_value(json_object_get(o, "state")), "Ring");
+    json_decref(o);
+    assert_true(hearing_moh(first)); /* the first keeps its place */
+    assert_int_equal(sim_hangup_call(&F->sim, 0, first, 16), 204);
+
+    place("caller,brief", "5554003", slow, sizeof slow);
+    assert_true(wait_moh(slow));
+    cont = sim_wait_timeline(&F->sim, 0, slow, "continued", WAIT_MS);
+    assert_non_null(cont);
+    json_decref(cont);
+    assert_string_equal(status_of(slow, st, sizeof st), "TIMEOUT");
+    sleep_ms(100);
+    assert_int_equal(events_of("EXITWITHTIMEOUT"), 1);
+    assert_int_equal(sim_hangup_call(&F->sim, 0, second, 16), 204);
+    assert_int_equal(sim_hangup_call(&F->sim, 0, slow, 16), 204);
+    wait_sim_empty();
+    assert_redis_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_waiting_and_announcements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_serves_callers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_in_use, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_and_timeout, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,7 +21,7 @@ static const char *const GOOD = "[general]\n"
                                 "\n"
                                 "[queue support]\n"
                                 "announce_frequency = 20\n"
-                                "wrapuptime = 5\n"
+                                "wrapup_time = 5\n"
                                 "key_hangup = *\n"
                                 "\n"
                                 "[queue sales]\n";
@@ -53,7 +53,6 @@ static void test_good(void **state)
     assert_string_equal(sales->moh_class, "default");
     assert_string_equal(sales->record_format, "wav");
     assert_false(sales->announce_on_join);
-    assert_true(sales->joinempty);
     assert_int_equal(sales->key_pause, '5');
     assert_int_equal(sales->key_stop, '7');
     assert_int_equal(sales->key_discard, '9');
@@ -87,7 +86,7 @@ static void test_bad(void **state)
         {"[general]\nnode_id=n1\nari_user=a\nlog_level=loud\n[queue q]\n", "log_level: 'loud'"},
         {"[general]\nnode_id=n1\nari_user=a\nlink_dial=IAX2/x\n[queue q]\n", "must contain {pairing}"},
         {"[general]\nnode_id=n1\nari_user=a\nsweep_ms=1\n[queue q]\n", "sweep_ms: bad value '1'"},
-        {"[general]\nnode_id=n1\nari_user=a\n[queue q]\njoinempty=perhaps\n", "expected yes or no"},
+        {"[general]\nnode_id=n1\nari_user=a\n[queue q]\nannounce_on_join=perhaps\n", "expected yes or no"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         qcfg *c = NULL;
