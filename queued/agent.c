@@ -164,6 +164,11 @@ static void on_answered(ari_rest *rest, const ari_response *r, void *pd)
 
 /* ---- calls and wrapup ------------------------------------------------------ */
 
+call *agent_call(const agent *a)
+{
+    return a->k;
+}
+
 void agent_set_call(agent *a, call *k)
 {
     a->k = k;

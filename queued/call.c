@@ -63,6 +63,7 @@ struct call {
     const qcfg_queue *q;
     char bridge[ARI_EVENT_MAX_ID + 1];
     bool bridge_made;
+    bool wait_holds; /* JOINING waits for a party's hold_join in flight */
     rec_state rec;
     unsigned nrec;
     char rec_name[ARI_EVENT_MAX_ID + 1];
@@ -257,6 +258,11 @@ static void step(call *k)
         rc = ari_bridge_create(rest, k->bridge, "mixing", k->bridge, on_step, k);
         break;
     case CALL_JOINING:
+        if (((leg *)k->c)->holds || ((leg *)k->a)->holds) {
+            k->wait_holds = true; /* call_leg_idle resumes */
+            call_unref(k);
+            return;
+        }
         rc = ari_bridge_add_channel(rest, k->bridge, both, 2, NULL, on_step, k);
         break;
     default:
@@ -267,6 +273,19 @@ static void step(call *k)
         call_unref(k);
         roll_back(k, "ARI request refused");
     }
+}
+
+void call_leg_idle(leg *l)
+{
+    caller *c = leg_caller(l);
+    agent *a = leg_agent(l);
+    call *k = c ? caller_call(c) : a ? agent_call(a) : NULL;
+    if (!k || k->state != CALL_JOINING || !k->wait_holds)
+        return;
+    if (((leg *)k->c)->holds || ((leg *)k->a)->holds)
+        return; /* the other party's is still in flight */
+    k->wait_holds = false;
+    step(k);
 }
 
 void call_start(node *n, const qs_pairing *p, caller *c, agent *a)

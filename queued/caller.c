@@ -86,6 +86,11 @@ caller *leg_caller(leg *l)
     return l && strcmp(l->ops->role, "caller") == 0 ? (caller *)l : NULL;
 }
 
+call *caller_call(const caller *c)
+{
+    return c->k;
+}
+
 const char *caller_playback(const caller *c)
 {
     return c->playback[0] ? c->playback : NULL;

@@ -14,7 +14,12 @@
  *   CREATE    200, or 500 (exists)      ADD (second try)
  *   MOH       any answer                done(ok)
  *   any       other failure             done(false)
- */
+ *
+ * Requests travel over several connections, so two for one channel may reach
+ * Asterisk in either order: a call must not move a party into its mixing
+ * bridge while that party's join to the holding bridge is still in flight.
+ * leg->holds counts them, and call_leg_idle() tells the call when they are
+ * done. */
 #include "node_int.h"
 
 #include "core/err.h"
@@ -44,9 +49,12 @@ static void hold_finish(hold_req *h, bool ok)
     if (!ok)
         LOG_W(MOD, "chan=%s bridge=%s could not join the holding bridge", h->l->chan,
               h->bridge);
-    h->done(h->l, ok);
-    leg_unref(h->l);
+    leg *l = h->l;
+    h->done(l, ok);
     free(h);
+    if (--l->holds == 0)
+        call_leg_idle(l);
+    leg_unref(l);
 }
 
 static void on_answer(ari_rest *rest, const ari_response *r, void *pd)
@@ -108,6 +116,7 @@ void hold_join(leg *l, const char *moh_class, hold_done_fn done)
         return;
     }
     h->l = leg_ref(l);
+    l->holds++;
     h->done = done;
     snprintf(h->moh_class, sizeof h->moh_class, "%s", moh_class);
     snprintf(h->bridge, sizeof h->bridge, "ariq-hold-%s-%s", l->n->cfg->node_id, moh_class);

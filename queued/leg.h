@@ -31,6 +31,7 @@ struct leg {
     struct node *n;
     char chan[ARI_EVENT_MAX_ID + 1]; /* the channel's id */
     int refs;
+    int holds; /* hold_join requests in flight: a call waits for them (hold.c) */
     bool ended;
 };
 

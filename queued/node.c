@@ -194,11 +194,19 @@ static void on_ari_disconnected(ari_stream *s, const char *reason, void *ud)
 
 /* ---- Redis ----------------------------------------------------------------- */
 
+static int open_events(node *n, char *err, size_t errlen);
+
+/* Redis is ready. The first time, the node starts taking calls: it attaches
+ * the events WebSocket only now, so that no caller arrives before its queue
+ * can be written (until then Stasis() fails and the dialplan goes on). */
 static void on_store_ready(store *s, void *ud)
 {
     (void)s;
     node *n = ud;
     LOG_I(MOD, "node=%s redis=ready", n->cfg->node_id);
+    char err[256];
+    if (!n->events && open_events(n, err, sizeof err) != 0)
+        LOG_E(MOD, "node=%s cannot take calls: %s", n->cfg->node_id, err);
 }
 
 static void on_store_down(store *s, const char *reason, void *ud)
@@ -255,6 +263,12 @@ static int open_ari(node *n, char *err, size_t errlen)
         return ARIQ_EINVAL;
     }
     n->rest = ari_client_rest(n->ari);
+    return 0;
+}
+
+static int open_events(node *n, char *err, size_t errlen)
+{
+    const qcfg *c = n->cfg;
     ari_stream_cfg sc = {.url = c->ari_url,
                          .app = c->app,
                          .user = c->ari_user,

@@ -12,8 +12,9 @@ static int write_conf(queued_proc *q, const sim_proc *sim, int node, const redis
 {
     char dir[512], redis_url[256];
     snprintf(q->node_id, sizeof q->node_id, "node%d", node + 1);
+    static int starts; /* one directory per start: each test keeps its log */
     char tag[64];
-    snprintf(tag, sizeof tag, "queued-%s", q->node_id);
+    snprintf(tag, sizeof tag, "queued-%s-%d", q->node_id, ++starts);
     proc_tmpdir(tag, dir, sizeof dir);
     snprintf(q->conf, sizeof q->conf, "%s/queued.conf", dir);
     snprintf(q->logpath, sizeof q->logpath, "%s/queued.log", dir);
