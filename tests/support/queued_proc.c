@@ -90,3 +90,32 @@ int queued_proc_log_count(const queued_proc *q, const char *needle)
     fclose(f);
     return n;
 }
+
+int queued_env_start(queued_env *e, double scale, const char *general_extra,
+                     const char *queues)
+{
+    memset(e, 0, sizeof *e);
+    if (redis_proc_start(&e->redis, NULL) != 0)
+        return -1;
+    if (sim_proc_start(&e->sim, 1, scale) != 0) {
+        redis_proc_stop(&e->redis, SIGKILL);
+        return -1;
+    }
+    char general[1024];
+    snprintf(general, sizeof general, "time_scale = %g\n%s", scale,
+             general_extra ? general_extra : "");
+    if (queued_proc_start(&e->q, &e->sim, 0, &e->redis, general, queues) != 0) {
+        sim_proc_stop(&e->sim);
+        redis_proc_stop(&e->redis, SIGKILL);
+        return -1;
+    }
+    return 0;
+}
+
+int queued_env_stop(queued_env *e)
+{
+    int st = queued_proc_stop(&e->q);
+    sim_proc_stop(&e->sim);
+    redis_proc_stop(&e->redis, SIGTERM);
+    return st;
+}

@@ -37,4 +37,20 @@ bool queued_proc_alive(const queued_proc *q);
 /* Number of lines of its log containing `needle`. */
 int queued_proc_log_count(const queued_proc *q, const char *needle);
 
+/* The whole single-node world most queued tests need: a real redis-server,
+ * a one-node simulator at `scale`, and queued with time_scale = scale plus
+ * `general_extra` and `queues` (as for queued_proc_start). */
+typedef struct queued_env {
+    redis_proc redis;
+    sim_proc sim;
+    queued_proc q;
+} queued_env;
+
+/* Returns 0, or -1 with everything already started stopped again. */
+int queued_env_start(queued_env *e, double scale, const char *general_extra,
+                     const char *queues);
+/* Stops queued (SIGTERM), the simulator and Redis. Returns queued's exit
+ * status (0 for a clean stop). */
+int queued_env_stop(queued_env *e);
+
 #endif

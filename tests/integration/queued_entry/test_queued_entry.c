@@ -18,20 +18,15 @@
 #include "redis_proc.h"
 #include "sim_proc.h"
 
-typedef struct fixture {
-    redis_proc redis;
-    sim_proc sim;
-    queued_proc q;
-} fixture;
+typedef queued_env fixture;
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    if (!f || redis_proc_start(&f->redis, NULL) != 0 || sim_proc_start(&f->sim, 1, 0.01) != 0)
+    if (!f || queued_env_start(f, 0.01, NULL, "[queue support]\n[queue sales]\n") != 0) {
+        free(f);
         return -1;
-    if (queued_proc_start(&f->q, &f->sim, 0, &f->redis, NULL,
-                          "[queue support]\n[queue sales]\n") != 0)
-        return -1;
+    }
     *state = f;
     return 0;
 }
@@ -39,9 +34,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    int st = queued_proc_stop(&f->q);
-    sim_proc_stop(&f->sim);
-    redis_proc_stop(&f->redis, SIGTERM);
+    int st = queued_env_stop(f);
     free(f);
     return (WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : -1; /* a clean SIGTERM stop */
 }

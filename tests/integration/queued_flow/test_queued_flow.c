@@ -24,25 +24,21 @@
 #define SCALE 0.01
 #define WAIT_MS 5000
 
-typedef struct fixture {
-    redis_proc redis;
-    sim_proc sim;
-    queued_proc q;
-} fixture;
+typedef queued_env fixture;
 
 static fixture *F;
 
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    if (!f || redis_proc_start(&f->redis, NULL) != 0 || sim_proc_start(&f->sim, 1, SCALE) != 0)
+    if (!f || queued_env_start(f, SCALE, "sweep_ms = 50\n",
+                               "[queue support]\nannounce_frequency = 30\n"
+                               "[queue sales]\nannounce_frequency = 0\nwrapup_time = 2\n"
+                               "[queue small]\nmaxlen = 1\n"
+                               "[queue brief]\ntimeout = 20\nannounce_frequency = 0\n") != 0) {
+        free(f);
         return -1;
-    if (queued_proc_start(&f->q, &f->sim, 0, &f->redis, "time_scale = 0.01\nsweep_ms = 50\n",
-                          "[queue support]\nannounce_frequency = 30\n"
-                          "[queue sales]\nannounce_frequency = 0\nwrapup_time = 2\n"
-                          "[queue small]\nmaxlen = 1\n"
-                          "[queue brief]\ntimeout = 20\nannounce_frequency = 0\n") != 0)
-        return -1;
+    }
     F = f;
     *state = f;
     return 0;
@@ -51,9 +47,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fixture *f = *state;
-    int st = queued_proc_stop(&f->q);
-    sim_proc_stop(&f->sim);
-    redis_proc_stop(&f->redis, SIGTERM);
+    int st = queued_env_stop(f);
     free(f);
     return (WIFEXITED(st) && WEXITSTATUS(st) == 0) ? 0 : -1;
 }
