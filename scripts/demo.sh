@@ -1,80 +1,218 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: a local Redis and a two-node simulated
-# Asterisk on free loopback ports, and one call driven through ariq's ARI
-# client and event stream while it narrates what the caller hears.
-#   scripts/demo.sh            run the scenario, then keep the servers up (Ctrl-C)
-#   scripts/demo.sh --once     exit after the scenario
-# Installs what it needs (Debian packages) and builds ariq first.
+# The main job on the embedded default: a live call center. Builds ariq,
+# starts a local redis-server, the Asterisk simulator (node1) and the real
+# queued on free loopback ports, then streams scripted callers and agents
+# (with the agents' DTMF) through the simulator while tools/demo/ariq-demo
+# prints what it observes: who waits where, what each caller hears, who is
+# put through to whom, what is recorded, how each call ends, and a summary.
+#
+#   scripts/demo.sh                   the scenario at a pace you can follow
+#                                     (about 2.5 minutes), then the servers
+#                                     stay up until Ctrl-C
+#   scripts/demo.sh --once            exit after the scenario: 0 if all its
+#                                     checks passed, 1 if not
+#   scripts/demo.sh --fast            10x faster (about 15 s); --scale F for
+#                                     any pace (1 = real time, 0.1 = --fast)
+#   scripts/demo.sh --ari-walkthrough the older walkthrough without queued:
+#                                     two calls driven through ariq's own ARI
+#                                     client on a two-node simulator, narrated
+#
+# Installs what it needs (Debian packages) and builds ariq first, in build-demo/
+# (ARIQ_DEMO_BUILD_DIR and ARIQ_DEMO_BUILD_TYPE, default RelWithDebInfo, change that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
 ONCE=0
-[ "${1:-}" = "--once" ] && ONCE=1
+SCALE=1
+MODE=callcenter
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --once) ONCE=1 ;;
+    --fast) SCALE=0.1 ;;
+    --scale) SCALE="${2:?--scale needs a number}"; shift ;;
+    --ari-walkthrough) MODE=walkthrough ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
 
 scripts/deps.sh
-echo "== building ariq =="
-cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-demo -j "$(nproc 2>/dev/null || echo 2)" --target asterisk-sim scripted_call >/dev/null
+BUILD=${ARIQ_DEMO_BUILD_DIR:-build-demo}
+echo "== building ariq ($BUILD/) =="
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE="${ARIQ_DEMO_BUILD_TYPE:-RelWithDebInfo}" >/dev/null
+if [ "$MODE" = walkthrough ]; then
+  TARGETS=(asterisk-sim scripted_call)
+else
+  TARGETS=(asterisk-sim queued ariq-demo)
+fi
+cmake --build "$BUILD" -j 2 --target "${TARGETS[@]}" >/dev/null
 
 RUN=$(mktemp -d /tmp/ariq-demo.XXXXXX)
 PIDS=()
+KEEP_LOGS=0
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$RUN"
+  if [ "$KEEP_LOGS" = 1 ]; then echo "  logs kept in $RUN"; else rm -rf "$RUN"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nothing listens on (bash's /dev/tcp: a refused connect means free).
+# A port nothing listens on (bash's /dev/tcp: a refused connect means free),
+# below the kernel's ephemeral range (32768 up), which outgoing connections
+# and the tests' port-0 binds use; a start that still loses the race retries.
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12000))
     (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
   done
 }
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
-  --dir "$RUN" --daemonize no >"$RUN/redis.log" 2>&1 &
-PIDS+=($!)
+start_redis() {
+  local pid
+  for _ in 1 2 3 4 5; do
+    REDIS_PORT=$(free_port)
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+      --dir "$RUN" --daemonize no >"$RUN/redis.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 50); do
+      if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then PIDS+=($pid); return 0; fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+  done
+  echo "redis-server did not start:"; cat "$RUN/redis.log"
+  exit 1
+}
 
-P1=$(free_port); P2=$(free_port)
-while [ "$P2" = "$P1" ]; do P2=$(free_port); done
-build-demo/tests/asterisk-sim/asterisk-sim --node "node1:$P1" --node "node2:$P2" \
-  --scale 1 --ready-file "$RUN/sim.ready" >"$RUN/sim.log" 2>&1 &
-PIDS+=($!)
+# start_sim NAME...: the simulator with those nodes on free ports (PORTS[i]),
+# at $SCALE.
+start_sim() {
+  local pid args n
+  for _ in 1 2 3 4 5; do
+    args=(); PORTS=()
+    for n in "$@"; do
+      PORTS+=("$(free_port)")
+      args+=(--node "$n:${PORTS[-1]}")
+    done
+    rm -f "$RUN/sim.ready"
+    "$BUILD/tests/asterisk-sim/asterisk-sim" "${args[@]}" --scale "$SCALE" \
+      --ready-file "$RUN/sim.ready" >"$RUN/sim.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do
+      if [ -s "$RUN/sim.ready" ]; then PIDS+=($pid); return 0; fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$pid" 2>/dev/null || true
+  done
+  echo "the simulator did not start:"; cat "$RUN/sim.log"
+  exit 1
+}
 
-for _ in $(seq 1 100); do
-  [ -s "$RUN/sim.ready" ] && redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
-[ -s "$RUN/sim.ready" ] || { echo "the simulator did not start:"; cat "$RUN/sim.log"; exit 1; }
-
-cat <<TXT
+# The ARI walkthrough of the platform issue: no queued, ariq's ARI client
+# driving two calls itself (the app "queue" must be free for it).
+walkthrough() {
+  start_redis
+  start_sim node1 node2
+  P1=${PORTS[0]}; P2=${PORTS[1]}
+  cat <<TXT
 
 == running ==
-  Redis                  127.0.0.1:$REDIS_PORT   ($(redis-cli -p "$REDIS_PORT" ping))
+  Redis                  127.0.0.1:$REDIS_PORT
   Asterisk node1 (sim)   http://127.0.0.1:$P1/ari   user ari, password ari
   Asterisk node2 (sim)   http://127.0.0.1:$P2/ari   linked to node1 (IAX2/node2/...)
-  logs                   $RUN
 
-  Look around while it runs:
-    curl -s -u ari:ari http://127.0.0.1:$P1/ari/channels
-    curl -s http://127.0.0.1:$P1/sim/channels        # the oracle: what each channel heard
-
-== one call, step by step (real time) ==
+== two calls through ariq's ARI client, step by step ==
 TXT
-if ARIQ_LOG_LEVEL=warn build-demo/tests/integration/scripted_call/scripted_call \
-     --attach "$P1,$P2" --narrate --scale 1 >"$RUN/scenario.out" 2>&1; then
-  grep -v '^\[' "$RUN/scenario.out"
-  echo
-  echo "  scenario passed: every step above was checked on the simulator's oracle"
-else
-  cat "$RUN/scenario.out"
-  echo "  scenario FAILED (simulator log: $RUN/sim.log)"
+  if ARIQ_LOG_LEVEL=warn "$BUILD/tests/integration/scripted_call/scripted_call" \
+       --attach "$P1,$P2" --narrate --scale "$SCALE" >"$RUN/scenario.out" 2>&1; then
+    grep -v '^\[' "$RUN/scenario.out"
+    echo
+    echo "  walkthrough passed: every step above was checked on the simulator's oracle"
+  else
+    cat "$RUN/scenario.out"
+    echo "  walkthrough FAILED (simulator log: $RUN/sim.log)"
+    KEEP_LOGS=1
+    exit 1
+  fi
+}
+
+# queued for node1, with the queues the scenario needs (ariq-demo --print-queues).
+start_queued() {
+  export ARIQ_ARI_PASSWORD=ari
+  {
+    cat <<INI
+; generated by scripts/demo.sh (dialplan/queued.conf.sample documents every key)
+[general]
+node_id = node1
+ari_url = http://127.0.0.1:$P1
+ari_user = ari
+ari_password = \${ARIQ_ARI_PASSWORD}
+redis_url = redis://127.0.0.1:$REDIS_PORT/0
+time_scale = $SCALE
+sweep_ms = 200
+
+INI
+    "$BUILD/tools/demo/ariq-demo" --print-queues
+  } >"$RUN/queued.conf"
+  "$BUILD/queued/queued" -c "$RUN/queued.conf" >"$RUN/queued.log" 2>&1 &
+  QUEUED_PID=$!
+  PIDS+=($QUEUED_PID)
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' -u ari:ari \
+          "http://127.0.0.1:$P1/ari/applications/queue")" = 200 ] && return 0
+    kill -0 "$QUEUED_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "queued did not attach to the simulator:"; tail -20 "$RUN/queued.log"
+  KEEP_LOGS=1
   exit 1
-fi
+}
+
+callcenter() {
+  start_redis
+  start_sim node1
+  P1=${PORTS[0]}
+  start_queued
+  cat <<TXT
+
+== running ==
+  Redis                  127.0.0.1:$REDIS_PORT   (redis-cli -p $REDIS_PORT)
+  Asterisk node1 (sim)   http://127.0.0.1:$P1/ari   user ari, password ari
+  queued (node1)         pid $QUEUED_PID, config $RUN/queued.conf
+  logs                   $RUN  (queued.log: one line per call transition)
+  time scale             $SCALE (1 = real time)
+
+TXT
+  if "$BUILD/tools/demo/ariq-demo" --sim "http://127.0.0.1:$P1" \
+       --redis "127.0.0.1:$REDIS_PORT" --scale "$SCALE"; then
+    echo
+    echo "  scenario passed: every check above was made on the simulator's oracle and Redis"
+  else
+    echo
+    echo "  scenario FAILED; queued's last lines:"
+    tail -20 "$RUN/queued.log"
+    KEEP_LOGS=1
+    exit 1
+  fi
+  if [ "$ONCE" = 0 ]; then
+    cat <<TXT
+
+  Look around while it runs (the servers stay up):
+    redis-cli -p $REDIS_PORT XRANGE '{ariq}:events' - +       # every queue event
+    curl -s http://127.0.0.1:$P1/sim/channels/carol           # what Carol heard, in order
+    curl -s http://127.0.0.1:$P1/sim/recordings               # the recordings
+    curl -s -X POST http://127.0.0.1:$P1/sim/calls -H 'Content-Type: application/json' \\
+      -d '{"app":"queue","args":"caller,support","caller_number":"5550000"}'   # call in yourself
+TXT
+  fi
+}
+
+if [ "$MODE" = walkthrough ]; then walkthrough; else callcenter; fi
 echo
 if [ "$ONCE" = 1 ]; then exit 0; fi
 echo "Servers stay up for you to explore; Ctrl-C stops them."
