@@ -72,7 +72,7 @@ typedef struct party {
     size_t tl_done;           /* timeline entries already told */
     int pending[MAX_PENDING]; /* timeline indexes of sounds still playing */
     size_t npending;
-    bool moh_told, in_call;
+    bool moh_told;
     int conn[MAX_CONN]; /* parties it hears now */
     size_t nconn;
     unsigned heard_with; /* bitmask of parties it was ever connected with */
@@ -593,7 +593,6 @@ static void tell_connected(party *p, int self, json_t *list, json_t *tl)
         if (!has_conn(&cast[now[k]], self)) /* the other side has not told it yet */
             line("sim", "%s%s and %s hear each other%s", bold(), p->name,
                  cast[now[k]].name, off());
-        p->in_call = true;
         p->moh_told = false; /* music again later is worth telling */
     }
     memcpy(p->conn, now, n * sizeof now[0]);
@@ -693,6 +692,28 @@ static void tell_line(const char *queue)
     line("redis", "%s", out);
 }
 
+/* RECORDSTART, RECORDPAUSE, RECORDUNPAUSE, RECORDSTOP, RECORDDISCARD. */
+static void tell_record(redisReply *f, const char *ev, const char *caller,
+                        const char *agent)
+{
+    static const char *const what[][2] = {
+        {"RECORDSTART", "started"},
+        {"RECORDPAUSE", "paused"},
+        {"RECORDUNPAUSE", "resumed"},
+        {"RECORDSTOP", "stopped, the file is kept"},
+        {"RECORDDISCARD", "discarded, the file is deleted"}};
+    const char *w = "changed";
+    for (size_t i = 0; i < sizeof what / sizeof what[0]; i++)
+        if (strcmp(ev, what[i][0]) == 0)
+            w = what[i][1];
+    R.n_recstart += strcmp(ev, "RECORDSTART") == 0;
+    R.n_recpause += strcmp(ev, "RECORDPAUSE") == 0;
+    R.n_recstop += strcmp(ev, "RECORDSTOP") == 0;
+    R.n_recdiscard += strcmp(ev, "RECORDDISCARD") == 0;
+    line("redis", "%-15s recording %s of %s and %s: %s", ev, field(f, "recording"), agent,
+         caller, w);
+}
+
 static void tell_event(redisReply *f)
 {
     R.obs_t = num(f, "ts_ms");
@@ -745,22 +766,7 @@ static void tell_event(redisReply *f)
         else
             line("redis", "AGENTLOGOFF     %s is logged off", agent);
     } else if (strncmp(ev, "RECORD", 6) == 0) {
-        static const char *const what[][2] = {
-            {"RECORDSTART", "started"},
-            {"RECORDPAUSE", "paused"},
-            {"RECORDUNPAUSE", "resumed"},
-            {"RECORDSTOP", "stopped, the file is kept"},
-            {"RECORDDISCARD", "discarded, the file is deleted"}};
-        const char *w = "changed";
-        for (size_t i = 0; i < 5; i++)
-            if (strcmp(ev, what[i][0]) == 0)
-                w = what[i][1];
-        R.n_recstart += strcmp(ev, "RECORDSTART") == 0;
-        R.n_recpause += strcmp(ev, "RECORDPAUSE") == 0;
-        R.n_recstop += strcmp(ev, "RECORDSTOP") == 0;
-        R.n_recdiscard += strcmp(ev, "RECORDDISCARD") == 0;
-        line("redis", "%-15s recording %s of %s and %s: %s", ev, field(f, "recording"),
-             agent, caller, w);
+        tell_record(f, ev, caller, agent);
     } else if (strcmp(ev, "UNPAIRED") == 0 &&
                strcmp(field(f, "reason"), "rollback") == 0) {
         line("redis", "UNPAIRED        pairing %s rolled back (%s)", field(f, "pairing"),
@@ -888,7 +894,8 @@ static void summary(void)
     printf("\n%s== checks ==%s\n", bold(), off());
     check(served(P_CAROL, P_ALICE), "Carol was put through to Alice, the only agent");
     check(served(P_FRANK, P_ALICE) && cast[P_FRANK].first_connect &&
-              cast[P_FRANK].first_connect < cast[P_DAVE].first_connect,
+              cast[P_FRANK].first_connect < cast[P_DAVE].first_connect &&
+              cast[P_FRANK].first_connect < cast[P_ERIN].first_connect,
           "Frank (priority 5, called last) was served before Dave and Erin");
     check(served(P_DAVE, P_BOB), "Dave was put through to Bob when Bob logged in");
     check(served(P_ERIN, P_ALICE) && served(P_GRACE, P_ALICE),
@@ -911,6 +918,9 @@ static void summary(void)
               R.n_logoff == 2,
           "events stream: 6 ENTERQUEUE, 5 CONNECT, 5 COMPLETE*, 2 AGENTLOGIN, 2 "
           "AGENTLOGOFF");
+    check(R.n_recstart == 2 && R.n_recpause == 1 && R.n_recstop == 1 &&
+              R.n_recdiscard == 1,
+          "events stream: 2 RECORDSTART, 1 RECORDPAUSE, 1 RECORDSTOP, 1 RECORDDISCARD");
     int live = live_channels();
     check(live == 0, "no channel left in the simulator (%d)", live);
     long long left = redis_left();
