@@ -268,6 +268,8 @@ static int by_time(const void *a, const void *b)
  * change it caused still comes out in its place. */
 static void flush_lines(double cutoff)
 {
+    if (npend == 0)
+        return;
     qsort(pend, npend, sizeof *pend, by_time);
     size_t i = 0;
     for (; i < npend && pend[i].t <= cutoff; i++)
