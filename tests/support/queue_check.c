@@ -221,6 +221,11 @@ static int on_enter(model *m, const qc_event *ev, size_t idx)
     *e = (entry){.callid = ev->callid, .queue = ev->queue, .seq = idx, .waiting = true};
     e->priority = m->o->priority_of ? m->o->priority_of(ev->callid, m->o->ud) : -1;
     m->st.enters++;
+    int waiting = 0;
+    for (size_t i = 0; i < m->ne; i++)
+        waiting += m->e[i].waiting && !strcmp(m->e[i].queue, e->queue);
+    if (waiting > m->st.max_waiting)
+        m->st.max_waiting = waiting;
     if (e->priority < 0)
         return 0;
     long pos = 1;

@@ -69,6 +69,7 @@ typedef struct qc_opts {
 typedef struct qc_stats {
     int enters, connects, completes, abandons, timeouts, withdraws;
     int paired, unpaired, order_checked;
+    int max_waiting; /* most callers waiting in one queue at once */
 } qc_stats;
 
 /* Runs every check above over s. Returns 0, or -1 with the first violation
