@@ -56,6 +56,8 @@ typedef enum {
     P_IVAN,
     P_JUDY,
     P_GRACE,
+    P_OSCAR,
+    P_PEGGY,
     P__COUNT
 } party_id;
 
@@ -100,6 +102,10 @@ static party cast[P__COUNT] = {
     [P_JUDY] = {"Judy", "5551007", "503", "caller,support,urgent", NULL,
                 "caller, a malformed priority"},
     [P_GRACE] = {"Grace", "5551008", "510", "caller,sales", NULL, "caller, sales"},
+    [P_OSCAR] = {"Oscar", "5551009", "520", "caller,tech", NULL,
+                 "caller, tech (nobody on shift: waits 20 s at most)"},
+    [P_PEGGY] = {"Peggy", "5551010", "520", "caller,tech", NULL,
+                 "caller, tech (one caller waiting at most)"},
 };
 
 /* The queues the scenario needs, for queued's config. */
@@ -107,7 +113,12 @@ static const char queues_ini[] = "[queue support]\n"
                                  "announce_frequency = 20\n"
                                  "\n"
                                  "[queue sales]\n"
-                                 "announce_frequency = 15\n";
+                                 "announce_frequency = 15\n"
+                                 "\n"
+                                 "[queue tech]\n"
+                                 "announce_frequency = 0\n"
+                                 "maxlen = 1\n"
+                                 "timeout = 20\n";
 
 /* ---- the script (seconds at real pace) --------------------------------------- */
 
@@ -136,7 +147,9 @@ static const step script[] = {
     {50, ACT_CALL, P_MALLORY, NULL, "tries to log in as agent 1001 too"},
     {54, ACT_CALL, P_HEIDI, NULL, "calls the support line"},
     {60, ACT_HANGUP, P_CAROL, NULL, "hangs up: her call is done"},
+    {62, ACT_CALL, P_OSCAR, NULL, "calls the tech line, where nobody is on shift"},
     {66, ACT_DTMF, P_ALICE, "0", "starts recording"},
+    {68, ACT_CALL, P_PEGGY, NULL, "calls the tech line too"},
     {72, ACT_DTMF, P_ALICE, "9", "discards that recording"},
     {78, ACT_HANGUP, P_HEIDI, NULL, "gives up waiting and hangs up"},
     {84, ACT_CALL, P_BOB, NULL, "logs in"},
@@ -543,10 +556,12 @@ static void tell_entry(party *p, json_t *tl, int idx)
         const char *val = json_string_value(json_object_get(e, "value"));
         if (var && val && strcmp(var, "QUEUESTATUS") == 0) {
             snprintf(p->status, sizeof p->status, "%s", val);
-            line("sim", "%s is turned away: QUEUESTATUS=%s", p->name, val);
+            line("sim", "%s: ariq sets QUEUESTATUS=%s", p->name, val);
         }
     } else if (strcmp(ev, "continued") == 0) {
-        line("sim", "%s goes back to the dialplan (which would play a message)", p->name);
+        line("sim",
+             "%s leaves ariq, back in the dialplan ([ariq-status] takes it from here)",
+             p->name);
     } else if (strcmp(ev, "stasis_failed") == 0) {
         line("sim", "%s: Stasis failed, no queued attached", p->name);
     } else if (strcmp(ev, "hangup") == 0) {
@@ -875,8 +890,8 @@ static void summary(void)
     for (int i = 0; i < P__COUNT; i++)
         if (!cast[i].agent_id && cast[i].placed)
             callers++;
-    for (int i = 0; i < P__COUNT; i++)
-        turned += cast[i].status[0] != '\0';
+    for (int i = 0; i < P__COUNT; i++) /* TIMEOUT counts as timed out */
+        turned += cast[i].status[0] != '\0' && strcmp(cast[i].status, "TIMEOUT") != 0;
     recordings_seen(&kept, &gone, &spans);
     printf("\n%s== summary ==%s\n", bold(), off());
     printf("  callers      %d called, %d served, %d abandoned, %d timed out, %d turned "
@@ -915,10 +930,14 @@ static void summary(void)
           "Judy got QUEUESTATUS=INVALIDARGS");
     check(strcmp(cast[P_MALLORY].status, "AGENTINUSE") == 0,
           "Mallory got QUEUESTATUS=AGENTINUSE");
-    check(R.n_enter == 6 && R.n_connect == 5 &&
+    check(strcmp(cast[P_PEGGY].status, "FULL") == 0,
+          "Peggy got QUEUESTATUS=FULL (tech maxlen 1)");
+    check(R.n_timeout == 1 && strcmp(cast[P_OSCAR].status, "TIMEOUT") == 0,
+          "Oscar left tech after its 20 s timeout: EXITWITHTIMEOUT, QUEUESTATUS=TIMEOUT");
+    check(R.n_enter == 7 && R.n_connect == 5 &&
               R.n_complete_caller + R.n_complete_agent == 5 && R.n_login == 2 &&
               R.n_logoff == 2,
-          "events stream: 6 ENTERQUEUE, 5 CONNECT, 5 COMPLETE*, 2 AGENTLOGIN, 2 "
+          "events stream: 7 ENTERQUEUE, 5 CONNECT, 5 COMPLETE*, 2 AGENTLOGIN, 2 "
           "AGENTLOGOFF");
     check(R.n_recstart == 2 && R.n_recpause == 1 && R.n_recstop == 1 &&
               R.n_recdiscard == 1,
@@ -982,13 +1001,15 @@ static void intro(void)
     printf("%s== the cast ==%s\n", bold(), off());
     for (int i = 0; i < P__COUNT; i++)
         printf("  %-8s %-8s %s\n", cast[i].name, cast[i].number, cast[i].note);
-    printf("\n  Queues: support (announcements every 20 s), sales (every 15 s).\n"
-           "  Alice's keys in a call: 0 record, 5 pause/resume, 7 stop, 9 discard, # "
-           "hang up.\n"
-           "  \">>\" is what a party does; \"sim\" lines are what the simulated Asterisk "
-           "saw\n"
-           "  (its oracle), \"redis\" lines are ariq's events stream and waiting "
-           "lines.\n\n");
+    printf(
+        "\n  Queues: support (announcements every 20 s), sales (every 15 s), tech (no\n"
+        "  announcements, at most 1 caller waiting, for 20 s at most).\n"
+        "  Alice's keys in a call: 0 record, 5 pause/resume, 7 stop, 9 discard, # "
+        "hang up.\n"
+        "  \">>\" is what a party does; \"sim\" lines are what the simulated Asterisk "
+        "saw\n"
+        "  (its oracle), \"redis\" lines are ariq's events stream and waiting "
+        "lines.\n\n");
     printf("%s== the call center at work ==%s\n", bold(), off());
 }
 
