@@ -614,6 +614,36 @@ static int rec_agrees(json_t *r, redisContext *rc, const char *ns, int *ns_, int
     return ret;
 }
 
+/* Each {ns}:recording:NAME in Redis is a recording of the simulator. */
+static int redis_recs_known(json_t *all, redisContext *rc, const char *ns, char *err,
+                            size_t errlen)
+{
+    redisReply *r = redisCommand(rc, "KEYS {%s}:recording:*", ns);
+    size_t plen = strlen(ns) + strlen("{}:recording:");
+    int ret = r && r->type == REDIS_REPLY_ARRAY ? 0 : -1;
+    if (ret)
+        snprintf(err, errlen, "KEYS failed");
+    for (size_t i = 0; r && ret == 0 && i < r->elements; i++) {
+        const char *name = r->element[i]->str + plen;
+        bool found = false;
+        json_t *x;
+        size_t k;
+        json_array_foreach(all, k, x)
+        {
+            const char *n = json_string_value(json_object_get(x, "name"));
+            found = found || (n && !strcmp(n, name));
+        }
+        if (!found) {
+            snprintf(err, errlen, "Redis holds recording %s, which the simulator never made",
+                     name);
+            ret = -1;
+        }
+    }
+    if (r)
+        freeReplyObject(r);
+    return ret;
+}
+
 int qc_recordings_agree(const sim_proc *sim, int node, redisContext *rc, const char *ns,
                         int *nstored, int *ndiscarded, char *err, size_t errlen)
 {
@@ -629,6 +659,8 @@ int qc_recordings_agree(const sim_proc *sim, int node, redisContext *rc, const c
         if (ret == 0)
             ret = rec_agrees(r, rc, ns ? ns : "ariq", &s, &d, err, errlen);
     }
+    if (ret == 0)
+        ret = redis_recs_known(all, rc, ns ? ns : "ariq", err, errlen);
     json_decref(all);
     if (nstored)
         *nstored = s;
