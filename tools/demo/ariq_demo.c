@@ -120,7 +120,8 @@ static const char queues_ini[] = "[queue support]\n"
                                  "maxlen = 1\n"
                                  "timeout = 20\n";
 
-/* ---- the script (seconds at real pace) --------------------------------------- */
+/* ---- the script (seconds at real pace, in time order)
+ * --------------------------------------- */
 
 typedef enum { ACT_CALL, ACT_DTMF, ACT_HANGUP } act_kind;
 
@@ -155,8 +156,8 @@ static const step script[] = {
     {84, ACT_CALL, P_BOB, NULL, "logs in"},
     {90, ACT_CALL, P_GRACE, NULL, "calls the sales line"},
     {98, ACT_DTMF, P_ALICE, "#", "ends the call with her key #"},
-    {108, ACT_HANGUP, P_BOB, NULL, "hangs up in the middle of a call"},
-    {118, ACT_HANGUP, P_ERIN, NULL, "hangs up: her call is done"},
+    {107, ACT_HANGUP, P_ERIN, NULL, "hangs up: her call is done"},
+    {114, ACT_HANGUP, P_BOB, NULL, "hangs up in the middle of a call"},
     {128, ACT_HANGUP, P_GRACE, NULL, "hangs up: her call is done"},
     {134, ACT_HANGUP, P_ALICE, NULL, "hangs up: end of her shift"},
 };
@@ -970,6 +971,9 @@ static bool all_ended(void)
 
 static void run(void)
 {
+    for (size_t s = 1; s < NSTEPS; s++)
+        if (script[s].t < script[s - 1].t)
+            abort(); /* the script must be in time order */
     double tick = R.scale * 0.1;
     if (tick < 0.02)
         tick = 0.02;
