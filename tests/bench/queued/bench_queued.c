@@ -27,7 +27,9 @@
  * 200 µs, so an upper bound).
  *
  * Prints "name: value unit" lines. Usage: bench_queued [rounds] [waiting]
- * (defaults 1000 and 5000). Exit 0 when every step worked. */
+ * [burst] (defaults 1000 and 5000; `burst` hangs every waiting caller up at
+ * once at the end instead of 100 at a time, and reports what queued lost).
+ * Exit 0 when every step worked. */
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -92,6 +94,7 @@ typedef struct bench {
     size_t body_len;
     redisContext *rc;
     int rounds, waiting;
+    bool burst; /* hang up every waiting caller at once at the end */
     long ncallers, nagents;
     sample *s;
 } bench;
@@ -771,6 +774,32 @@ static int hang_up_all(bench *b, char (*agents)[128], int nagents)
     json_t *all = req_json(b, "GET", "/sim/channels?alive=1");
     if (!all)
         return -1;
+    if (b->burst) { /* every waiting caller at once */
+        int rc = hang_up_list(b, all, 0, json_array_size(all));
+        json_decref(all);
+        long long left = -1;
+        for (int t = 0; rc == 0 && t < 30000; t += 100, sleep_us(100000))
+            if ((left = redis_int(b, "ZCARD " CALLERS_KEY)) == 0)
+                break;
+        printf("queued_burst_hangup_callers_left_in_redis: %lld callers\n", left);
+        printf("queued_burst_hangup_ari_disconnects: %d\n",
+               queued_proc_log_count(&b->q, "ari=disconnected"));
+        if (rc == 0 && left > 0) { /* does a new caller still reach a new agent? */
+            char c1[128], a1[128];
+            long st = 0;
+            if (place_caller(b, c1, sizeof c1) == 0 &&
+                place(b, "agent," QUEUE ",late", 8999, a1, sizeof a1) == 0) {
+                sleep_us(3000000);
+                char path[400];
+                snprintf(path, sizeof path, "/sim/connected?a=%s&b=%s", a1, c1);
+                json_t *j = req_json(b, "GET", path);
+                st = json_is_true(json_object_get(j, "connected"));
+                json_decref(j);
+            }
+            printf("queued_burst_then_new_caller_and_agent_connected: %s\n", st ? "yes" : "no");
+        }
+        return rc == 0 && left == 0 ? 0 : -1;
+    }
     for (size_t i = 0; i < json_array_size(all); i += HANGUP_BATCH) {
         long left = waiting - (long)(i + HANGUP_BATCH < json_array_size(all)
                                          ? i + HANGUP_BATCH
@@ -845,7 +874,8 @@ static int run(bench *b)
            p99_big < 5 ? "met" : "NOT met", p99_big);
     printf("target_under_2KB_per_waiting_caller: %s (%.0f bytes RSS)\n",
            per < 2048 ? "met" : "NOT met", per);
-    printf("target_one_script_call_per_pairing: %s (%.2f EVALSHA per pairing)\n",
+    printf("target_one_script_call_per_pairing: %s (%.2f EVALSHA per pairing: the pairing "
+           "itself is the agent's login script; CONNECT is recorded by a second script)\n",
            rt <= 100 ? "met" : "NOT met", rt / 100.0);
     uint64_t t0 = clock_mono_ms();
     int rc = hang_up_all(b, agents, RT_PAIRINGS);
@@ -863,6 +893,7 @@ int main(int argc, char **argv)
     static bench b;
     b.rounds = argc > 1 ? atoi(argv[1]) : 1000;
     b.waiting = argc > 2 ? atoi(argv[2]) : 5000;
+    b.burst = argc > 3 && strcmp(argv[3], "burst") == 0;
     if (b.rounds < 1 || b.rounds > 100000 || b.waiting < 100 || b.waiting > 100000)
         return 2;
     signal(SIGPIPE, SIG_IGN);
