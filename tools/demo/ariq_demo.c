@@ -83,29 +83,37 @@ typedef struct party {
     int sounds_youarenext, sounds_thereare, sounds_beep;
 } party;
 
+/* Designated fields: the rest of a party is what the run observes. */
+#define PARTY(NAME, NUM, EXTEN, ARGS, AGENT, NOTE)                                       \
+    {                                                                                    \
+        .name = NAME, .number = NUM, .exten = EXTEN, .args = ARGS, .agent_id = AGENT,    \
+        .note = NOTE                                                                     \
+    }
+
 static party cast[P__COUNT] = {
-    [P_ALICE] = {"Alice", "1001", "600", "agent,support&sales,1001", "1001",
-                 "agent 1001, serves support and sales"},
-    [P_BOB] = {"Bob", "1002", "600", "agent,support,1002", "1002",
-               "agent 1002, serves support"},
-    [P_MALLORY] = {"Mallory", "1001", "600", "agent,support,1001", "1001",
-                   "dials in as agent 1001 while Alice is logged in"},
-    [P_CAROL] = {"Carol", "5551001", "500", "caller,support", NULL, "caller, support"},
-    [P_DAVE] = {"Dave", "5551002", "500", "caller,support", NULL, "caller, support"},
-    [P_ERIN] = {"Erin", "5551003", "500", "caller,support", NULL, "caller, support"},
-    [P_FRANK] = {"Frank", "5551004", "501", "caller,support,5", NULL,
-                 "caller, support, priority 5 (a VIP line)"},
-    [P_HEIDI] = {"Heidi", "5551005", "500", "caller,support", NULL,
-                 "caller, support, gives up waiting"},
-    [P_IVAN] = {"Ivan", "5551006", "502", "caller,billing", NULL,
-                "caller, a queue this node does not serve"},
-    [P_JUDY] = {"Judy", "5551007", "503", "caller,support,urgent", NULL,
-                "caller, a malformed priority"},
-    [P_GRACE] = {"Grace", "5551008", "510", "caller,sales", NULL, "caller, sales"},
-    [P_OSCAR] = {"Oscar", "5551009", "520", "caller,tech", NULL,
-                 "caller, tech (nobody on shift: waits 20 s at most)"},
-    [P_PEGGY] = {"Peggy", "5551010", "520", "caller,tech", NULL,
-                 "caller, tech (one caller waiting at most)"},
+    [P_ALICE] = PARTY("Alice", "1001", "600", "agent,support&sales,1001", "1001",
+                      "agent 1001, serves support and sales"),
+    [P_BOB] = PARTY("Bob", "1002", "600", "agent,support,1002", "1002",
+                    "agent 1002, serves support"),
+    [P_MALLORY] = PARTY("Mallory", "1001", "600", "agent,support,1001", "1001",
+                        "dials in as agent 1001 while Alice is logged in"),
+    [P_CAROL] =
+        PARTY("Carol", "5551001", "500", "caller,support", NULL, "caller, support"),
+    [P_DAVE] = PARTY("Dave", "5551002", "500", "caller,support", NULL, "caller, support"),
+    [P_ERIN] = PARTY("Erin", "5551003", "500", "caller,support", NULL, "caller, support"),
+    [P_FRANK] = PARTY("Frank", "5551004", "501", "caller,support,5", NULL,
+                      "caller, support, priority 5 (a VIP line)"),
+    [P_HEIDI] = PARTY("Heidi", "5551005", "500", "caller,support", NULL,
+                      "caller, support, gives up waiting"),
+    [P_IVAN] = PARTY("Ivan", "5551006", "502", "caller,billing", NULL,
+                     "caller, a queue this node does not serve"),
+    [P_JUDY] = PARTY("Judy", "5551007", "503", "caller,support,urgent", NULL,
+                     "caller, a malformed priority"),
+    [P_GRACE] = PARTY("Grace", "5551008", "510", "caller,sales", NULL, "caller, sales"),
+    [P_OSCAR] = PARTY("Oscar", "5551009", "520", "caller,tech", NULL,
+                      "caller, tech (nobody on shift: waits 20 s at most)"),
+    [P_PEGGY] = PARTY("Peggy", "5551010", "520", "caller,tech", NULL,
+                      "caller, tech (one caller waiting at most)"),
 };
 
 /* The queues the scenario needs, for queued's config. */
