@@ -506,6 +506,37 @@ static void test_hash_and_caller_hangup(void **state)
     assert_int_equal(st.completes, N + 1);
 }
 
+/* '#' and the agent's own hangup at once, both orders: the caller is hung
+ * up, one COMPLETEAGENT, the agent logged off once (from wrapup or from
+ * the call). Queue `wrap` puts it in wrapup after '#'. */
+static void test_hash_and_agent_hangup(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    for (int i = 0; i < N; i++) {
+        char c[128], ag[128];
+        place_agent(i < N / 2 ? "support" : "wrap", ag, sizeof ag);
+        assert_true(wait_moh(ag));
+        place(i < N / 2 ? "caller,support" : "caller,wrap", "5551018", c, sizeof c);
+        connected(c, ag);
+        if (i % 2) {
+            hangup(ag);
+            long st = sim_send_dtmf(&F->sim, 0, ag, "#"); /* may be gone already */
+            assert_true(st == 204 || st == 404 || st == 409);
+        } else {
+            assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "#"), 204);
+            hangup(ag);
+        }
+        assert_true(wait_gone(c));
+        assert_true(wait_gone(ag));
+    }
+    qc_stats st;
+    end_check(&st, 0);
+    assert_int_equal(st.connects, N);
+    assert_int_equal(st.completes, N);
+    assert_int_equal(count_events("AGENTLOGOFF"), N);
+}
+
 /* A recording runs (or is paused) when the caller hangs up: it ends stopped
  * and kept, in the oracle and in Redis. */
 static void test_recording_kept_when_caller_hangs_up(void **state)
@@ -730,6 +761,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_caller_hangs_up_at_pairing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_hangs_up_at_pairing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hash_and_caller_hangup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hash_and_agent_hangup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recording_kept_when_caller_hangs_up, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
