@@ -2,7 +2,8 @@
  * the real queued against the simulator and a real redis-server, time 100x
  * fast (scale 0.01 in both).
  *
- * A seeded script (seed: argv[1], else $ARIQ_SEED, else a fixed one) drives
+ * A seeded script (seed: argv[1], else $ARIQ_SEED, else a fixed one; with
+ * $ARIQ_SIM_LATENCY_MS every ARI answer is held that long) drives
  * it tick by tick (10 ms): callers arrive in q1, q2 or both with priorities
  * 0..3; agents (serving q1, q2 or both) log in, leave (hang up, while free
  * or talking) and come back; waiting callers hang up; in each call the agent
@@ -437,6 +438,12 @@ static void test_random_run(void **state)
 {
     (void)state;
     int next_caller = 0, tick = 0;
+    const char *lat = getenv("ARIQ_SIM_LATENCY_MS"); /* widen every window: ARI answers held */
+    if (lat && *lat) {
+        char body[64];
+        snprintf(body, sizeof body, "{\"latency_ms\":%d}", atoi(lat));
+        assert_int_equal(sim_fault(&R.sim, 0, body), 200);
+    }
     for (int i = 0; i < NAGENTS; i++) {
         static const char *const qs[] = {"q1&q2", "q1", "q2"};
         snprintf(R.agents[i].id, sizeof R.agents[i].id, "%d", 8001 + i);
