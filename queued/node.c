@@ -204,7 +204,7 @@ static void on_store_ready(store *s, void *ud)
     (void)s;
     node *n = ud;
     LOG_I(MOD, "node=%s redis=ready", n->cfg->node_id);
-    char err[256];
+    char err[QCFG_URL_MAX + 256];
     if (!n->events && open_events(n, err, sizeof err) != 0)
         LOG_E(MOD, "node=%s cannot take calls: %s", n->cfg->node_id, err);
 }
