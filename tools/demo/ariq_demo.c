@@ -81,6 +81,8 @@ typedef struct party {
     long first_connect;  /* order of its first connection, 0 if never */
     char status[32];     /* QUEUESTATUS set by ariq */
     int sounds_youarenext, sounds_thereare, sounds_beep;
+    int calls;      /* agents: calls completed (COMPLETE* events) */
+    double talk_ms; /* and their talk time */
 } party;
 
 /* Designated fields: the rest of a party is what the run observes. */
@@ -774,6 +776,11 @@ static void tell_event(redisReply *f)
     } else if (strcmp(ev, "COMPLETECALLER") == 0 || strcmp(ev, "COMPLETEAGENT") == 0) {
         bool by_caller = strcmp(ev, "COMPLETECALLER") == 0;
         by_caller ? R.n_complete_caller++ : R.n_complete_agent++;
+        int a = by_agent(field(f, "agent"));
+        if (a >= 0) {
+            cast[a].calls++;
+            cast[a].talk_ms += num(f, "calltime_ms");
+        }
         line("redis", "%-15s %s's call with %s is over: %.1f s talking (%s ended it)", ev,
              caller, agent, real_s(num(f, "calltime_ms")),
              by_caller ? "the caller" : "the agent");
@@ -912,7 +919,14 @@ static void summary(void)
     printf("  calls ended  %d by the caller (COMPLETECALLER), %d by the agent "
            "(COMPLETEAGENT)\n",
            R.n_complete_caller, R.n_complete_agent);
-    printf("  agents       %d logged in, %d logged off\n", R.n_login, R.n_logoff);
+    int shown = 0;
+    printf("  agents       %d logged in, %d logged off;", R.n_login, R.n_logoff);
+    for (int i = 0; i < P__COUNT; i++)
+        if (cast[i].calls)
+            printf("%s %s %d call%s (%.0f s talking)", ++shown > 1 ? "," : "",
+                   cast[i].name, cast[i].calls, cast[i].calls > 1 ? "s" : "",
+                   real_s(cast[i].talk_ms));
+    printf("\n");
     printf("  recordings   %d kept, %d discarded\n", kept, gone);
     if (R.scale != 1)
         printf("  (times shown at real pace; this run went %.0fx faster)\n", 1 / R.scale);
