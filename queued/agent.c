@@ -3,6 +3,7 @@
  *   state        on                                  next
  *   ANSWERING    answer 204                          LOGGING_IN (qs_agent_login, autopair)
  *   ANSWERING    answer 404 / hangup                 ENDED
+ *   ANSWERING    answer kept failing (5xx, ~6 s)     ENDED      (turned away: UNAVAILABLE)
  *   LOGGING_IN   logged in                           HOLDING    (hold_join)
  *   LOGGING_IN   AGENTINUSE (id waiting or talking)  ENDED      (turned away, AGENTINUSE)
  *   HOLDING      joined                              FREE
@@ -147,19 +148,19 @@ static void login(agent *a)
     }
 }
 
-static void on_answered(ari_rest *rest, const ari_response *r, void *pd)
+static void on_answered(leg *l, answer_outcome o)
 {
-    (void)rest;
-    agent *a = pd;
-    if (a->state == AGENT_ANSWERING) {
-        if (r->status == 204) {
-            login(a);
-        } else {
-            set_state(a, AGENT_ENDED);
-            leg_end(&a->base);
-        }
+    agent *a = (agent *)l;
+    if (a->state != AGENT_ANSWERING)
+        return;
+    if (o == ANSWER_OK) {
+        login(a);
+        return;
     }
-    leg_unref(&a->base);
+    set_state(a, AGENT_ENDED);
+    leg_end(&a->base);
+    if (o == ANSWER_FAILED)
+        turnaway_start(a->base.n, a->base.chan, "UNAVAILABLE", "the channel could not be answered");
 }
 
 /* ---- calls and wrapup ------------------------------------------------------ */
@@ -325,10 +326,6 @@ void agent_start(node *n, const ari_event *ev, const entry_args *args)
     }
     LOG_I(MOD, "chan=%s agent=%s queues=%zu state=answering", a->base.chan, args->agent_id,
           args->nqueues);
-    leg_ref(&a->base);
-    if (ari_channel_answer(n->rest, a->base.chan, on_answered, a) != 0) {
-        leg_unref(&a->base);
-        leg_end(&a->base);
-    }
+    answer_start(&a->base, on_answered);
     leg_unref(&a->base);
 }

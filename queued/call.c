@@ -63,6 +63,7 @@ struct call {
     const qcfg_queue *q;
     char bridge[ARI_EVENT_MAX_ID + 1];
     bool bridge_made;
+    bool creating;   /* POST /bridges in flight: a late 200 after the end destroys it */
     bool wait_holds; /* JOINING waits for a party's hold_join in flight */
     rec_state rec;
     unsigned nrec;
@@ -220,6 +221,12 @@ static void on_step(ari_rest *rest, const ari_response *r, void *pd)
     (void)rest;
     call *k = pd;
     bool ok = r->status >= 200 && r->status < 300;
+    if (k->creating) {
+        k->creating = false;
+        k->bridge_made = ok;
+        if (ok && k->state == CALL_ENDED) /* the call ended while it was made */
+            FIRE(k, ari_bridge_destroy(k->n->rest, k->bridge, on_logged, k));
+    }
     if (k->state == CALL_ENDED || r->err == ARIQ_ECLOSED) {
         /* ended meanwhile, or closing */
     } else if (k->state == CALL_STOPPING) {
@@ -228,7 +235,6 @@ static void on_step(ari_rest *rest, const ari_response *r, void *pd)
     } else if (!ok) {
         roll_back(k, r->status ? ari_response_message(r) : "ARI unreachable");
     } else if (k->state == CALL_BRIDGING) {
-        k->bridge_made = true;
         set_state(k, CALL_JOINING);
         step(k);
     } else if (k->state == CALL_JOINING) {
@@ -260,6 +266,7 @@ static void step(call *k)
         break;
     case CALL_BRIDGING:
         rc = ari_bridge_create(rest, k->bridge, "mixing", k->bridge, on_step, k);
+        k->creating = rc == 0;
         break;
     case CALL_JOINING:
         rc = ari_bridge_add_channel(rest, k->bridge, both, 2, NULL, on_step, k);

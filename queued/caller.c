@@ -6,6 +6,7 @@
  *   CHECKING     a queue is full                      ENDED     (turned away: FULL)
  *   ANSWERING    answer 204                           ENTERING  (qs_enter, autopair)
  *   ANSWERING    answer 404 / hangup                  ENDED     (left before queueing)
+ *   ANSWERING    answer kept failing (5xx, ~6 s)      ENDED     (turned away: UNAVAILABLE)
  *   ENTERING     entered                              HOLDING   (hold_join)
  *   ENTERING     entered and paired at once           CONNECTING
  *   HOLDING      joined                               WAITING   (announce timer)
@@ -72,7 +73,7 @@ static void leave_queue(caller *c);
 static void arm_announcement(caller *c, bool first);
 static void arm_timeout(caller *c);
 static void answer(caller *c);
-static void on_answered(ari_rest *rest, const ari_response *r, void *pd);
+static void on_answered(leg *l, answer_outcome o);
 
 static void set_state(caller *c, caller_state to)
 {
@@ -164,12 +165,7 @@ static void enter_queue(caller *c)
 static void answer(caller *c)
 {
     set_state(c, CALLER_ANSWERING);
-    leg_ref(&c->base);
-    if (ari_channel_answer(c->base.n->rest, c->base.chan, on_answered, c) != 0) {
-        leg_unref(&c->base);
-        set_state(c, CALLER_ENDED);
-        leg_end(&c->base);
-    }
+    answer_start(&c->base, on_answered);
 }
 
 /* ---- maxlen: FULL, checked before answering as app_queue does ---------------- */
@@ -213,21 +209,21 @@ static void check_next(caller *c)
     answer(c);
 }
 
-static void on_answered(ari_rest *rest, const ari_response *r, void *pd)
+static void on_answered(leg *l, answer_outcome o)
 {
-    (void)rest;
-    caller *c = pd;
-    if (c->state == CALLER_ANSWERING) {
-        if (r->status == 204) {
-            enter_queue(c);
-        } else {
-            LOG_I(MOD, "chan=%s answer failed status=%ld: the caller left", c->base.chan,
-                  r->status);
-            set_state(c, CALLER_ENDED);
-            leg_end(&c->base);
-        }
+    caller *c = (caller *)l;
+    if (c->state != CALLER_ANSWERING)
+        return;
+    if (o == ANSWER_OK) {
+        enter_queue(c);
+        return;
     }
-    leg_unref(&c->base);
+    LOG_I(MOD, "chan=%s not answered: %s", c->base.chan,
+          o == ANSWER_GONE ? "the caller left" : "ARI kept failing");
+    set_state(c, CALLER_ENDED);
+    leg_end(&c->base);
+    if (o == ANSWER_FAILED)
+        turnaway_start(c->base.n, c->base.chan, "UNAVAILABLE", "the channel could not be answered");
 }
 
 /* ---- announcements --------------------------------------------------------- */

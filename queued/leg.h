@@ -18,6 +18,7 @@
 
 struct node;
 typedef struct leg leg;
+typedef struct answer_req answer_req;
 
 typedef struct leg_ops {
     const char *role;                              /* "caller", "agent", ... */
@@ -32,6 +33,7 @@ struct leg {
     char chan[ARI_EVENT_MAX_ID + 1]; /* the channel's id */
     int refs;
     int holds; /* hold_join requests in flight: a call waits for them (hold.c) */
+    answer_req *answering; /* answer.c, while the answer is being retried */
     bool ended;
 };
 

@@ -52,6 +52,7 @@ void leg_end(leg *l)
         return;
     l->ended = true;
     leg_ref(l); /* on_end may drop the last reference but one */
+    answer_cancel(l);
     if (l->ops->on_end)
         l->ops->on_end(l);
     if (strmap_get(l->n->legs, l->chan) == l) {

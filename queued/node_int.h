@@ -41,6 +41,21 @@ leg *node_leg(node *n, const char *chan);
  * each is carried out if both parties are legs of this node. */
 void node_take_pairings(node *n, const qs_pairing *p, size_t np);
 
+/* ---- answer.c: answering through ARI's transient errors ---- */
+
+typedef enum {
+    ANSWER_OK,     /* answered (204) */
+    ANSWER_GONE,   /* the party left, or the channel is not ours */
+    ANSWER_FAILED, /* ARI kept failing: hand the channel back */
+} answer_outcome;
+
+/* Answers l's channel, retrying 5xx and transport errors; done(l, outcome)
+ * runs once, later, unless the leg ends first. */
+typedef void (*answer_done_fn)(leg *l, answer_outcome o);
+void answer_start(leg *l, answer_done_fn done);
+/* From leg_end: drops a retry waiting on its timer. */
+void answer_cancel(leg *l);
+
 /* ---- hold.c: the node's holding bridges (one per MOH class) ---- */
 
 /* Puts l's channel into the holding bridge of moh_class (creating the bridge
