@@ -53,6 +53,8 @@ static int parse_entry(const redisReply *r, qc_event *e)
             copy_field(e->peer, sizeof e->peer, v);
         else if (!strcmp(name, "position") && v->type == REDIS_REPLY_STRING)
             e->position = strtol(v->str, NULL, 10);
+        else if (!strcmp(name, "ts_ms") && v->type == REDIS_REPLY_STRING)
+            e->ts_ms = strtoll(v->str, NULL, 10);
     }
     return 0;
 }

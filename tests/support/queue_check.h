@@ -43,6 +43,7 @@ typedef struct qc_event {
     char reason[32];
     char peer[136]; /* CONNECT: bridgedchanneluniqueid; PAIRED: agent_channel */
     long position;  /* ENTERQUEUE / ABANDON / WITHDRAW: position, else -1 */
+    long long ts_ms; /* the op's wall clock */
 } qc_event;
 
 typedef struct qc_stream qc_stream;
