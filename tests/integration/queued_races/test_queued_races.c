@@ -276,21 +276,6 @@ static void end_check(qc_stats *out, unsigned flags)
         *out = st;
 }
 
-/* ARIQ_KNOWN_BUGS=1 runs what fails because of an open queued bug.
- *
- * Bug "mixing bridge leak": a call that ends (caller or agent hangs up)
- * while its POST /bridges (state BRIDGING in queued/call.c) is in flight
- * leaves the mixing bridge behind: finish() destroys it only if
- * bridge_made, which on_step() sets on the 200, and on_step() ignores the
- * 200 once the call has ended. By default the loops that can hit that
- * window (hangups at the moment of pairing) tolerate empty mixing bridges
- * only; test_hangup_during_bridge_create hits it on purpose. */
-static unsigned bridge_leak_flags(void)
-{
-    const char *e = getenv("ARIQ_KNOWN_BUGS");
-    return e && !strcmp(e, "1") ? 0 : QC_ALLOW_EMPTY_MIXING;
-}
-
 /* ---- the races ---------------------------------------------------------------- */
 
 /* Caller and agent hang up at the same moment while bridged, both orders:
@@ -347,15 +332,13 @@ static void test_caller_hangs_up_during_answer(void **state)
     assert_int_equal(st.completes, 1);
 }
 
-/* Known bug "mixing bridge leak" (see bridge_leak_flags): the caller hangs
- * up while the mixing bridge is being created (ARI answers held 100 ms: the
- * answer, then the POST /bridges). Expected: nothing left; observed: the
- * empty bridge ariq-mix-pN stays. Runs with ARIQ_KNOWN_BUGS=1 only. */
+/* The caller hangs up while the mixing bridge is being created (ARI
+ * answers held 100 ms: the answer, then the POST /bridges). Found here:
+ * the bridge made after the call had ended was left behind (fixed in
+ * a4912bc: it is destroyed when the late 200 arrives). */
 static void test_hangup_during_bridge_create(void **state)
 {
     (void)state;
-    if (bridge_leak_flags())
-        skip();
     char ag[128];
     place_agent("support", ag, sizeof ag);
     assert_true(wait_moh(ag));
@@ -432,7 +415,7 @@ static void test_caller_hangs_up_at_pairing(void **state)
         assert_true(wait_gone(ag));
     }
     qc_stats st;
-    end_check(&st, bridge_leak_flags());
+    end_check(&st, 0);
     assert_int_equal(st.enters, 2 * N);
     assert_true(st.connects >= N);
     assert_int_equal(count_events("AGENTLOGOFF"), N);
@@ -467,7 +450,7 @@ static void test_agent_hangs_up_at_pairing(void **state)
         assert_true(wait_gone(ag2));
     }
     qc_stats st;
-    end_check(&st, bridge_leak_flags());
+    end_check(&st, 0);
     assert_int_equal(st.enters, N);
     /* an agent gone before its answer never logged in: the checker saw every
      * AGENTLOGIN matched by one AGENTLOGOFF */
@@ -700,13 +683,11 @@ static void test_rollback_on_ari_error(void **state)
     assert_int_equal(count_events("UNPAIRED"), 3);
 }
 
-/* Known bug "answer 5xx drops the call": a 500 on POST /channels/{id}/answer
- * is taken as "the party left" (queued/caller.c and agent.c on_answered:
- * any status but 204 ends the leg), so a live caller stays in Stasis
- * unanswered, in no bridge, hearing nothing, never queued nor handed back
- * (DESIGN: a call is never dropped silently). Expected: answered after a
- * retry and served by the waiting agent, or handed back with QUEUESTATUS;
- * the same for an agent. Runs with ARIQ_KNOWN_BUGS=1 only. */
+/* A 500 on POST /channels/{id}/answer is not the party leaving. Found
+ * here: the caller (or agent) was dropped silently, left in Stasis
+ * unanswered in no bridge (fixed in a4912bc: the answer is retried, then
+ * the channel handed back with UNAVAILABLE). Expected: served by the
+ * waiting party, or handed back to the dialplan. */
 static bool served_or_handed_back(const char *id, const char *peer)
 {
     for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10)) {
@@ -730,8 +711,6 @@ static bool served_or_handed_back(const char *id, const char *peer)
 static void test_answer_error_is_not_a_hangup(void **state)
 {
     (void)state;
-    if (bridge_leak_flags()) /* not ARIQ_KNOWN_BUGS=1 */
-        skip();
     char ag[128], c[128], c2[128], ag2[128];
     place_agent("support", ag, sizeof ag);
     assert_true(wait_moh(ag));
@@ -739,13 +718,14 @@ static void test_answer_error_is_not_a_hangup(void **state)
     place("caller,support", "5551016", c, sizeof c);
     assert_true(served_or_handed_back(c, ag));
     hangup(c);
+    hangup(ag);
+    assert_true(wait_gone(ag));
     place("caller,support", "5551017", c2, sizeof c2);
     assert_true(wait_moh(c2));
     assert_int_equal(sim_fault(&F->sim, 0, "{\"http_500\":1}"), 200);
     place_agent("support", ag2, sizeof ag2);
     assert_true(served_or_handed_back(ag2, c2));
     hangup(c2);
-    hangup(ag);
     hangup(ag2);
     end_check(NULL, 0);
 }

@@ -461,19 +461,10 @@ static int check_announcements_cut(const qc_stream *s)
     return cuts;
 }
 
-/* Known bug "mixing bridge leak" (tests/integration/queued_races): a call
- * ending while its mixing bridge is being created leaves the empty bridge.
- * Random hangups can hit that window; ARIQ_KNOWN_BUGS=1 counts it. */
-static unsigned bridge_leak_flags(void)
-{
-    const char *e = getenv("ARIQ_KNOWN_BUGS");
-    return e && !strcmp(e, "1") ? 0 : QC_ALLOW_EMPTY_MIXING;
-}
-
 static void check_the_end(void)
 {
     char err[1024];
-    if (qc_sim_wait_clean(&R.sim, 0, WAIT_MS, bridge_leak_flags(), err, sizeof err))
+    if (qc_sim_wait_clean(&R.sim, 0, WAIT_MS, 0, err, sizeof err))
         fail_msg("seed %u: %s", R.seed, err);
     int clean = -1;
     for (int t = 0; t < WAIT_MS && clean; t += 20) {
