@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
     --fast) SCALE=0.1 ;;
     --scale) SCALE="${2:?--scale needs a number}"; shift ;;
     --ari-walkthrough) MODE=walkthrough ;;
-    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
