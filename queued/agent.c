@@ -5,6 +5,7 @@
  *   ANSWERING    answer 404 / hangup                 ENDED
  *   ANSWERING    answer kept failing (5xx, ~6 s)     ENDED      (turned away: UNAVAILABLE)
  *   LOGGING_IN   logged in                           HOLDING    (hold_join)
+ *   LOGGING_IN   logged in and paired at once        CONNECTING
  *   LOGGING_IN   AGENTINUSE (id waiting or talking)  ENDED      (turned away, AGENTINUSE)
  *   HOLDING      joined                              FREE
  *   HOLDING/FREE a pairing (call_start)              CONNECTING
@@ -117,7 +118,11 @@ static void on_login(queue_store *qs, int err, const qs_result *res, void *pd)
         a->logged_in = true;
         LOG_I(MOD, "agent=%s chan=%s logged in queues=%zu", a->args.agent_id, a->base.chan,
               a->args.nqueues);
-        to_holding(a);
+        bool paired = false; /* paired at once: straight to the call */
+        for (size_t i = 0; i < res->npairings; i++)
+            paired = paired || strcmp(res->pairings[i].agent_channel, a->base.chan) == 0;
+        if (!paired)
+            to_holding(a);
         node_take_pairings(a->base.n, res->pairings, res->npairings);
     } else {
         a->logged_in = true; /* hung up while logging in */

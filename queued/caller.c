@@ -110,6 +110,16 @@ static void on_held(leg *l, bool ok)
     arm_announcement(c, true);
 }
 
+/* True if one of the pairings is this caller's: it goes straight to its
+ * call, never through the holding bridge. */
+static bool pairs_with(const qs_pairing *p, size_t n, const char *chan)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(p[i].caller_channel, chan) == 0)
+            return true;
+    return false;
+}
+
 static void on_entered(queue_store *qs, int err, const qs_enter_result *res, void *pd)
 {
     (void)qs;
@@ -126,10 +136,14 @@ static void on_entered(queue_store *qs, int err, const qs_enter_result *res, voi
         c->queued = true;
         LOG_I(MOD, "chan=%s queue=%s entered position=%lld seq=%lld", c->base.chan, c->q->name,
               (long long)res->positions[0], (long long)res->seq);
-        set_state(c, CALLER_HOLDING);
         arm_timeout(c);
-        hold_join(&c->base, c->q->moh_class, on_held);
-        node_take_pairings(c->base.n, res->pairings, res->npairings);
+        if (pairs_with(res->pairings, res->npairings, c->base.chan)) {
+            node_take_pairings(c->base.n, res->pairings, res->npairings); /* -> CONNECTING */
+        } else {
+            set_state(c, CALLER_HOLDING);
+            hold_join(&c->base, c->q->moh_class, on_held);
+            node_take_pairings(c->base.n, res->pairings, res->npairings);
+        }
     } else {
         c->queued = true; /* hung up while entering: leave now */
         leave_queue(c);
