@@ -667,17 +667,19 @@ static long round_trips_phase(bench *b, int waiting, char (*agents)[128])
 {
     counts before, after;
     monitor m;
-    if (monitor_start(b, &m) != 0 || commandstats(b, &before) != 0)
+    if (monitor_start(b, &m) != 0)
         return -1;
     sample s;
     char caller[128];
-    for (int i = 0; i < RT_PAIRINGS; i++)
-        if (agent_arrives(b, &s, agents[i], caller) != 0)
-            return -1;
+    int rc = commandstats(b, &before);
+    for (int i = 0; i < RT_PAIRINGS && rc == 0; i++)
+        rc = agent_arrives(b, &s, agents[i], caller);
     sleep_us(300000); /* the last CONNECT */
-    if (commandstats(b, &after) != 0)
-        return -1;
+    if (rc == 0)
+        rc = commandstats(b, &after);
     monitor_stop(b, &m);
+    if (rc != 0)
+        return -1;
     long long total = 0, evalsha = 0, trips = 0;
     for (int i = 0; i < m.cmds.n; i++)
         trips += m.cmds.v[i];
