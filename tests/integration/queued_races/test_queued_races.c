@@ -755,6 +755,46 @@ static void test_paired_at_enter_with_a_gone_agent(void **state)
     end_check(NULL, 0);
 }
 
+/* A party hangs up while its own enter / login waits behind a held Redis
+ * (and pairs in it): its leave / logoff follows and undoes the pairing;
+ * the other party never notices, keeps its music and is served next. */
+static void test_hangup_while_entering_or_logging_in(void **state)
+{
+    (void)state;
+    char c[128], ag[128], c2[128], ag2[128];
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    redisContext *blk = redis_block(200);
+    place("caller,support", "5551021", c, sizeof c);
+    sleep_ms(50);
+    hangup(c);
+    assert_true(wait_gone(c));
+    redis_unblock(blk);
+    sleep_ms(100);
+    assert_true(wait_moh(ag));
+    agent_serves_one_more(ag, "support");
+    hangup(ag);
+    assert_true(wait_gone(ag));
+
+    place("caller,support", "5551022", c2, sizeof c2);
+    assert_true(wait_moh(c2));
+    blk = redis_block(200);
+    place_agent("support", ag2, sizeof ag2);
+    sleep_ms(50);
+    hangup(ag2);
+    assert_true(wait_gone(ag2));
+    redis_unblock(blk);
+    sleep_ms(100);
+    assert_true(wait_moh(c2));
+    place_agent("support", ag, sizeof ag);
+    connected(c2, ag);
+    hangup(c2);
+    hangup(ag);
+    qc_stats st;
+    end_check(&st, 0);
+    assert_int_equal(st.connects, 2);
+}
+
 /* ARI answers 500 to the pairing's POST /bridges: the pairing is rolled
  * back (the caller keeps the front, the agent its place) and made again by
  * the sweep; they end up connected, the stream shows PAIRED, UNPAIRED
@@ -850,6 +890,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_meaningless_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_on_ari_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hangup_while_entering_or_logging_in, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_paired_at_login_with_a_gone_caller, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_paired_at_enter_with_a_gone_agent, setup,
