@@ -271,6 +271,22 @@ static long long tl_first(json_t *ch, const char *ev, const char *key, const cha
     return -1;
 }
 
+/* `t` of the last timeline entry with ev (and key == val), or -1. */
+static long long tl_last(json_t *ch, const char *ev, const char *key, const char *val)
+{
+    json_t *e;
+    size_t i;
+    long long t = -1;
+    json_array_foreach(json_object_get(ch, "timeline"), i, e)
+    {
+        const char *x = json_string_value(json_object_get(e, "ev"));
+        const char *v = key ? json_string_value(json_object_get(e, key)) : NULL;
+        if (x && !strcmp(x, ev) && (!key || (v && !strcmp(v, val))))
+            t = (long long)json_integer_value(json_object_get(e, "t"));
+    }
+    return t;
+}
+
 /* Members of the simulator's holding bridges. */
 static long holding_members(bench *b)
 {
@@ -518,7 +534,7 @@ static int wait_channel(bench *b, const char *id, bool want_gone)
 /* Waits until queued has logged CONNECT for `agent_id` (it has the answer
  * to its addChannel): hanging up before that is a different path (the
  * caller goes back to the queue), not the end of a call. */
-static int wait_connect(bench *b, const char *agent_id)
+static int wait_connect_by(bench *b, const char *field, const char *value)
 {
     for (uint64_t end = clock_mono_ms() + WAIT_MS; clock_mono_ms() < end; sleep_us(POLL_US)) {
         redisReply *r = redisCommand(b->rc, "XREVRANGE " EVENTS_KEY " + - COUNT 16");
@@ -529,8 +545,8 @@ static int wait_connect(bench *b, const char *agent_id)
             for (size_t k = 0; k + 1 < f->elements; k += 2) {
                 connect |= !strcmp(f->element[k]->str, "event") &&
                            !strcmp(f->element[k + 1]->str, "CONNECT");
-                mine |= !strcmp(f->element[k]->str, "agent") &&
-                        !strcmp(f->element[k + 1]->str, agent_id);
+                mine |= !strcmp(f->element[k]->str, field) &&
+                        !strcmp(f->element[k + 1]->str, value);
             }
             found = connect && mine;
         }
@@ -538,8 +554,13 @@ static int wait_connect(bench *b, const char *agent_id)
         if (found)
             return 0;
     }
-    fprintf(stderr, "bench_queued: no CONNECT for %s\n", agent_id);
+    fprintf(stderr, "bench_queued: no CONNECT for %s %s\n", field, value);
     return -1;
+}
+
+static int wait_connect(bench *b, const char *agent_id)
+{
+    return wait_connect_by(b, "agent", agent_id);
 }
 
 /* One measured pairing, then the agent hangs up (queued hangs the caller up)
@@ -659,6 +680,63 @@ static long long latency_phase(bench *b, int waiting)
     free(v);
     free(login);
     return p99;
+}
+
+/* One agent serves the queue: `#` ends its call (wrapup 0), the script that
+ * ends the call frees the agent and pairs it with the next caller at once.
+ * Latency from the agent's `#` (timeline dtmf_sent) to both in the new mixing
+ * bridge; queued's scripts per pairing by MONITOR. A caller is placed at the
+ * back after each call, so `waiting` stays constant. */
+#define FREED_ROUNDS 200
+static int freed_phase(bench *b, int waiting)
+{
+    char agent[128], caller[128], prev[128], fresh[128], path[256];
+    sample s;
+    long long v[FREED_ROUNDS];
+    monitor m;
+    if (agent_arrives(b, &s, agent, caller) != 0 || wait_connect(b, s.agent_id) != 0 ||
+        monitor_start(b, &m) != 0)
+        return -1;
+    snprintf(path, sizeof path, "/sim/channels/%s/dtmf", agent);
+    int rc = 0, n = 0;
+    for (; n < FREED_ROUNDS && rc == 0; n++) {
+        snprintf(prev, sizeof prev, "%s", caller);
+        rc = req(b, "POST", path, "{\"digits\":\"#\"}") == 204 ? 0 : -1;
+        caller[0] = '\0';
+        for (uint64_t end = clock_mono_ms() + WAIT_MS; rc == 0 && !caller[0]; sleep_us(POLL_US)) {
+            json_t *a = channel(b, agent);
+            const char *to =
+                json_string_value(json_array_get(json_object_get(a, "connected_to"), 0));
+            if (to && strcmp(to, prev) != 0)
+                snprintf(caller, sizeof caller, "%s", to);
+            json_decref(a);
+            if (clock_mono_ms() > end)
+                rc = -1;
+        }
+        if (rc != 0)
+            break;
+        json_t *a = channel(b, agent), *c = channel(b, caller);
+        long long hash = tl_last(a, "dtmf_sent", NULL, NULL);
+        long long am = tl_last(a, "entered_bridge", "type", "mixing");
+        long long cm = tl_first(c, "entered_bridge", "type", "mixing");
+        json_decref(a);
+        json_decref(c);
+        v[n] = (am > cm ? am : cm) - hash;
+        if (hash < 0 || am < 0 || cm < 0 || wait_connect_by(b, "callid", caller) != 0 ||
+            place_caller(b, fresh, sizeof fresh) != 0 || wait_channel(b, prev, true) != 0 ||
+            wait_channel(b, fresh, false) != 0)
+            rc = -1;
+    }
+    monitor_stop(b, &m);
+    if (rc != 0 || hangup(b, agent) != 204 || wait_channel(b, caller, true) != 0) {
+        fprintf(stderr, "bench_queued: the agent-freed phase failed at round %d\n", n);
+        return -1;
+    }
+    print_pct("queued_agent_freed_to_bridged_ms", waiting, v, n, "ms");
+    for (int i = 0; i < m.ops.n; i++)
+        printf("queued_freed_script_op_%s_per_call: %.2f calls (with one refill caller each)\n",
+               m.ops.name[i], (double)m.ops.v[i] / n);
+    return 0;
 }
 
 /* RT_PAIRINGS agents arrive one at a time, nothing hung up: queued's Redis
@@ -865,6 +943,8 @@ static int run(bench *b)
            (double)(data1 - data0) * 1024.0 / b->waiting);
     long long p99_big = latency_phase(b, b->waiting);
     if (p99_big < 0)
+        return -1;
+    if (freed_phase(b, b->waiting) != 0)
         return -1;
     char(*agents)[128] = calloc(RT_PAIRINGS, sizeof *agents);
     long rt = agents ? round_trips_phase(b, b->waiting, agents) : -1;
