@@ -47,7 +47,8 @@ static int setup(void **state)
     if (queued_proc_start(&f->q, &f->sim, 0, &f->redis, "time_scale = 0.01\nsweep_ms = 50\n",
                           "[queue support]\nannounce_frequency = 30\n"
                           "[queue ann]\nannounce_frequency = 1\n"
-                          "[queue wrap]\nannounce_frequency = 0\nwrapup_time = 100\n") != 0)
+                          "[queue wrap]\nannounce_frequency = 0\nwrapup_time = 100\n"
+                          "[queue short]\nannounce_frequency = 0\ntimeout = 5\n") != 0)
         return -1;
     F = f;
     agent_no = 0;
@@ -795,6 +796,62 @@ static void test_hangup_while_entering_or_logging_in(void **state)
     assert_int_equal(st.connects, 2);
 }
 
+/* The queue's timeout (queue `short`: 5 s, 50 ms here) and the agent's
+ * arrival at the same moment, sweeping the gap: the caller is either
+ * served, or handed back with QUEUESTATUS=TIMEOUT (EXITWITHTIMEOUT) and
+ * never connected; the agent is then free (music, serves the next). */
+static bool handed_back(const char *id)
+{
+    json_t *o = chan(id), *e;
+    size_t k;
+    bool back = false;
+    json_array_foreach(json_object_get(o, "timeline"), k, e)
+    {
+        const char *ev = json_string_value(json_object_get(e, "ev"));
+        back = back || (ev && !strcmp(ev, "continued"));
+    }
+    const char *qs =
+        json_string_value(json_object_get(json_object_get(o, "variables"), "QUEUESTATUS"));
+    bool timeout = qs && !strcmp(qs, "TIMEOUT");
+    json_decref(o);
+    return back && timeout;
+}
+
+static void test_timeout_vs_agent_arrival(void **state)
+{
+    (void)state;
+    enum { N = 16 };
+    int served = 0, timed_out = 0;
+    for (int i = 0; i < N; i++) {
+        char c[128], ag[128];
+        place("caller,short", "5551023", c, sizeof c);
+        sleep_ms(42 + i % 8 * 2);
+        place_agent("short", ag, sizeof ag);
+        bool conn = false, back = false;
+        for (int t = 0; t < WAIT_MS && !conn && !back; t += 5, sleep_ms(5)) {
+            conn = sim_is_connected(&F->sim, 0, c, ag) == 1;
+            back = handed_back(c);
+        }
+        assert_true(conn || back);
+        if (back) {
+            timed_out++;
+            assert_int_equal(qc_oracle_were_connected(&F->sim, 0, c, ag), 0);
+            assert_true(wait_moh(ag));
+            agent_serves_one_more(ag, "short");
+        } else {
+            served++;
+        }
+        hangup(c);
+        hangup(ag);
+        assert_true(wait_gone(c));
+        assert_true(wait_gone(ag));
+    }
+    fprintf(stderr, "  timeout vs agent: %d served, %d timed out\n", served, timed_out);
+    qc_stats st;
+    end_check(&st, 0);
+    assert_int_equal(st.timeouts, timed_out);
+}
+
 /* ARI answers 500 to the pairing's POST /bridges: the pairing is rolled
  * back (the caller keeps the front, the agent its place) and made again by
  * the sweep; they end up connected, the stream shows PAIRED, UNPAIRED
@@ -890,6 +947,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_meaningless_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_on_ari_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_vs_agent_arrival, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hangup_while_entering_or_logging_in, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_paired_at_login_with_a_gone_caller, setup,
