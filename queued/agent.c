@@ -118,10 +118,8 @@ static void on_login(queue_store *qs, int err, const qs_result *res, void *pd)
         a->logged_in = true;
         LOG_I(MOD, "agent=%s chan=%s logged in queues=%zu", a->args.agent_id, a->base.chan,
               a->args.nqueues);
-        bool paired = false; /* paired at once: straight to the call */
-        for (size_t i = 0; i < res->npairings; i++)
-            paired = paired || strcmp(res->pairings[i].agent_channel, a->base.chan) == 0;
-        if (!paired)
+        /* paired at once with a caller here: straight to the call */
+        if (!node_will_carry(a->base.n, res->pairings, res->npairings, a->base.chan))
             to_holding(a);
         node_take_pairings(a->base.n, res->pairings, res->npairings);
     } else {

@@ -110,16 +110,6 @@ static void on_held(leg *l, bool ok)
     arm_announcement(c, true);
 }
 
-/* True if one of the pairings is this caller's: it goes straight to its
- * call, never through the holding bridge. */
-static bool pairs_with(const qs_pairing *p, size_t n, const char *chan)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(p[i].caller_channel, chan) == 0)
-            return true;
-    return false;
-}
-
 static void on_entered(queue_store *qs, int err, const qs_enter_result *res, void *pd)
 {
     (void)qs;
@@ -137,7 +127,7 @@ static void on_entered(queue_store *qs, int err, const qs_enter_result *res, voi
         LOG_I(MOD, "chan=%s queue=%s entered position=%lld seq=%lld", c->base.chan, c->q->name,
               (long long)res->positions[0], (long long)res->seq);
         arm_timeout(c);
-        if (pairs_with(res->pairings, res->npairings, c->base.chan)) {
+        if (node_will_carry(c->base.n, res->pairings, res->npairings, c->base.chan)) {
             node_take_pairings(c->base.n, res->pairings, res->npairings); /* -> CONNECTING */
         } else {
             set_state(c, CALLER_HOLDING);

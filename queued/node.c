@@ -110,6 +110,18 @@ leg *node_leg(node *n, const char *chan)
     return chan ? strmap_get(n->legs, chan) : NULL;
 }
 
+bool node_will_carry(node *n, const qs_pairing *p, size_t np, const char *chan)
+{
+    for (size_t i = 0; i < np; i++) {
+        if (strcmp(p[i].caller_channel, chan) && strcmp(p[i].agent_channel, chan))
+            continue;
+        leg *c = node_leg(n, p[i].caller_channel);
+        leg *a = node_leg(n, p[i].agent_channel);
+        return c && a && leg_caller(c) && leg_agent(a) && !c->ended && !a->ended;
+    }
+    return false;
+}
+
 /* Carries out the pairings a script made. Both parties must be legs of this
  * node (cross-node pairings are issue 4). A party whose leg has ended is
  * on its way out: its own leave / logoff fixes the pairing in Redis. */

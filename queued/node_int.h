@@ -41,6 +41,12 @@ leg *node_leg(node *n, const char *chan);
  * each is carried out if both parties are legs of this node. */
 void node_take_pairings(node *n, const qs_pairing *p, size_t np);
 
+/* True if one of the pairings is chan's and node_take_pairings will carry it
+ * out here (both parties live legs of this node): chan then goes straight to
+ * its call. Otherwise the gone party's own leave / logoff undoes the pairing
+ * in Redis, and chan must wait as usual. */
+bool node_will_carry(node *n, const qs_pairing *p, size_t np, const char *chan);
+
 /* ---- answer.c: answering through ARI's transient errors ---- */
 
 typedef enum {
