@@ -854,6 +854,72 @@ static void test_timeout_vs_agent_arrival(void **state)
     assert_int_equal(st.timeouts, timed_out);
 }
 
+/* Announcement items the caller heard while in a mixing bridge. */
+static int announcements_in_call(const char *id)
+{
+    json_t *o = chan(id), *e;
+    size_t k;
+    long long in = -1;
+    int n = 0;
+    json_array_foreach(json_object_get(o, "timeline"), k, e)
+    {
+        const char *ev = json_string_value(json_object_get(e, "ev"));
+        const char *type = json_string_value(json_object_get(e, "type"));
+        const char *media = json_string_value(json_object_get(e, "media"));
+        long long t = json_integer_value(json_object_get(e, "t"));
+        if (!ev)
+            continue;
+        if (!strcmp(ev, "entered_bridge") && type && !strcmp(type, "mixing"))
+            in = t;
+        else if (!strcmp(ev, "left_bridge") && type && !strcmp(type, "mixing"))
+            in = -1;
+        else if (!strcmp(ev, "sound") && in >= 0 && media &&
+                 (!strncmp(media, "sound:queue-", 12) || !strncmp(media, "number:", 7)) &&
+                 json_integer_value(json_object_get(e, "start")) >= in)
+            n++;
+    }
+    json_decref(o);
+    return n;
+}
+
+/* Known bug "announcement into the call" (queued/call.c STOPPING): the
+ * position read that starts an announcement and the pairing land in one
+ * loop turn (both behind a held Redis here), so POST .../play and DELETE
+ * /playbacks/{id} leave together on two connections; the DELETE can arrive
+ * first, gets 404 ("finished by itself"), and the announcement then plays
+ * to the caller in the call with the agent. Expected: no announcement in
+ * the call. The count is shown by default; a failure with ARIQ_KNOWN_BUGS=1. */
+static void test_announcement_at_pairing(void **state)
+{
+    (void)state;
+    enum { N = 10 };
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        char c[128], ag[128];
+        place("caller,ann", "5551024", c, sizeof c);
+        assert_true(wait_moh(c));
+        redisContext *blk = redis_block(100);
+        sleep_ms(60); /* the caller's position read queues up */
+        place_agent("ann", ag, sizeof ag);
+        sleep_ms(20);  /* then the agent's login, which pairs them */
+        if (i % 2) /* held answers: both requests open new connections */
+            assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":20}"), 200);
+        redis_unblock(blk);
+        connected(c, ag);
+        assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":0}"), 200);
+        sleep_ms(80); /* longer than any announcement here */
+        bad += announcements_in_call(c) > 0;
+        hangup(c);
+        hangup(ag);
+        assert_true(wait_gone(c));
+        assert_true(wait_gone(ag));
+    }
+    fprintf(stderr, "  announcement heard in the call: %d of %d pairings\n", bad, N);
+    end_check(NULL, 0);
+    if (known_bugs())
+        assert_int_equal(bad, 0);
+}
+
 /* ARI answers 500 to the pairing's POST /bridges: the pairing is rolled
  * back (the caller keeps the front, the agent its place) and made again by
  * the sweep; they end up connected, the stream shows PAIRED, UNPAIRED
@@ -950,6 +1016,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keys_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_on_ari_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_vs_agent_arrival, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_announcement_at_pairing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hangup_while_entering_or_logging_in, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_paired_at_login_with_a_gone_caller, setup,
