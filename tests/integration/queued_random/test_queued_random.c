@@ -402,15 +402,18 @@ static bool announcement(const char *media)
  * arrive first) gets 404, taken as "finished by itself"; the play then
  * lands and the caller hears it in the call with the agent. Counted and
  * shown by default; a failure with ARIQ_KNOWN_BUGS=1. */
-static void announcement_in_call(const qc_event *p, const char *media)
+static void announcement_in_call(const qc_event *p, const char *media, long long start,
+                                 long long in)
 {
     const char *kb = getenv("ARIQ_KNOWN_BUGS");
     if (kb && !strcmp(kb, "1"))
         fail_msg("seed %u: %s (caller %s): %s played during the call", R.seed, p->pairing,
                  p->callid, media);
     if (R.ann_in_call++ == 0)
-        fprintf(stderr, "seed %u: known bug: %s (caller %s): %s played during the call\n",
-                R.seed, p->pairing, p->callid, media);
+        fprintf(stderr,
+                "seed %u: known bug: %s (caller %s, paired at %lld): %s started at %lld, "
+                "in the mixing bridge since %lld\n",
+                R.seed, p->pairing, p->callid, p->ts_ms, media, start, in);
 }
 
 static int check_one_cut(const qc_event *p, json_t *timeline, long long in, long long out)
@@ -430,7 +433,7 @@ static int check_one_cut(const qc_event *p, json_t *timeline, long long in, long
         if (start <= p->ts_ms && end >= p->ts_ms && res && strcmp(res, "finished"))
             cut = 1;
         if (start >= in && start < out)
-            announcement_in_call(p, media);
+            announcement_in_call(p, media, start, in);
     }
     return cut;
 }
