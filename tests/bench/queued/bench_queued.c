@@ -728,6 +728,18 @@ static int freed_phase(bench *b, int waiting)
             rc = -1;
     }
     monitor_stop(b, &m);
+    json_t *a = channel(b, agent), *e;
+    size_t i;
+    int held = 0;
+    json_array_foreach(json_object_get(a, "timeline"), i, e)
+    {
+        const char *x = json_string_value(json_object_get(e, "ev"));
+        const char *t = json_string_value(json_object_get(e, "type"));
+        held += x && t && !strcmp(x, "entered_bridge") && !strcmp(t, "holding");
+    }
+    json_decref(a);
+    printf("queued_freed_agent_via_holding_bridge_waiting_%d: %d of %d calls\n", waiting, held,
+           n);
     if (rc != 0 || hangup(b, agent) != 204 || wait_channel(b, caller, true) != 0) {
         fprintf(stderr, "bench_queued: the agent-freed phase failed at round %d\n", n);
         return -1;
