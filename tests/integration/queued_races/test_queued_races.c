@@ -432,8 +432,7 @@ static void test_caller_hangs_up_at_pairing(void **state)
         sleep_ms(i % 10);
         hangup(c);
         assert_true(wait_gone(c));
-        if (known_bugs()) /* "paired at once with a gone party": see below */
-            assert_true(wait_moh(ag));
+        assert_true(wait_moh(ag)); /* see test_paired_at_login_with_a_gone_caller */
         agent_serves_one_more(ag, "support");
         hangup(ag);
         assert_true(wait_gone(ag));
@@ -708,21 +707,15 @@ static void redis_unblock(redisContext *rc)
     redisFree(rc);
 }
 
-/* Known bug "paired at once with a gone party" (queued 7723a75: a party
- * paired in the reply to its own login / enter skips the holding bridge):
- * when the other party's leg ended before that reply, node_take_pairings
- * does not carry the pairing out ("not carried out here"), and the party is
- * left in LOGGING_IN / ENTERING, in no bridge, hearing nothing; hanging up
- * from there skips the logoff / leave (agent.c and caller.c *_gone: not
- * while LOGGING_IN / ENTERING), so its record stays in Redis for good.
- * Made certain here by holding Redis (a Lua busy loop) while the login /
+/* A party paired in the reply to its own login / enter with a party whose
+ * leg has already ended. Found here (7723a75, fixed in d6144ea): it was
+ * left in no bridge, silent, and after its hangup its record stayed in
+ * Redis. Made certain by holding Redis (a Lua busy loop) while the login /
  * enter and the other party's hangup queue up behind it. Expected: the
- * party waits with MOH and leaves nothing. Runs with ARIQ_KNOWN_BUGS=1. */
+ * party waits with MOH and leaves nothing. */
 static void test_paired_at_login_with_a_gone_caller(void **state)
 {
     (void)state;
-    if (!known_bugs())
-        skip();
     char c[128], ag[128];
     place("caller,support", "5551019", c, sizeof c);
     assert_true(wait_moh(c));
@@ -740,8 +733,6 @@ static void test_paired_at_login_with_a_gone_caller(void **state)
 static void test_paired_at_enter_with_a_gone_agent(void **state)
 {
     (void)state;
-    if (!known_bugs())
-        skip();
     char c[128], ag[128];
     place_agent("support", ag, sizeof ag);
     assert_true(wait_moh(ag));
@@ -836,9 +827,7 @@ static void test_timeout_vs_agent_arrival(void **state)
         if (back) {
             timed_out++;
             assert_int_equal(qc_oracle_were_connected(&F->sim, 0, c, ag), 0);
-            if (known_bugs()) /* "paired at once with a gone party": the login's
-                                 pairing names the caller that just timed out */
-                assert_true(wait_moh(ag));
+            assert_true(wait_moh(ag)); /* even if its login paired it with the caller */
             agent_serves_one_more(ag, "short");
         } else {
             served++;
