@@ -49,7 +49,8 @@ static int parse_entry(const redisReply *r, qc_event *e)
             copy_field(e->pairing, sizeof e->pairing, v);
         else if (!strcmp(name, "reason"))
             copy_field(e->reason, sizeof e->reason, v);
-        else if (!strcmp(name, "bridgedchanneluniqueid") || !strcmp(name, "agent_channel"))
+        else if (!strcmp(name, "bridgedchanneluniqueid") ||
+                 !strcmp(name, "agent_channel"))
             copy_field(e->peer, sizeof e->peer, v);
         else if (!strcmp(name, "position") && v->type == REDIS_REPLY_STRING)
             e->position = strtol(v->str, NULL, 10);
@@ -174,9 +175,10 @@ __attribute__((format(printf, 3, 4))) static int bad(model *m, const qc_event *e
 {
     va_list ap;
     va_start(ap, fmt);
-    int k = snprintf(m->err, m->errlen, "%s %s queue=%s callid=%s agent=%s pairing=%s: ",
-                     ev ? ev->id : "-", ev ? ev->event : "-", ev ? ev->queue : "",
-                     ev ? ev->callid : "", ev ? ev->agent : "", ev ? ev->pairing : "");
+    int k = snprintf(m->err, m->errlen,
+                     "%s %s queue=%s callid=%s agent=%s pairing=%s: ", ev ? ev->id : "-",
+                     ev ? ev->event : "-", ev ? ev->queue : "", ev ? ev->callid : "",
+                     ev ? ev->agent : "", ev ? ev->pairing : "");
     if (k >= 0 && (size_t)k < m->errlen)
         vsnprintf(m->err + k, m->errlen - (size_t)k, fmt, ap);
     va_end(ap);
@@ -240,7 +242,8 @@ static int on_enter(model *m, const qc_event *ev, size_t idx)
         }
     }
     if (ev->position != pos)
-        return bad(m, ev, "position %ld, but %ld by the waiting callers rebuilt from the stream",
+        return bad(m, ev,
+                   "position %ld, but %ld by the waiting callers rebuilt from the stream",
                    ev->position, pos);
     return 0;
 }
@@ -276,7 +279,8 @@ static int check_order(model *m, const qc_event *ev, const entry *e)
         if (x->priority < 0)
             return 0;
         if (before(x, e))
-            return bad(m, ev, "caller %s (priority %d) was waiting before it (priority %d)",
+            return bad(m, ev,
+                       "caller %s (priority %d) was waiting before it (priority %d)",
                        x->callid, x->priority, e->priority);
     }
     m->st.order_checked++;
@@ -305,8 +309,12 @@ static int on_paired(model *m, const qc_event *ev)
     for (size_t i = 0; i < m->ne; i++)
         if (!strcmp(m->e[i].callid, ev->callid))
             m->e[i].waiting = false;
-    m->p[m->np++] = (pairing){.pid = ev->pairing, .callid = ev->callid, .agent = ev->agent,
-                              .agent_channel = ev->peer, .queue = ev->queue, .open = true};
+    m->p[m->np++] = (pairing){.pid = ev->pairing,
+                              .callid = ev->callid,
+                              .agent = ev->agent,
+                              .agent_channel = ev->peer,
+                              .queue = ev->queue,
+                              .open = true};
     m->st.paired++;
     return 0;
 }
@@ -500,8 +508,8 @@ static int mixing_bridges(const sim_proc *sim, int node, unsigned flags)
     return n;
 }
 
-int qc_sim_wait_clean(const sim_proc *sim, int node, int timeout_ms, unsigned flags, char *err,
-                      size_t errlen)
+int qc_sim_wait_clean(const sim_proc *sim, int node, int timeout_ms, unsigned flags,
+                      char *err, size_t errlen)
 {
     long long ch = -1, pb = -1, rec = -1;
     int mix = -1;
@@ -598,16 +606,16 @@ static int rec_agrees(json_t *r, redisContext *rc, const char *ns, int *ns_, int
     bool stored = json_is_true(json_object_get(r, "stored"));
     bool discarded = json_is_true(json_object_get(r, "discarded"));
     if (!name || !state || strcmp(state, "done") || stored == discarded) {
-        snprintf(err, errlen, "recording %s is %s (stored %d, discarded %d)", name ? name : "?",
-                 state ? state : "?", stored, discarded);
+        snprintf(err, errlen, "recording %s is %s (stored %d, discarded %d)",
+                 name ? name : "?", state ? state : "?", stored, discarded);
         return -1;
     }
     redisReply *rr = redisCommand(rc, "HGET {%s}:recording:%s state", ns, name);
     const char *want = stored ? "stored" : "discarded";
     int ret = 0;
     if (!rr || rr->type != REDIS_REPLY_STRING || strcmp(rr->str, want)) {
-        snprintf(err, errlen, "recording %s is %s in the simulator but %s in Redis", name, want,
-                 rr && rr->type == REDIS_REPLY_STRING ? rr->str : "absent");
+        snprintf(err, errlen, "recording %s is %s in the simulator but %s in Redis", name,
+                 want, rr && rr->type == REDIS_REPLY_STRING ? rr->str : "absent");
         ret = -1;
     }
     if (rr)
@@ -636,8 +644,8 @@ static int redis_recs_known(json_t *all, redisContext *rc, const char *ns, char 
             found = found || (n && !strcmp(n, name));
         }
         if (!found) {
-            snprintf(err, errlen, "Redis holds recording %s, which the simulator never made",
-                     name);
+            snprintf(err, errlen,
+                     "Redis holds recording %s, which the simulator never made", name);
             ret = -1;
         }
     }

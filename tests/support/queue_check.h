@@ -41,8 +41,8 @@ typedef struct qc_event {
     char agent[72];
     char pairing[136];
     char reason[32];
-    char peer[136]; /* CONNECT: bridgedchanneluniqueid; PAIRED: agent_channel */
-    long position;  /* ENTERQUEUE / ABANDON / WITHDRAW: position, else -1 */
+    char peer[136];  /* CONNECT: bridgedchanneluniqueid; PAIRED: agent_channel */
+    long position;   /* ENTERQUEUE / ABANDON / WITHDRAW: position, else -1 */
     long long ts_ms; /* the op's wall clock */
 } qc_event;
 
@@ -75,7 +75,8 @@ typedef struct qc_stats {
 
 /* Runs every check above over s. Returns 0, or -1 with the first violation
  * (and the stream ids involved) in err. `st` (may be NULL) gets the counts. */
-int qc_check(const qc_stream *s, const qc_opts *o, qc_stats *st, char *err, size_t errlen);
+int qc_check(const qc_stream *s, const qc_opts *o, qc_stats *st, char *err,
+             size_t errlen);
 
 /* Redis holds nothing of any party: only {ns}:seq, {ns}:events and
  * {ns}:recording:*. Returns 0, or -1 naming a key left. */
@@ -88,8 +89,8 @@ int qc_redis_clean(redisContext *rc, const char *ns, char *err, size_t errlen);
  * counted: only for a test that must pass while a known leak of empty
  * mixing bridges is open (say so where it is used). */
 #define QC_ALLOW_EMPTY_MIXING 1u
-int qc_sim_wait_clean(const sim_proc *sim, int node, int timeout_ms, unsigned flags, char *err,
-                      size_t errlen);
+int qc_sim_wait_clean(const sim_proc *sim, int node, int timeout_ms, unsigned flags,
+                      char *err, size_t errlen);
 
 /* The oracle's timelines of a and b show a moment when both were in the
  * same mixing bridge and neither had hung up. 1 yes, 0 no, -1 on error. */

@@ -40,11 +40,13 @@ static int agent_no; /* fresh agent ids across a test */
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
-    if (!f || redis_proc_start(&f->redis, NULL) != 0 || sim_proc_start(&f->sim, 1, 0.01) != 0)
+    if (!f || redis_proc_start(&f->redis, NULL) != 0 ||
+        sim_proc_start(&f->sim, 1, 0.01) != 0)
         return -1;
     /* support: announcements every 30 s (0.3 s here); ann: every 1 s (10 ms
      * here), so a caller of ann is almost always hearing one. */
-    if (queued_proc_start(&f->q, &f->sim, 0, &f->redis, "time_scale = 0.01\nsweep_ms = 50\n",
+    if (queued_proc_start(&f->q, &f->sim, 0, &f->redis,
+                          "time_scale = 0.01\nsweep_ms = 50\n",
                           "[queue support]\nannounce_frequency = 30\n"
                           "[queue ann]\nannounce_frequency = 1\n"
                           "[queue wrap]\nannounce_frequency = 0\nwrapup_time = 100\n"
@@ -256,8 +258,8 @@ static void keep_evidence(void)
     free(txt);
     json_decref(b);
     char cmd[1400];
-    snprintf(cmd, sizeof cmd, "cp '%s' '%s.failed-%d' 2>/dev/null", F->q.logpath, F->q.logpath,
-             agent_no);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s.failed-%d' 2>/dev/null", F->q.logpath,
+             F->q.logpath, agent_no);
     if (system(cmd) == 0)
         fprintf(stderr, "queued log kept: %s.failed-%d\n", F->q.logpath, agent_no);
 }
@@ -399,7 +401,8 @@ static void test_caller_hangs_up_during_announcement(void **state)
             json_array_foreach(json_object_get(o, "timeline"), k, e)
             {
                 const char *ev = json_string_value(json_object_get(e, "ev"));
-                if (ev && !strcmp(ev, "sound") && json_is_null(json_object_get(e, "result")))
+                if (ev && !strcmp(ev, "sound") &&
+                    json_is_null(json_object_get(e, "result")))
                     caught = true; /* playing now */
             }
             json_decref(o);
@@ -566,8 +569,8 @@ static void test_recording_kept_when_caller_hangs_up(void **state)
         json_t *r = last_recording();
         assert_true(json_is_true(json_object_get(r, "stored")));
         assert_false(json_is_true(json_object_get(r, "discarded")));
-        assert_int_equal(wait_rec_redis(json_string_value(json_object_get(r, "name")), "stored"),
-                         0);
+        assert_int_equal(
+            wait_rec_redis(json_string_value(json_object_get(r, "name")), "stored"), 0);
         json_decref(r);
         assert_true(wait_moh(ag)); /* back waiting */
     }
@@ -652,7 +655,8 @@ static void test_meaningless_keys(void **state)
 static void test_keys_at_once(void **state)
 {
     (void)state;
-    static const char *const seqs[] = {"09", "05", "07", "0#", "055", "057", "059", "0579"};
+    static const char *const seqs[] = {"09",  "05",  "07",  "0#",
+                                       "055", "057", "059", "0579"};
     enum { N = sizeof seqs / sizeof *seqs };
     char ag[128];
     place_agent("support", ag, sizeof ag);
@@ -685,13 +689,13 @@ static redisContext *redis_block(int ms)
     assert_non_null(rc);
     char us[32];
     snprintf(us, sizeof us, "%d", ms * 1000);
-    redisAppendCommand(rc,
-                       "EVAL %s 0 %s",
-                       "local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2] "
-                       "while true do local t = redis.call('TIME') "
-                       "if t[1] * 1000000 + t[2] - t0 > tonumber(ARGV[1]) then break end end "
-                       "return 1",
-                       us);
+    redisAppendCommand(
+        rc, "EVAL %s 0 %s",
+        "local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2] "
+        "while true do local t = redis.call('TIME') "
+        "if t[1] * 1000000 + t[2] - t0 > tonumber(ARGV[1]) then break end end "
+        "return 1",
+        us);
     int done = 0;
     while (!done)
         assert_int_equal(redisBufferWrite(rc, &done), REDIS_OK);
@@ -801,8 +805,8 @@ static bool handed_back(const char *id)
         const char *ev = json_string_value(json_object_get(e, "ev"));
         back = back || (ev && !strcmp(ev, "continued"));
     }
-    const char *qs =
-        json_string_value(json_object_get(json_object_get(o, "variables"), "QUEUESTATUS"));
+    const char *qs = json_string_value(
+        json_object_get(json_object_get(o, "variables"), "QUEUESTATUS"));
     bool timeout = qs && !strcmp(qs, "TIMEOUT");
     json_decref(o);
     return back && timeout;
@@ -890,8 +894,8 @@ static void test_announcement_at_pairing(void **state)
         redisContext *blk = redis_block(100);
         sleep_ms(60); /* the caller's position read queues up */
         place_agent("ann", ag, sizeof ag);
-        sleep_ms(20);  /* then the agent's login, which pairs them */
-        if (i % 2) /* held answers: both requests open new connections */
+        sleep_ms(20); /* then the agent's login, which pairs them */
+        if (i % 2)    /* held answers: both requests open new connections */
             assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":20}"), 200);
         redis_unblock(blk);
         connected(c, ag);
@@ -990,8 +994,10 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_both_hang_up_while_bridged, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_caller_hangs_up_during_answer, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hangup_during_bridge_create, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caller_hangs_up_during_answer, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hangup_during_bridge_create, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_caller_hangs_up_during_announcement, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_caller_hangs_up_at_pairing, setup, teardown),
@@ -1012,7 +1018,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_paired_at_enter_with_a_gone_agent, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_answer_error_is_not_a_hangup, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_error_is_not_a_hangup, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

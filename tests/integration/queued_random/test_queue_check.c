@@ -66,24 +66,30 @@ static int check(const char *const *lines, bool final)
     return rc;
 }
 
-#define LOGIN "AGENTLOGIN NONE ach a1"
+#define LOGIN  "AGENTLOGIN NONE ach a1"
 #define LOGOFF "AGENTLOGOFF NONE ach a1"
 
 static void test_a_good_run_passes(void **state)
 {
     (void)state;
     const char *lines[] = {
-        "ENTERQUEUE q c1 NONE position 1", "ENTERQUEUE q c2 NONE position 2",
-        "ENTERQUEUE r c2 NONE position 1", LOGIN,
+        "ENTERQUEUE q c1 NONE position 1",
+        "ENTERQUEUE q c2 NONE position 2",
+        "ENTERQUEUE r c2 NONE position 1",
+        LOGIN,
         "PAIRED q c1 a1 pairing x1 agent_channel ach",
         "CONNECT q c1 a1 bridgedchanneluniqueid ach pairing x1",
-        "COMPLETECALLER q c1 a1 pairing x1", "UNPAIRED q c1 a1 pairing x1 reason complete",
+        "COMPLETECALLER q c1 a1 pairing x1",
+        "UNPAIRED q c1 a1 pairing x1 reason complete",
         "PAIRED r c2 a1 pairing x2 agent_channel ach",
         "UNPAIRED r c2 a1 pairing x2 reason rollback", /* back in both queues */
         "PAIRED q c2 a1 pairing x3 agent_channel ach",
         "CONNECT q c2 a1 bridgedchanneluniqueid ach pairing x3",
-        "WITHDRAW r c2 NONE position 1", "COMPLETEAGENT q c2 a1 pairing x3",
-        "UNPAIRED q c2 a1 pairing x3 reason complete", LOGOFF, NULL};
+        "WITHDRAW r c2 NONE position 1",
+        "COMPLETEAGENT q c2 a1 pairing x3",
+        "UNPAIRED q c2 a1 pairing x3 reason complete",
+        LOGOFF,
+        NULL};
     assert_int_equal(check(lines, true), 0);
 }
 
@@ -106,20 +112,28 @@ static void test_order_by_priority_then_arrival(void **state)
 static void test_one_end_per_entry(void **state)
 {
     (void)state;
-    const char *twice[] = {"ENTERQUEUE q c1 NONE position 1", "ABANDON q c1 NONE position 1",
-                           "ABANDON q c1 NONE position 1", NULL};
+    const char *twice[] = {"ENTERQUEUE q c1 NONE position 1",
+                           "ABANDON q c1 NONE position 1", "ABANDON q c1 NONE position 1",
+                           NULL};
     assert_int_equal(check(twice, false), -1);
     const char *never[] = {"ENTERQUEUE q c1 NONE position 1", NULL};
     assert_int_equal(check(never, false), 0);
     assert_int_equal(check(never, true), -1);
-    const char *no_complete[] = {"ENTERQUEUE q c1 NONE position 1", LOGIN,
+    const char *no_complete[] = {"ENTERQUEUE q c1 NONE position 1",
+                                 LOGIN,
                                  "PAIRED q c1 a1 pairing x1 agent_channel ach",
                                  "CONNECT q c1 a1 bridgedchanneluniqueid ach pairing x1",
-                                 "UNPAIRED q c1 a1 pairing x1 reason complete", LOGOFF, NULL};
+                                 "UNPAIRED q c1 a1 pairing x1 reason complete",
+                                 LOGOFF,
+                                 NULL};
     assert_int_equal(check(no_complete, true), -1);
     const char *abandon_after_connect[] = {
-        "ENTERQUEUE q c1 NONE position 1", LOGIN, "PAIRED q c1 a1 pairing x1 agent_channel ach",
-        "CONNECT q c1 a1 bridgedchanneluniqueid ach pairing x1", "ABANDON q c1 NONE", NULL};
+        "ENTERQUEUE q c1 NONE position 1",
+        LOGIN,
+        "PAIRED q c1 a1 pairing x1 agent_channel ach",
+        "CONNECT q c1 a1 bridgedchanneluniqueid ach pairing x1",
+        "ABANDON q c1 NONE",
+        NULL};
     assert_int_equal(check(abandon_after_connect, false), -1);
 }
 
@@ -127,27 +141,34 @@ static void test_no_party_in_two_pairings(void **state)
 {
     (void)state;
     const char *agent_twice[] = {"ENTERQUEUE q c1 NONE position 1",
-                                 "ENTERQUEUE q c2 NONE position 2", LOGIN,
+                                 "ENTERQUEUE q c2 NONE position 2",
+                                 LOGIN,
                                  "PAIRED q c1 a1 pairing x1 agent_channel ach",
-                                 "PAIRED q c2 a1 pairing x2 agent_channel ach", NULL};
+                                 "PAIRED q c2 a1 pairing x2 agent_channel ach",
+                                 NULL};
     assert_int_equal(check(agent_twice, false), -1);
-    const char *caller_twice[] = {"ENTERQUEUE q c1 NONE position 1", LOGIN,
+    const char *caller_twice[] = {"ENTERQUEUE q c1 NONE position 1",
+                                  LOGIN,
                                   "AGENTLOGIN NONE bch b1",
                                   "PAIRED q c1 a1 pairing x1 agent_channel ach",
-                                  "PAIRED q c1 b1 pairing x2 agent_channel bch", NULL};
+                                  "PAIRED q c1 b1 pairing x2 agent_channel bch",
+                                  NULL};
     assert_int_equal(check(caller_twice, false), -1);
     const char *wrong_peer[] = {"ENTERQUEUE q c1 NONE position 1", LOGIN,
                                 "PAIRED q c1 a1 pairing x1 agent_channel ach",
-                                "CONNECT q c1 a1 bridgedchanneluniqueid zzz pairing x1", NULL};
+                                "CONNECT q c1 a1 bridgedchanneluniqueid zzz pairing x1",
+                                NULL};
     assert_int_equal(check(wrong_peer, false), -1);
-    const char *unpaired_twice[] = {"ENTERQUEUE q c1 NONE position 1", LOGIN,
+    const char *unpaired_twice[] = {"ENTERQUEUE q c1 NONE position 1",
+                                    LOGIN,
                                     "PAIRED q c1 a1 pairing x1 agent_channel ach",
                                     "UNPAIRED q c1 a1 pairing x1 reason rollback",
-                                    "UNPAIRED q c1 a1 pairing x1 reason rollback", NULL};
+                                    "UNPAIRED q c1 a1 pairing x1 reason rollback",
+                                    NULL};
     assert_int_equal(check(unpaired_twice, false), -1);
     const char *logged_off_paired[] = {"ENTERQUEUE q c1 NONE position 1", LOGIN,
-                                       "PAIRED q c1 a1 pairing x1 agent_channel ach", LOGOFF,
-                                       NULL};
+                                       "PAIRED q c1 a1 pairing x1 agent_channel ach",
+                                       LOGOFF, NULL};
     assert_int_equal(check(logged_off_paired, false), -1);
 }
 

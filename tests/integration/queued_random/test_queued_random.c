@@ -38,13 +38,13 @@
 #include "redis_proc.h"
 #include "sim_proc.h"
 
-#define NCALLERS 200
-#define NAGENTS 20
-#define TICK_MS 10
-#define ARRIVAL_TICKS 250   /* callers arrive over the first 2.5 s */
-#define MAX_TICKS 2500      /* then everyone left waiting is hung up */
-#define WAIT_MS 8000
-#define DEFAULT_SEED 20261125u
+#define NCALLERS      200
+#define NAGENTS       20
+#define TICK_MS       10
+#define ARRIVAL_TICKS 250  /* callers arrive over the first 2.5 s */
+#define MAX_TICKS     2500 /* then everyone left waiting is hung up */
+#define WAIT_MS       8000
+#define DEFAULT_SEED  20261125u
 
 typedef struct caller_t {
     char chan[128];
@@ -264,16 +264,18 @@ static void sample_connect(connect_t *k)
         }
         sleep_ms(10);
     }
-    fail_msg("seed %u: CONNECT %s (caller %s, agent %s): pairing live, both alive, but the "
-             "oracle says they are not connected",
-             R.seed, k->pairing, k->caller, k->agent_chan);
+    fail_msg(
+        "seed %u: CONNECT %s (caller %s, agent %s): pairing live, both alive, but the "
+        "oracle says they are not connected",
+        R.seed, k->pairing, k->caller, k->agent_chan);
 }
 
 /* Reads the stream entries added since the last tick; samples each CONNECT. */
 static void read_new_events(void)
 {
     char start[64];
-    snprintf(start, sizeof start, "%s%s", R.last_id[0] ? "(" : "", R.last_id[0] ? R.last_id : "-");
+    snprintf(start, sizeof start, "%s%s", R.last_id[0] ? "(" : "",
+             R.last_id[0] ? R.last_id : "-");
     redisReply *r = redisCommand(R.rc, "XRANGE {ariq}:events %s + COUNT 5000", start);
     assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -304,7 +306,8 @@ static void read_new_events(void)
     freeReplyObject(r);
 }
 
-/* ---- the script ------------------------------------------------------------------------ */
+/* ---- the script
+ * ------------------------------------------------------------------------ */
 
 /* One party of one call acts. */
 static void act_in_call(const talk_t *t, int tick, bool agents_may_leave)
@@ -369,7 +372,8 @@ static int callers_alive(void)
     return n;
 }
 
-/* ---- the checks ---------------------------------------------------------------------------- */
+/* ---- the checks
+ * ---------------------------------------------------------------------------- */
 
 static void check_connects_on_timelines(void)
 {
@@ -393,7 +397,8 @@ static void check_connects_on_timelines(void)
  * loaded machine's scheduling delays. Returns 1 if this pairing cut one. */
 static bool announcement(const char *media)
 {
-    return media && (!strncmp(media, "sound:queue-", 12) || !strncmp(media, "number:", 7));
+    return media &&
+           (!strncmp(media, "sound:queue-", 12) || !strncmp(media, "number:", 7));
 }
 
 /* Known bug "announcement into the call" (queued/call.c STOPPING): an
@@ -466,7 +471,8 @@ static long long entered_mixing(json_t *timeline, long long from)
         const char *ev = json_string_value(json_object_get(e, "ev"));
         const char *type = json_string_value(json_object_get(e, "type"));
         long long t = json_integer_value(json_object_get(e, "t"));
-        if (ev && type && !strcmp(ev, "entered_bridge") && !strcmp(type, "mixing") && t >= from)
+        if (ev && type && !strcmp(ev, "entered_bridge") && !strcmp(type, "mixing") &&
+            t >= from)
             return t;
     }
     return -1;
@@ -527,28 +533,32 @@ static void check_the_end(void)
     if (qc_recordings_agree(&R.sim, 0, R.rc, NULL, &stored, &discarded, err, sizeof err))
         fail_msg("seed %u: %s", R.seed, err);
     check_connects_on_timelines();
-    fprintf(stderr,
-            "seed %u: %d entries (at most %d waiting in a queue), %d pairings (%d order-checked), %d connects (%d sampled "
-            "connected live, %d already over), %d completes, %d abandons, %d withdraws; "
-            "%d keys, %d agent leaves, caller hangups: %d outside a call, %d in one; "
-            "recordings %d (stored %d, discarded %d); %d pairings cut an announcement, %d "
-            "announcement items heard in a call\n",
-            R.seed, st.enters, st.max_waiting, st.paired, st.order_checked, st.connects, R.live_confirmed,
-            R.live_unconfirmed, st.completes, st.abandons, st.withdraws, R.keys_sent,
-            R.agent_leaves, R.caller_hangups_waiting, R.caller_hangups_talking, recstart, stored,
-            discarded, cuts, R.ann_in_call);
+    fprintf(
+        stderr,
+        "seed %u: %d entries (at most %d waiting in a queue), %d pairings (%d "
+        "order-checked), %d connects (%d sampled "
+        "connected live, %d already over), %d completes, %d abandons, %d withdraws; "
+        "%d keys, %d agent leaves, caller hangups: %d outside a call, %d in one; "
+        "recordings %d (stored %d, discarded %d); %d pairings cut an announcement, %d "
+        "announcement items heard in a call\n",
+        R.seed, st.enters, st.max_waiting, st.paired, st.order_checked, st.connects,
+        R.live_confirmed, R.live_unconfirmed, st.completes, st.abandons, st.withdraws,
+        R.keys_sent, R.agent_leaves, R.caller_hangups_waiting, R.caller_hangups_talking,
+        recstart, stored, discarded, cuts, R.ann_in_call);
     assert_int_equal((size_t)st.connects, R.nconnects);
     assert_true(st.connects > 0 && st.abandons > 0 && cuts > 0);
     assert_true(queued_proc_alive(&R.q));
 }
 
-/* ---- the run ---------------------------------------------------------------------------- */
+/* ---- the run
+ * ---------------------------------------------------------------------------- */
 
 static void test_random_run(void **state)
 {
     (void)state;
     int next_caller = 0, tick = 0;
-    const char *lat = getenv("ARIQ_SIM_LATENCY_MS"); /* widen every window: ARI answers held */
+    const char *lat =
+        getenv("ARIQ_SIM_LATENCY_MS"); /* widen every window: ARI answers held */
     if (lat && *lat) {
         char body[64];
         snprintf(body, sizeof body, "{\"latency_ms\":%d}", atoi(lat));
@@ -606,7 +616,8 @@ static int teardown(void **state)
     free(R.all_chans);
     free(R.connects);
     if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-        fprintf(stderr, "seed %u: queued did not exit 0 on SIGTERM (status %d)\n", R.seed, st);
+        fprintf(stderr, "seed %u: queued did not exit 0 on SIGTERM (status %d)\n", R.seed,
+                st);
         return -1;
     }
     return 0;
