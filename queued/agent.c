@@ -228,11 +228,11 @@ static void on_back_in_hold(leg *l, bool ok)
     (void)l; /* the agent's state was set before the move */
 }
 
-void agent_after_call(agent *a, long wrapup_s)
+void agent_after_call(agent *a, long wrapup_s, bool hold)
 {
     a->k = NULL;
-    if (a->base.ended)
-        return;
+    if (a->base.ended || a->state != AGENT_TALKING)
+        return; /* gone, or already in its next call */
     if (wrapup_s > 0) {
         set_state(a, AGENT_WRAPUP);
         uint64_t ms = clock_scaled_ms((uint64_t)wrapup_s * 1000u);
@@ -242,7 +242,8 @@ void agent_after_call(agent *a, long wrapup_s)
     } else {
         set_state(a, AGENT_FREE); /* the script freed it at the back already */
     }
-    hold_join(&a->base, a->q->moh_class, on_back_in_hold);
+    if (hold) /* not when the same script paired it again */
+        hold_join(&a->base, a->q->moh_class, on_back_in_hold);
 }
 
 /* ---- logging off ------------------------------------------------------------ */

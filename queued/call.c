@@ -137,6 +137,11 @@ static void finish(call *k)
     }
     if (k->bridge_made)
         FIRE(k, ari_bridge_destroy(k->n->rest, k->bridge, on_logged, k));
+    /* no party may point at a call that is over (it may be freed below) */
+    if (caller_call(k->c) == k)
+        caller_set_call(k->c, NULL);
+    if (agent_call(k->a) == k)
+        agent_set_call(k->a, NULL);
     leg_unref((leg *)k->c);
     leg_unref((leg *)k->a);
     k->c = NULL;
@@ -144,20 +149,65 @@ static void finish(call *k)
     call_unref(k); /* the legs' reference */
 }
 
+/* The end of a talking call is recorded; what the agent does next depends on
+ * the answer: with no wrapup the same script may have paired it again, and
+ * then it goes straight to that call instead of through the holding bridge. */
+typedef struct completion {
+    node *n;
+    agent *a; /* referenced */
+    long wrapup_s;
+} completion;
+
+static void on_completed(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    completion *cp = pd;
+    leg *al = (leg *)cp->a;
+    if (err)
+        LOG_W(MOD, "agent=%s end of call not recorded: %s (%s)", al->chan, ariq_strerror(err),
+              qs_errmsg(qs));
+    bool next = !err && node_will_carry(cp->n, res->pairings, res->npairings, al->chan);
+    agent_after_call(cp->a, cp->wrapup_s, !next);
+    if (!err)
+        node_take_pairings(cp->n, res->pairings, res->npairings);
+    leg_unref(al);
+    free(cp);
+}
+
+/* Records the end of a talking call (COMPLETECALLER / COMPLETEAGENT by
+ * `who`); the agent follows from on_completed. */
+static void complete(call *k, qs_party who)
+{
+    completion *cp = calloc(1, sizeof *cp);
+    if (cp) {
+        cp->n = k->n;
+        cp->a = k->a;
+        cp->wrapup_s = k->q->wrapup_s;
+        leg_ref((leg *)k->a);
+    }
+    if (!cp || qs_leave(k->n->qs, k->p.call, QS_LEAVE_HANGUP, who, (int)(k->q->wrapup_s * 1000),
+                        true, on_completed, cp) != 0) {
+        LOG_W(MOD, "pairing=%s end of call not sent to Redis", k->p.pairing);
+        agent_after_call(k->a, k->q->wrapup_s, true);
+        if (cp) {
+            leg_unref((leg *)cp->a);
+            free(cp);
+        }
+    }
+}
+
 /* The caller left. */
 void call_caller_gone(call *k)
 {
     if (k->state == CALL_ENDED)
         return;
-    bool talking = k->state == CALL_CONNECTED;
-    long wrapup = talking ? k->q->wrapup_s : 0;
-    FIRE(k, qs_leave(k->n->qs, k->p.call, QS_LEAVE_HANGUP, QS_BY_CALLER, (int)(wrapup * 1000),
-                     true, on_qs_logged, k));
     caller_set_call(k->c, NULL);
-    if (talking)
-        agent_after_call(k->a, wrapup);
-    else
+    if (k->state == CALL_CONNECTED) {
+        complete(k, QS_BY_CALLER);
+    } else { /* ABANDON while paired: the agent is free again, keeping its place */
+        FIRE(k, qs_leave(k->n->qs, k->p.call, QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true,
+                         on_qs_logged, k));
         agent_back_to_free(k->a);
+    }
     finish(k);
 }
 
@@ -183,12 +233,10 @@ void call_agent_gone(call *k)
 /* '#': the agent ends the call; the caller is hung up, the agent wraps up. */
 static void agent_hangs_up_call(call *k)
 {
-    FIRE(k, qs_leave(k->n->qs, k->p.call, QS_LEAVE_HANGUP, QS_BY_AGENT,
-                     (int)(k->q->wrapup_s * 1000), true, on_qs_logged, k));
     caller_set_call(k->c, NULL);
     leg_end((leg *)k->c);
     FIRE(k, ari_channel_hangup(k->n->rest, k->p.caller_channel, "normal", on_logged, k));
-    agent_after_call(k->a, k->q->wrapup_s);
+    complete(k, QS_BY_AGENT);
     finish(k);
 }
 

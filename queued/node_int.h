@@ -93,8 +93,9 @@ void caller_talking(caller *c);
 void agent_talking(agent *a);
 /* Waiting again after a call could not be made (rolled back / requeued). */
 void caller_back_to_queue(caller *c);
-/* After a call: to the holding bridge; free at once, or after wrapup_s. */
-void agent_after_call(agent *a, long wrapup_s);
+/* After a call: free at once, or after wrapup_s; to the holding bridge
+ * unless `hold` is false (the end-of-call script paired it again). */
+void agent_after_call(agent *a, long wrapup_s, bool hold);
 /* Free again after a call could not be made. */
 void agent_back_to_free(agent *a);
 
