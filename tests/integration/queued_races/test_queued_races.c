@@ -266,10 +266,14 @@ static void keep_evidence(void)
 
 /* Nothing left anywhere, the stream's books balance, queued alive. The
  * stream is read after the simulator and Redis are clean, so it is whole. */
+/* end_check flag (beside queue_check's): only for a known bug's test. */
+#define END_SKIP_REC_AGREE 0x100u
+
 static void end_check(qc_stats *out, unsigned flags)
 {
     char err[1024];
-    if (qc_sim_wait_clean(&F->sim, 0, WAIT_MS, flags, err, sizeof err) != 0) {
+    if (qc_sim_wait_clean(&F->sim, 0, WAIT_MS, flags & ~END_SKIP_REC_AGREE, err,
+                          sizeof err) != 0) {
         keep_evidence();
         fail_msg("%s", err);
     }
@@ -283,7 +287,10 @@ static void end_check(qc_stats *out, unsigned flags)
     }
     if (clean)
         fail_msg("%s", err);
-    int recs = qc_recordings_agree(&F->sim, 0, rc, NULL, NULL, NULL, err, sizeof err);
+    int recs =
+        flags & END_SKIP_REC_AGREE
+            ? 0
+            : qc_recordings_agree(&F->sim, 0, rc, NULL, NULL, NULL, err, sizeof err);
     redisFree(rc);
     if (recs)
         fail_msg("%s", err);
@@ -913,6 +920,55 @@ static void test_announcement_at_pairing(void **state)
         assert_int_equal(bad, 0);
 }
 
+/* Known bug "requests overtake one another" (queued's ARI requests): with
+ * ARI answers held 50 ms and 30 announcing callers keeping queued's 16
+ * connections busy, the agent presses '0' then '9' (the same for
+ * announcements, see test_announcement_at_pairing): DELETE
+ * /recordings/live/{name} can reach Asterisk before the POST .../record
+ * that makes it; the 404 is ignored, Redis says discarded, and the
+ * recording, started after, is stored when the call ends. Seen in the
+ * random run (seed 31, ARIQ_SIM_LATENCY_MS=50: ariq-p209-1); here it
+ * shows in the ASan build (2 or 3 of 6 kept), seldom in a plain one.
+ * Expected: stored and discarded agree in Redis and the simulator, nothing
+ * kept after '9'. The count is shown by default; ARIQ_KNOWN_BUGS=1 fails
+ * on it. */
+static void test_keys_under_load(void **state)
+{
+    (void)state;
+    enum { NLOAD = 30, N = 6 };
+    char load[NLOAD][128], ag[128];
+    for (int i = 0; i < NLOAD; i++)
+        place("caller,ann", "5551030", load[i], sizeof load[i]);
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    int disagree = 0;
+    for (int i = 0; i < N; i++) {
+        char c[128];
+        place("caller,support", "5551031", c, sizeof c);
+        connected(c, ag);
+        assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":50}"), 200);
+        sleep_ms(30);
+        assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "0"), 204);
+        sleep_ms(i * 5);
+        assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "9"), 204);
+        sleep_ms(200);
+        assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":0}"), 200);
+        hangup(c);
+        assert_true(wait_gone(c));
+        assert_true(wait_rec_state("done"));
+        json_t *r = last_recording();
+        disagree += json_is_true(json_object_get(r, "stored"));
+        json_decref(r);
+    }
+    fprintf(stderr, "  '0' then '9' under load: %d of %d recordings kept\n", disagree, N);
+    for (int i = 0; i < NLOAD; i++)
+        hangup(load[i]);
+    hangup(ag);
+    end_check(NULL, known_bugs() ? 0 : END_SKIP_REC_AGREE);
+    if (known_bugs())
+        assert_int_equal(disagree, 0);
+}
+
 /* ARI answers 500 to the pairing's POST /bridges: the pairing is rolled
  * back (the caller keeps the front, the agent its place) and made again by
  * the sweep; they end up connected, the stream shows PAIRED, UNPAIRED
@@ -1009,6 +1065,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meaningless_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_on_ari_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_vs_agent_arrival, setup, teardown),
         cmocka_unit_test_setup_teardown(test_announcement_at_pairing, setup, teardown),
