@@ -252,6 +252,35 @@ static void roll_back(call *k, const char *why)
 
 /* ---- connecting --------------------------------------------------------------- */
 
+/* addChannel said 400 "Channel not found": one party is gone (its events may
+ * never come, e.g. after a WebSocket drop). A roll-back would put a gone
+ * caller back at the front; instead the caller's channel is looked up and the
+ * party that left leaves as if it had hung up. */
+static void on_caller_checked(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    call *k = pd;
+    if (k->state != CALL_ENDED && r->err != ARIQ_ECLOSED) {
+        if (r->status == 404) {
+            LOG_W(MOD, "pairing=%s the caller's channel is gone", k->p.pairing);
+            leg *c = (leg *)k->c;
+            caller_set_call(k->c, NULL);
+            leg_end(c);
+            FIRE(k, qs_leave(k->n->qs, k->p.call, QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true,
+                             on_qs_logged, k));
+            agent_back_to_free(k->a);
+            finish(k);
+        } else if (r->status == 200) {
+            LOG_W(MOD, "pairing=%s the agent's channel is gone", k->p.pairing);
+            leg_end((leg *)k->a);
+            call_agent_gone(k);
+        } else {
+            roll_back(k, "a channel could not be added to the call");
+        }
+    }
+    call_unref(k);
+}
+
 static void on_bridged(queue_store *qs, int err, const qs_result *res, void *pd)
 {
     call *k = pd;
@@ -280,6 +309,8 @@ static void on_step(ari_rest *rest, const ari_response *r, void *pd)
     } else if (k->state == CALL_STOPPING) {
         set_state(k, CALL_BRIDGING); /* 404: it had finished by itself: fine */
         step(k);
+    } else if (!ok && k->state == CALL_JOINING && r->status == 400) {
+        FIRE(k, ari_channel_get(k->n->rest, k->p.caller_channel, on_caller_checked, k));
     } else if (!ok) {
         roll_back(k, r->status ? ari_response_message(r) : "ARI unreachable");
     } else if (k->state == CALL_BRIDGING) {
