@@ -62,6 +62,29 @@ void leg_end(leg *l)
     leg_unref(l);
 }
 
+/* Every leg, each with a reference taken (drop them, free v): walking the
+ * registry while legs end would change it under the walk. */
+typedef struct leg_list {
+    leg **v;
+    size_t n;
+} leg_list;
+
+static void collect_leg(const char *key, void *value, void *ud)
+{
+    (void)key;
+    leg_list *ll = ud;
+    ll->v[ll->n++] = leg_ref(value);
+}
+
+static leg_list collect_legs(node *n)
+{
+    size_t count = strmap_count(n->legs);
+    leg_list ll = {count ? calloc(count, sizeof *ll.v) : NULL, 0};
+    if (ll.v)
+        strmap_each(n->legs, collect_leg, &ll);
+    return ll;
+}
+
 /* ---- ARI events ------------------------------------------------------------ */
 
 typedef void (*event_fn)(node *n, const ari_event *ev);
@@ -191,11 +214,47 @@ static void on_event(ari_stream *s, const ari_event *ev, void *ud)
     (fn ? fn : route_to_leg)(n, ev);
 }
 
+/* GET /channels answered after a reconnect: every leg whose channel is no
+ * longer there hung up while the WebSocket was down. It is told so with a
+ * StasisEnd of its own (the events themselves are lost): missed events are
+ * inferred from what ARI holds now, never assumed. */
+static void on_channels_listed(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    node *n = pd;
+    strmap *alive = NULL;
+    if (r->status != 200 || !json_is_array(r->json) || n->closing || !(alive = strmap_new()))
+        return;
+    size_t i;
+    json_t *c;
+    json_array_foreach(r->json, i, c)
+    {
+        const char *id = json_string_value(json_object_get(c, "id"));
+        if (id)
+            strmap_put(alive, id, (void *)1);
+    }
+    leg_list ll = collect_legs(n);
+    for (size_t k = 0; k < ll.n; k++) {
+        leg *l = ll.v[k];
+        if (!l->ended && !strmap_get(alive, l->chan)) {
+            LOG_W(MOD, "chan=%s role=%s gone while the events WebSocket was down", l->chan,
+                  l->ops->role);
+            ari_event gone = {.type = ARI_EV_STASIS_END, .type_name = "StasisEnd(inferred)"};
+            l->ops->on_event(l, &gone);
+        }
+        leg_unref(l);
+    }
+    free(ll.v);
+    strmap_free(alive);
+}
+
 static void on_ari_connected(ari_stream *s, void *ud)
 {
     (void)s;
     node *n = ud;
     LOG_I(MOD, "node=%s ari=connected app=%s", n->cfg->node_id, n->cfg->app);
+    if (n->ari_connects++ > 0) /* a reconnect: what happened meanwhile? */
+        ari_channel_list(n->rest, on_channels_listed, n);
 }
 
 static void on_ari_disconnected(ari_stream *s, const char *reason, void *ud)
@@ -318,30 +377,15 @@ fail:
     return rc;
 }
 
-typedef struct leg_list {
-    leg **v;
-    size_t n;
-} leg_list;
-
-static void collect_leg(const char *key, void *value, void *ud)
-{
-    (void)key;
-    leg_list *ll = ud;
-    ll->v[ll->n++] = value;
-}
-
-/* Ends every leg (collected first: ending one changes the map). Pending
- * callbacks then complete with ECLOSED as the clients are freed, and the last
- * reference frees each leg. */
+/* Ends every leg. Pending callbacks then complete with ECLOSED as the
+ * clients are freed, and the last reference frees each leg. */
 static void end_all_legs(node *n)
 {
-    size_t count = strmap_count(n->legs);
-    leg_list ll = {count ? calloc(count, sizeof *ll.v) : NULL, 0};
-    if (!ll.v)
-        return;
-    strmap_each(n->legs, collect_leg, &ll);
-    for (size_t k = 0; k < ll.n; k++)
+    leg_list ll = collect_legs(n);
+    for (size_t k = 0; k < ll.n; k++) {
         leg_end(ll.v[k]);
+        leg_unref(ll.v[k]);
+    }
     free(ll.v);
 }
 

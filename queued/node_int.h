@@ -26,6 +26,7 @@ struct node {
     strmap *legs; /* channel id -> leg (one reference each) */
     struct event *sweep; /* periodic pairing sweep */
     bool closing;        /* node_free running: start nothing new */
+    unsigned ari_connects; /* events WebSocket connections so far */
     node_stats stats;
 };
 

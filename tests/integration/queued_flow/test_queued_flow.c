@@ -402,6 +402,26 @@ static void test_full_and_timeout(void **state)
     assert_redis_clean();
 }
 
+/* The events WebSocket drops, and the caller hangs up before it is back:
+ * the hangup event is lost, yet after the reconnect the node sees from ARI
+ * that the channel is gone and the caller leaves the queue (ABANDON). */
+static void test_hangup_while_disconnected(void **state)
+{
+    (void)state;
+    char c[128];
+    place("caller,support", "5555001", c, sizeof c);
+    assert_true(wait_moh(c));
+    assert_int_equal(sim_fault(&F->sim, 0, "{\"refuse_ws\":3,\"drop_ws\":true}"), 200);
+    sleep_ms(20);
+    assert_int_equal(sim_hangup_call(&F->sim, 0, c, 16), 204);
+    for (int t = 0; t < WAIT_MS && events_of("ABANDON") < 1; t += 20)
+        sleep_ms(20);
+    assert_int_equal(events_of("ABANDON"), 1);
+    assert_int_equal(redis_int("ZCARD {ariq}:queue:%s:callers", "support"), 0);
+    wait_sim_empty();
+    assert_redis_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +429,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_serves_callers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_and_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hangup_while_disconnected, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
