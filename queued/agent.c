@@ -48,8 +48,10 @@ static const char *const state_names[AGENT__COUNT] = {
 struct agent {
     leg base;
     agent_state state;
-    entry_args args;
-    const qcfg_queue *q; /* the first queue: music on hold */
+    char id[ENTRY_NAME_MAX + 1];
+    size_t nqueues;
+    const qcfg_queue *queues[ENTRY_MAX_QUEUES]; /* borrowed from the config */
+    const qcfg_queue *q; /* queues[0]: music on hold */
     char name[128];      /* the channel name, for AGENTLOGIN */
     bool logged_in;
     call *k;
@@ -58,7 +60,7 @@ struct agent {
 
 static void set_state(agent *a, agent_state to)
 {
-    LOG_I(MOD, "chan=%s agent=%s from=%s to=%s", a->base.chan, a->args.agent_id,
+    LOG_I(MOD, "chan=%s agent=%s from=%s to=%s", a->base.chan, a->id,
           state_names[a->state], state_names[to]);
     a->state = to;
 }
@@ -91,10 +93,10 @@ static void on_logoff(queue_store *qs, int err, const qs_result *res, void *pd);
 static void logoff(agent *a)
 {
     leg_ref(&a->base);
-    if (qs_agent_logoff(a->base.n->qs, a->args.agent_id, "hangup", true, on_logoff, a) != 0) {
+    if (qs_agent_logoff(a->base.n->qs, a->id, "hangup", true, on_logoff, a) != 0) {
         leg_unref(&a->base);
         LOG_E(MOD, "agent=%s hung up but Redis is unreachable: its record stays until reaped",
-              a->args.agent_id);
+              a->id);
     }
 }
 
@@ -107,7 +109,7 @@ static void on_login(queue_store *qs, int err, const qs_result *res, void *pd)
         leg_end(&a->base);
         turnaway_start(a->base.n, a->base.chan, "AGENTINUSE", qs_errmsg(a->base.n->qs));
     } else if (err) {
-        LOG_E(MOD, "agent=%s login failed: %s (%s)", a->args.agent_id, ariq_strerror(err),
+        LOG_E(MOD, "agent=%s login failed: %s (%s)", a->id, ariq_strerror(err),
               qs_errmsg(a->base.n->qs));
         bool alive = a->state == AGENT_LOGGING_IN;
         set_state(a, AGENT_ENDED);
@@ -116,8 +118,8 @@ static void on_login(queue_store *qs, int err, const qs_result *res, void *pd)
             turnaway_start(a->base.n, a->base.chan, "UNAVAILABLE", "the queue store refused");
     } else if (a->state == AGENT_LOGGING_IN) {
         a->logged_in = true;
-        LOG_I(MOD, "agent=%s chan=%s logged in queues=%zu", a->args.agent_id, a->base.chan,
-              a->args.nqueues);
+        LOG_I(MOD, "agent=%s chan=%s logged in queues=%zu", a->id, a->base.chan,
+              a->nqueues);
         /* paired at once with a caller here: straight to the call */
         if (!node_will_carry(a->base.n, res->pairings, res->npairings, a->base.chan))
             to_holding(a);
@@ -132,19 +134,19 @@ static void on_login(queue_store *qs, int err, const qs_result *res, void *pd)
 static void login(agent *a)
 {
     const char *queues[ENTRY_MAX_QUEUES];
-    for (size_t i = 0; i < a->args.nqueues; i++)
-        queues[i] = a->args.queues[i];
-    qs_agent qa = {.agentid = a->args.agent_id,
+    for (size_t i = 0; i < a->nqueues; i++)
+        queues[i] = a->queues[i]->name;
+    qs_agent qa = {.agentid = a->id,
                    .channel = a->base.chan,
                    .chan_name = a->name,
                    .queues = queues,
-                   .nqueues = a->args.nqueues};
+                   .nqueues = a->nqueues};
     set_state(a, AGENT_LOGGING_IN);
     leg_ref(&a->base);
     int rc = qs_agent_login(a->base.n->qs, &qa, true, on_login, a);
     if (rc != 0) {
         leg_unref(&a->base);
-        LOG_E(MOD, "agent=%s cannot log in: %s", a->args.agent_id, ariq_strerror(rc));
+        LOG_E(MOD, "agent=%s cannot log in: %s", a->id, ariq_strerror(rc));
         set_state(a, AGENT_ENDED);
         leg_end(&a->base);
         turnaway_start(a->base.n, a->base.chan, "UNAVAILABLE", "Redis is not reachable");
@@ -198,7 +200,7 @@ static void on_ready(queue_store *qs, int err, const qs_result *res, void *pd)
     (void)qs;
     agent *a = pd;
     if (err)
-        LOG_W(MOD, "agent=%s end of wrapup not recorded: %s", a->args.agent_id,
+        LOG_W(MOD, "agent=%s end of wrapup not recorded: %s", a->id,
               ariq_strerror(err));
     else if (a->state == AGENT_WRAPUP) {
         set_state(a, AGENT_FREE);
@@ -214,9 +216,9 @@ static void on_wrapup_over(evutil_socket_t fd, short what, void *arg)
     agent *a = arg;
     if (a->state == AGENT_WRAPUP) {
         leg_ref(&a->base);
-        if (qs_agent_ready(a->base.n->qs, a->args.agent_id, true, on_ready, a) != 0) {
+        if (qs_agent_ready(a->base.n->qs, a->id, true, on_ready, a) != 0) {
             leg_unref(&a->base);
-            LOG_W(MOD, "agent=%s stays in wrapup: Redis is unreachable", a->args.agent_id);
+            LOG_W(MOD, "agent=%s stays in wrapup: Redis is unreachable", a->id);
         }
     }
     leg_unref(&a->base); /* the timer's */
@@ -253,9 +255,9 @@ static void on_logoff(queue_store *qs, int err, const qs_result *res, void *pd)
     (void)qs;
     agent *a = pd;
     if (err)
-        LOG_W(MOD, "agent=%s logoff not recorded: %s", a->args.agent_id, ariq_strerror(err));
+        LOG_W(MOD, "agent=%s logoff not recorded: %s", a->id, ariq_strerror(err));
     else {
-        LOG_I(MOD, "agent=%s logged off outcome=%s call=%s", a->args.agent_id, res->call_outcome,
+        LOG_I(MOD, "agent=%s logged off outcome=%s call=%s", a->id, res->call_outcome,
               res->call);
         node_take_pairings(a->base.n, res->pairings, res->npairings);
     }
@@ -319,8 +321,11 @@ void agent_start(node *n, const ari_event *ev, const entry_args *args)
         return;
     }
     leg_init(&a->base, &agent_ops, n, ev->channel.id);
-    a->args = *args;
-    a->q = qcfg_queue_find(n->cfg, args->queues[0]);
+    snprintf(a->id, sizeof a->id, "%s", args->agent_id);
+    a->nqueues = args->nqueues;
+    for (size_t i = 0; i < args->nqueues; i++) /* the node checked they exist */
+        a->queues[i] = qcfg_queue_find(n->cfg, args->queues[i]);
+    a->q = a->queues[0];
     snprintf(a->name, sizeof a->name, "%s", ev->channel.name ? ev->channel.name : "");
     a->wrapup = evtimer_new(n->base, on_wrapup_over, a);
     if (!a->wrapup || leg_register(&a->base) != 0) {

@@ -57,8 +57,10 @@ static const char *const state_names[CALLER__COUNT] = {
 struct caller {
     leg base;
     caller_state state;
-    entry_args args;
-    const qcfg_queue *q; /* the first queue: music and announcement settings */
+    size_t nqueues;
+    const qcfg_queue *queues[ENTRY_MAX_QUEUES]; /* borrowed from the config */
+    int priority;
+    const qcfg_queue *q; /* queues[0]: music and announcement settings */
     char cid_num[64], cid_name[64];
     bool queued;         /* has a record in Redis (qs_enter succeeded) */
     call *k;             /* the call it is in, while paired */
@@ -144,15 +146,15 @@ static void on_entered(queue_store *qs, int err, const qs_enter_result *res, voi
 static void enter_queue(caller *c)
 {
     const char *queues[ENTRY_MAX_QUEUES];
-    for (size_t i = 0; i < c->args.nqueues; i++)
-        queues[i] = c->args.queues[i];
+    for (size_t i = 0; i < c->nqueues; i++)
+        queues[i] = c->queues[i]->name;
     qs_caller qc = {.callid = c->base.chan,
                     .channel = c->base.chan,
-                    .priority = c->args.priority,
+                    .priority = c->priority,
                     .cid_num = c->cid_num,
                     .cid_name = c->cid_name,
                     .queues = queues,
-                    .nqueues = c->args.nqueues};
+                    .nqueues = c->nqueues};
     set_state(c, CALLER_ENTERING);
     leg_ref(&c->base);
     int rc = qs_enter(c->base.n->qs, &qc, true, on_entered, c);
@@ -181,7 +183,7 @@ static void on_length(queue_store *qs, int err, const qs_queue_view *v, void *pd
     (void)qs;
     caller *c = pd;
     if (c->state == CALLER_CHECKING) {
-        const qcfg_queue *q = qcfg_queue_find(c->base.n->cfg, c->args.queues[c->checked]);
+        const qcfg_queue *q = c->queues[c->checked];
         if (!err && v->callers >= q->maxlen) {
             char why[128];
             snprintf(why, sizeof why, "queue %s holds %lld callers (maxlen %ld)", q->name,
@@ -201,8 +203,8 @@ static void on_length(queue_store *qs, int err, const qs_queue_view *v, void *pd
  * is left. */
 static void check_next(caller *c)
 {
-    for (; c->checked < c->args.nqueues; c->checked++) {
-        const qcfg_queue *q = qcfg_queue_find(c->base.n->cfg, c->args.queues[c->checked]);
+    for (; c->checked < c->nqueues; c->checked++) {
+        const qcfg_queue *q = c->queues[c->checked];
         if (q->maxlen <= 0)
             continue;
         leg_ref(&c->base);
@@ -481,8 +483,11 @@ void caller_start(node *n, const ari_event *ev, const entry_args *a)
         return;
     }
     leg_init(&c->base, &caller_ops, n, ev->channel.id);
-    c->args = *a;
-    c->q = qcfg_queue_find(n->cfg, a->queues[0]);
+    c->nqueues = a->nqueues;
+    for (size_t i = 0; i < a->nqueues; i++) /* the node checked they exist */
+        c->queues[i] = qcfg_queue_find(n->cfg, a->queues[i]);
+    c->priority = a->priority;
+    c->q = c->queues[0];
     snprintf(c->cid_num, sizeof c->cid_num, "%s", ev->channel.caller_number);
     snprintf(c->cid_name, sizeof c->cid_name, "%s", ev->channel.caller_name);
     c->announce = evtimer_new(n->base, on_announce_due, c);
