@@ -53,6 +53,12 @@ static const char *const state_names[CALL__COUNT] = {"stopping", "bridging", "jo
 
 typedef enum { REC_NONE, REC_ON, REC_PAUSED } rec_state;
 
+/* What the agent's keys ask of the recording, sent one at a time in key order:
+ * requests for one recording may travel on different connections, and a
+ * DELETE that overtook its POST .../record would find nothing to discard. */
+typedef enum { RQ_START, RQ_PAUSE, RQ_UNPAUSE, RQ_STOP, RQ_DISCARD } rec_req;
+#define REC_QUEUE_MAX 16
+
 struct call {
     node *n;
     int refs;
@@ -64,13 +70,18 @@ struct call {
     char bridge[ARI_EVENT_MAX_ID + 1];
     bool bridge_made;
     bool creating;   /* POST /bridges in flight: a late 200 after the end destroys it */
-    bool wait_holds; /* JOINING waits for a party's hold_join in flight */
-    rec_state rec;
+    bool wait_holds; /* waiting for a party's order-sensitive request (leg->busy) */
+    rec_state rec; /* as the keys left it (requests may still be queued) */
     unsigned nrec;
     char rec_name[ARI_EVENT_MAX_ID + 1];
+    rec_req rq[REC_QUEUE_MAX]; /* recording requests not sent yet */
+    size_t rq_head, rq_len;
+    bool rq_busy; /* one is in flight */
+    bool destroy_when_idle; /* the bridge goes after the last recording request */
 };
 
 static void step(call *k);
+static void rec_push(call *k, rec_req r);
 
 static call *call_ref(call *k)
 {
@@ -131,11 +142,13 @@ static void finish(call *k)
 {
     set_state(k, CALL_ENDED);
     if (k->rec != REC_NONE) { /* keep what was recorded */
-        FIRE(k, ari_recording_stop(k->n->rest, k->rec_name, on_logged, k));
+        rec_push(k, RQ_STOP);
         FIRE(k, qs_rec(k->n->qs, QS_REC_STOP, k->rec_name, NULL, NULL, 0, on_qs_logged, k));
         k->rec = REC_NONE;
     }
-    if (k->bridge_made)
+    if (k->bridge_made && (k->rq_busy || k->rq_len))
+        k->destroy_when_idle = true; /* a discard must reach it before the bridge goes */
+    else if (k->bridge_made)
         FIRE(k, ari_bridge_destroy(k->n->rest, k->bridge, on_logged, k));
     /* no party may point at a call that is over (it may be freed below) */
     if (caller_call(k->c) == k)
@@ -331,9 +344,13 @@ static void step(call *k)
     ari_rest *rest = k->n->rest;
     const char *both[] = {k->p.caller_channel, k->p.agent_channel};
     const char *pb = caller_playback(k->c);
+    if (k->state == CALL_STOPPING && ((leg *)k->c)->busy) {
+        k->wait_holds = true; /* its announcement's play is in flight: stop it once made */
+        return;
+    }
     if (k->state == CALL_STOPPING && !pb)
         set_state(k, CALL_BRIDGING); /* no announcement to stop */
-    if (k->state == CALL_JOINING && (((leg *)k->c)->holds || ((leg *)k->a)->holds)) {
+    if (k->state == CALL_JOINING && (((leg *)k->c)->busy || ((leg *)k->a)->busy)) {
         k->wait_holds = true; /* call_leg_idle resumes */
         return;
     }
@@ -364,9 +381,9 @@ void call_leg_idle(leg *l)
     caller *c = leg_caller(l);
     agent *a = leg_agent(l);
     call *k = c ? caller_call(c) : a ? agent_call(a) : NULL;
-    if (!k || k->state != CALL_JOINING || !k->wait_holds)
+    if (!k || (k->state != CALL_JOINING && k->state != CALL_STOPPING) || !k->wait_holds)
         return;
-    if (((leg *)k->c)->holds || ((leg *)k->a)->holds)
+    if (((leg *)k->c)->busy || ((leg *)k->a)->busy)
         return; /* the other party's is still in flight */
     k->wait_holds = false;
     step(k);
@@ -407,11 +424,73 @@ static void rec_log(call *k, qs_rec_action act)
     FIRE(k, qs_rec(k->n->qs, act, k->rec_name, k->p.pairing, file, 0, on_qs_logged, k));
 }
 
+static void rec_send_next(call *k);
+
+static void on_rec_answered(ari_rest *rest, const ari_response *r, void *pd)
+{
+    call *k = pd;
+    on_logged(rest, r, call_ref(k)); /* logs failures, drops that reference */
+    k->rq_busy = false;
+    if (r->err != ARIQ_ECLOSED)
+        rec_send_next(k);
+    call_unref(k);
+}
+
+/* Sends the oldest queued recording request, if none is in flight. */
+static void rec_send_next(call *k)
+{
+    if (!k->rq_busy && !k->rq_len && k->destroy_when_idle) {
+        k->destroy_when_idle = false;
+        FIRE(k, ari_bridge_destroy(k->n->rest, k->bridge, on_logged, k));
+    }
+    if (k->rq_busy || !k->rq_len)
+        return;
+    rec_req r = k->rq[k->rq_head];
+    k->rq_head = (k->rq_head + 1) % REC_QUEUE_MAX;
+    k->rq_len--;
+    ari_rest *rest = k->n->rest;
+    ari_record_opts o = {.name = k->rec_name, .format = k->q->record_format, .if_exists = "fail"};
+    int rc = ARIQ_EINVAL;
+    call_ref(k);
+    switch (r) {
+    case RQ_START:
+        rc = ari_bridge_record(rest, k->bridge, &o, on_rec_answered, k);
+        break;
+    case RQ_PAUSE:
+        rc = ari_recording_pause(rest, k->rec_name, on_rec_answered, k);
+        break;
+    case RQ_UNPAUSE:
+        rc = ari_recording_unpause(rest, k->rec_name, on_rec_answered, k);
+        break;
+    case RQ_STOP:
+        rc = ari_recording_stop(rest, k->rec_name, on_rec_answered, k);
+        break;
+    case RQ_DISCARD:
+        rc = ari_recording_cancel(rest, k->rec_name, on_rec_answered, k);
+        break;
+    }
+    k->rq_busy = rc == 0;
+    if (rc) {
+        call_unref(k);
+        rec_send_next(k);
+    }
+}
+
+static void rec_push(call *k, rec_req r)
+{
+    if (k->rq_len == REC_QUEUE_MAX) {
+        LOG_W(MOD, "pairing=%s too many recording keys at once: key dropped", k->p.pairing);
+        return;
+    }
+    k->rq[(k->rq_head + k->rq_len) % REC_QUEUE_MAX] = r;
+    k->rq_len++;
+    rec_send_next(k);
+}
+
 static void rec_start(call *k)
 {
     snprintf(k->rec_name, sizeof k->rec_name, "ariq-%s-%u", k->p.pairing, ++k->nrec);
-    ari_record_opts o = {.name = k->rec_name, .format = k->q->record_format, .if_exists = "fail"};
-    FIRE(k, ari_bridge_record(k->n->rest, k->bridge, &o, on_logged, k));
+    rec_push(k, RQ_START);
     const char *beep[] = {"sound:beep"}; /* the caller is told it is recorded */
     FIRE(k, ari_channel_play(k->n->rest, k->p.caller_channel, NULL, beep, 1, NULL, on_logged,
                              k));
@@ -424,26 +503,25 @@ void call_agent_dtmf(call *k, char digit)
     if (k->state != CALL_CONNECTED || !digit)
         return;
     const qcfg_queue *q = k->q;
-    ari_rest *rest = k->n->rest;
     LOG_I(MOD, "pairing=%s agent key=%c rec=%d", k->p.pairing, digit, (int)k->rec);
     if (digit == q->key_hangup) {
         agent_hangs_up_call(k);
     } else if (digit == q->key_record && k->rec == REC_NONE) {
         rec_start(k);
     } else if (digit == q->key_pause && k->rec == REC_ON) {
-        FIRE(k, ari_recording_pause(rest, k->rec_name, on_logged, k));
+        rec_push(k, RQ_PAUSE);
         k->rec = REC_PAUSED;
         rec_log(k, QS_REC_PAUSE);
     } else if (digit == q->key_pause && k->rec == REC_PAUSED) {
-        FIRE(k, ari_recording_unpause(rest, k->rec_name, on_logged, k));
+        rec_push(k, RQ_UNPAUSE);
         k->rec = REC_ON;
         rec_log(k, QS_REC_UNPAUSE);
     } else if (digit == q->key_stop && k->rec != REC_NONE) {
-        FIRE(k, ari_recording_stop(rest, k->rec_name, on_logged, k));
+        rec_push(k, RQ_STOP);
         k->rec = REC_NONE;
         rec_log(k, QS_REC_STOP);
     } else if (digit == q->key_discard && k->rec != REC_NONE) {
-        FIRE(k, ari_recording_cancel(rest, k->rec_name, on_logged, k));
+        rec_push(k, RQ_DISCARD);
         k->rec = REC_NONE;
         rec_log(k, QS_REC_DISCARD);
     } /* any other key, or one that means nothing now, changes nothing */

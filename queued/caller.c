@@ -234,6 +234,22 @@ static void on_answered(leg *l, answer_outcome o)
 
 /* ---- announcements --------------------------------------------------------- */
 
+/* The play request is answered: the playback exists (or failed). A call that
+ * waited to stop it goes on now. */
+static void on_played(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    caller *c = pd;
+    if (r->status != 201 && c->state == CALLER_ANNOUNCING) {
+        c->playback[0] = '\0'; /* no playback: music again, next one later */
+        set_state(c, CALLER_WAITING);
+        arm_announcement(c, false);
+    }
+    if (--c->base.busy == 0)
+        call_leg_idle(&c->base);
+    leg_unref(&c->base);
+}
+
 static void on_position(queue_store *qs, int err, const qs_call_view *v, void *pd)
 {
     (void)qs;
@@ -251,8 +267,12 @@ static void on_position(queue_store *qs, int err, const qs_call_view *v, void *p
         snprintf(c->playback, sizeof c->playback, "%s", pb);
         set_state(c, CALLER_ANNOUNCING);
         LOG_I(MOD, "chan=%s announce ahead=%lld playback=%s", c->base.chan, (long long)ahead, pb);
-        if (ari_channel_play(c->base.n->rest, c->base.chan, pb, media, nmedia, NULL, NULL,
-                             NULL) != 0) {
+        leg_ref(&c->base);
+        c->base.busy++; /* a pairing must not stop it before it exists */
+        if (ari_channel_play(c->base.n->rest, c->base.chan, pb, media, nmedia, NULL, on_played,
+                             c) != 0) {
+            c->base.busy--;
+            leg_unref(&c->base);
             c->playback[0] = '\0';
             set_state(c, CALLER_WAITING);
             arm_announcement(c, false);

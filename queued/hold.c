@@ -18,7 +18,7 @@
  * Requests travel over several connections, so two for one channel may reach
  * Asterisk in either order: a call must not move a party into its mixing
  * bridge while that party's join to the holding bridge is still in flight.
- * leg->holds counts them, and call_leg_idle() tells the call when they are
+ * leg->busy counts them, and call_leg_idle() tells the call when they are
  * done. */
 #include "node_int.h"
 
@@ -52,7 +52,7 @@ static void hold_finish(hold_req *h, bool ok)
     leg *l = h->l;
     h->done(l, ok);
     free(h);
-    if (--l->holds == 0)
+    if (--l->busy == 0)
         call_leg_idle(l);
     leg_unref(l);
 }
@@ -116,7 +116,7 @@ void hold_join(leg *l, const char *moh_class, hold_done_fn done)
         return;
     }
     h->l = leg_ref(l);
-    l->holds++;
+    l->busy++;
     h->done = done;
     snprintf(h->moh_class, sizeof h->moh_class, "%s", moh_class);
     snprintf(h->bridge, sizeof h->bridge, "ariq-hold-%s-%s", l->n->cfg->node_id, moh_class);

@@ -32,7 +32,9 @@ struct leg {
     struct node *n;
     char chan[ARI_EVENT_MAX_ID + 1]; /* the channel's id */
     int refs;
-    int holds; /* hold_join requests in flight: a call waits for them (hold.c) */
+    /* Requests in flight whose order against a call's matters (holding-bridge
+     * joins, announcement plays): a call waits for them (call_leg_idle). */
+    int busy;
     answer_req *answering; /* answer.c, while the answer is being retried */
     bool ended;
 };

@@ -106,8 +106,8 @@ void call_start(node *n, const qs_pairing *p, caller *c, agent *a);
 /* A party's channel is gone (hung up). */
 void call_caller_gone(call *k);
 void call_agent_gone(call *k);
-/* No hold_join of this leg is in flight any more: a call waiting to move it
- * into its mixing bridge may go on. */
+/* No order-sensitive request of this leg is in flight any more (leg->busy
+ * is 0): a call waiting to stop its announcement or move it may go on. */
 void call_leg_idle(leg *l);
 /* The call a caller / agent is in, or NULL. */
 call *caller_call(const caller *c);
