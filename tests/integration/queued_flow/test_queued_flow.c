@@ -437,6 +437,74 @@ static void test_hangup_while_disconnected(void **state)
     assert_redis_clean();
 }
 
+/* A running announcement: the first sound entry with no result yet, or NULL. */
+static json_t *playing_sound(const char *id)
+{
+    json_t *c = chan(id), *e, *found = NULL;
+    size_t i;
+    json_array_foreach(json_object_get(c, "timeline"), i, e)
+    {
+        const char *ev = json_string_value(json_object_get(e, "ev"));
+        if (!strcmp(ev, "sound") && json_is_null(json_object_get(e, "result")))
+            found = json_incref(e);
+    }
+    json_decref(c);
+    return found;
+}
+
+static int setup_slow(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    /* 10x fast: "you are next" lasts ~0.4 s, long enough to arrive in it */
+    if (!f || queued_env_start(f, 0.1, "sweep_ms = 50\n",
+                               "[queue support]\nannounce_frequency = 5\n"
+                               "announce_on_join = yes\n") != 0) {
+        free(f);
+        return -1;
+    }
+    F = f;
+    *state = f;
+    return 0;
+}
+
+/* An agent arrives while the caller hears its position: the announcement
+ * is cut at once and they are connected (not after it ends). */
+static void test_pairing_cuts_announcement(void **state)
+{
+    (void)state;
+    char c[128], ag[128];
+    place("caller,support", "5556001", c, sizeof c);
+    json_t *snd = NULL;
+    for (int t = 0; t < WAIT_MS && !snd; t += 5, sleep_ms(5))
+        snd = playing_sound(c);
+    assert_non_null(snd);
+    const char *media = json_string_value(json_object_get(snd, "media"));
+    assert_string_equal(media, "sound:queue-youarenext");
+    json_int_t started = json_integer_value(json_object_get(snd, "start"));
+    json_decref(snd);
+    place("agent,support,1001", "1001", ag, sizeof ag);
+    assert_true(sim_wait_connected(&F->sim, 0, c, ag, true, WAIT_MS));
+    json_t *o = chan(c), *e;
+    size_t i;
+    const char *result = NULL;
+    json_int_t ended = 0;
+    json_array_foreach(json_object_get(o, "timeline"), i, e)
+    {
+        const char *ev = json_string_value(json_object_get(e, "ev"));
+        if (!strcmp(ev, "sound") && json_integer_value(json_object_get(e, "start")) == started) {
+            result = json_string_value(json_object_get(e, "result"));
+            ended = json_integer_value(json_object_get(e, "end"));
+        }
+    }
+    assert_non_null(result);
+    assert_string_equal(result, "cut");   /* not heard to the end */
+    assert_true(ended - started < 400);   /* it lasts ~424 ms when heard whole */
+    json_decref(o);
+    assert_int_equal(sim_hangup_call(&F->sim, 0, ag, 16), 204);
+    wait_sim_empty();
+    assert_redis_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -445,6 +513,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_and_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hangup_while_disconnected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pairing_cuts_announcement, setup_slow, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
