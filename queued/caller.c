@@ -5,7 +5,8 @@
  *   CHECKING     no queue with a maxlen is full       ANSWERING
  *   CHECKING     a queue is full                      ENDED     (turned away: FULL)
  *   ANSWERING    answer 204                           ENTERING  (qs_enter, autopair)
- *   ANSWERING    answer 404 / hangup                  ENDED     (left before queueing)
+ *   ANSWERING    answer 404 / hangup                  ENDED     (ENTERQUEUE + ABANDON: it
+ *                                                               reached the queue)
  *   ANSWERING    answer kept failing (5xx, ~6 s)      ENDED     (turned away: UNAVAILABLE)
  *   ENTERING     entered                              HOLDING   (hold_join)
  *   ENTERING     entered and paired at once           CONNECTING
@@ -71,7 +72,10 @@ struct caller {
     char playback[ARI_EVENT_MAX_ID + 1]; /* the running announcement, "" if none */
 };
 
+static void leave_queue_with(caller *c, qs_result_cb cb);
+static void on_left(queue_store *qs, int err, const qs_result *res, void *pd);
 static void leave_queue(caller *c);
+static void record_abandon(caller *c);
 static void arm_announcement(caller *c, bool first);
 static void arm_timeout(caller *c);
 static void answer(caller *c);
@@ -168,6 +172,45 @@ static void enter_queue(caller *c)
     }
 }
 
+/* ---- a caller gone before it was answered ----------------------------------- */
+
+static void on_abandon_left(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    (void)qs;
+    caller *c = pd;
+    if (!err)
+        node_take_pairings(c->base.n, res->pairings, res->npairings);
+    leg_unref(&c->base);
+}
+
+static void on_abandon_entered(queue_store *qs, int err, const qs_enter_result *res, void *pd)
+{
+    (void)qs;
+    (void)res;
+    caller *c = pd;
+    if (!err) {
+        c->queued = true;
+        leave_queue_with(c, on_abandon_left);
+    }
+    leg_unref(&c->base);
+}
+
+/* The caller reached the queue and hung up before it was answered: for the
+ * queue_log that is a call that entered and abandoned (ENTERQUEUE, ABANDON),
+ * as app_queue would have logged it. */
+static void record_abandon(caller *c)
+{
+    const char *queues[ENTRY_MAX_QUEUES];
+    for (size_t i = 0; i < c->nqueues; i++)
+        queues[i] = c->queues[i]->name;
+    qs_caller qc = {.callid = c->base.chan, .channel = c->base.chan, .priority = c->priority,
+                    .cid_num = c->cid_num, .cid_name = c->cid_name, .queues = queues,
+                    .nqueues = c->nqueues};
+    leg_ref(&c->base);
+    if (qs_enter(c->base.n->qs, &qc, false, on_abandon_entered, c) != 0)
+        leg_unref(&c->base);
+}
+
 static void answer(caller *c)
 {
     set_state(c, CALLER_ANSWERING);
@@ -230,6 +273,8 @@ static void on_answered(leg *l, answer_outcome o)
     leg_end(&c->base);
     if (o == ANSWER_FAILED)
         turnaway_start(c->base.n, c->base.chan, "UNAVAILABLE", "the channel could not be answered");
+    else
+        record_abandon(c);
 }
 
 /* ---- announcements --------------------------------------------------------- */
@@ -420,15 +465,20 @@ static void on_left(queue_store *qs, int err, const qs_result *res, void *pd)
 }
 
 /* Out of every queue: ABANDON while waiting (the script knows the state). */
-static void leave_queue(caller *c)
+static void leave_queue_with(caller *c, qs_result_cb cb)
 {
     leg_ref(&c->base);
-    if (qs_leave(c->base.n->qs, c->base.chan, QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true, on_left,
-                 c) != 0) {
+    if (qs_leave(c->base.n->qs, c->base.chan, QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true, cb, c) !=
+        0) {
         leg_unref(&c->base);
         LOG_E(MOD, "chan=%s hung up but Redis is unreachable: its record stays until reaped",
               c->base.chan);
     }
+}
+
+static void leave_queue(caller *c)
+{
+    leave_queue_with(c, on_left);
 }
 
 /* The caller's channel is gone. In a call, the call records the end;
