@@ -333,7 +333,7 @@ static void on_step(ari_rest *rest, const ari_response *r, void *pd)
         set_state(k, CALL_CONNECTED);
         caller_talking(k->c);
         agent_talking(k->a);
-        FIRE(k, qs_bridged(k->n->qs, k->p.pairing, on_bridged, k));
+        FIRE(k, qs_bridged(k->n->qs, k->p.pairing, QS_SIDE_BOTH, on_bridged, k));
     }
     call_unref(k);
 }

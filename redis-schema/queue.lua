@@ -28,6 +28,7 @@
 local P, NOW, NODE, MAXLEN, EVK
 local PRIO_SHIFT = 8796093022208 -- 2^43: score = (1000 - prio) * 2^43 + seq
 local ID_MAX, NAME_MAX, TEXT_MAX, QUEUES_MAX, PAIRS_MAX = 128, 64, 128, 16, 1000
+local CMDS_MAXLEN = '10000' -- entries kept in a node's command stream (XADD MAXLEN ~)
 
 -- ---- errors and argument checks ------------------------------------------
 
@@ -240,6 +241,14 @@ local function front(k)
   return nil
 end
 
+-- A pairing as replies carry it (SCHEMA.md: "A *pairing* in a reply").
+local function pairing_reply(pid, p)
+  return {'pairing', pid, 'call', p.call, 'agent', p.agent, 'queue', p.queue,
+          'caller_channel', p.caller_channel, 'agent_channel', p.agent_channel,
+          'caller_node', p.caller_node, 'agent_node', p.agent_node,
+          'created_ms', tonumber(p.created_ms), 'holdtime_ms', tonumber(p.holdtime_ms)}
+end
+
 -- Pairs call `callid` with agent `agentid` in queue q: both leave every
 -- queue, the pairing record is written. Returns the reply form of it.
 local function pair_one(q, callid, c, agentid, a)
@@ -260,13 +269,17 @@ local function pair_one(q, callid, c, agentid, a)
   emit('PAIRED', q, callid, agentid, {'pairing', pid, 'caller_channel', c.channel,
        'agent_channel', a.channel, 'caller_node', c.node, 'agent_node', a.node,
        'holdtime_ms', fmt(hold)})
-  local out = {'pairing', pid}
-  for i = 1, #rec - 4 do out[#out + 1] = rec[i] end
-  out[#out + 1] = 'created_ms'
-  out[#out + 1] = tonumber(NOW)
-  out[#out + 1] = 'holdtime_ms'
-  out[#out + 1] = hold
-  return out
+  -- The caller's node carries a pairing out; one made elsewhere is handed to
+  -- it through its command stream (a reply only reaches the node that ran
+  -- the op).
+  if c.node ~= NODE then
+    redis.call('XADD', key('node', c.node, 'cmds'), 'MAXLEN', '~', CMDS_MAXLEN, '*',
+               'cmd', 'pair', 'pairing', pid, unpack(rec))
+  end
+  return pairing_reply(pid, {call = callid, agent = agentid, queue = q,
+                              caller_channel = c.channel, agent_channel = a.channel,
+                              caller_node = c.node, agent_node = a.node,
+                              created_ms = NOW, holdtime_ms = hold})
 end
 
 -- The best pair among `queues`: the queue whose front caller has the lowest
@@ -588,11 +601,15 @@ local function op_pair()
   return {'pairings', pair_loop(queues, max)}
 end
 
--- bridged: pairing -- both parties are in the mixing bridge: CONNECT.
--- KEYS[3] {NS}:pairing:<id>
+-- bridged: pairing side(caller|agent|both) -- a side's party is in its
+-- mixing bridge. On one node both are (`both`); across nodes each node
+-- reports its own party with the link leg, and CONNECT is written when the
+-- second side is in: only then do the two parties hear each other. A side
+-- reported again changes nothing. KEYS[3] {NS}:pairing:<id>
 local function op_bridged()
-  check_nargs(1)
+  check_nargs(2)
   local pid = check_id(ARGV[5], 'pairing id', ID_MAX)
+  local side = check_enum(ARGV[6], 'side', {'caller', 'agent', 'both'})
   check_key(3, kpairing(pid))
   local p = hgetall(KEYS[3])
   if not p then raise('NOTFOUND', 'pairing ' .. pid .. ' does not exist') end
@@ -602,7 +619,12 @@ local function op_bridged()
   if redis.call('EXISTS', kagent(p.agent)) == 0 then
     raise('NOTFOUND', 'agent ' .. p.agent .. ' of pairing ' .. pid .. ' is gone')
   end
-  redis.call('HSET', KEYS[3], 'state', 'bridged', 'bridged_ms', NOW)
+  local sides = p.sides or ''
+  if side ~= 'both' and (sides == '' or sides == side) then
+    redis.call('HSET', KEYS[3], 'sides', side)
+    return {'connected', 0, 'holdtime_ms', 0, 'ringtime_ms', 0}
+  end
+  redis.call('HSET', KEYS[3], 'state', 'bridged', 'bridged_ms', NOW, 'sides', 'both')
   redis.call('HSET', kcall(p.call), 'state', 'bridged', 'bridged_ms', NOW)
   redis.call('HSET', kagent(p.agent), 'state', 'talking', 'since_ms', NOW)
   local hold = span(c.entered_ms, NOW)
@@ -618,7 +640,7 @@ local function op_bridged()
            'withdrawinfo', 'connected:' .. p.queue})
     end
   end
-  return {'holdtime_ms', hold, 'ringtime_ms', ring}
+  return {'connected', 1, 'holdtime_ms', hold, 'ringtime_ms', ring}
 end
 
 -- rollback: pairing reason agent_to(keep|back|pause)
@@ -660,6 +682,76 @@ local REC_FROM = {pause = {recording = true}, unpause = {paused = true},
 local REC_TO = {pause = 'paused', unpause = 'recording', stop = 'stored', discard = 'discarded'}
 local REC_EV = {start = 'RECORDSTART', pause = 'RECORDPAUSE', unpause = 'RECORDUNPAUSE',
                 stop = 'RECORDSTOP', discard = 'RECORDDISCARD'}
+
+-- What the party of one side is now, for unlink's reply: a call's state
+-- (`waiting`, `paired`, `bridged`) or an agent's (`free`, `paused`,
+-- `wrapup`, `paired`, `talking`), `gone` without a record; its pairing; for
+-- an agent in wrapup, the ms left of it.
+local function party_view(side, id)
+  local h = hgetall(side == 'caller' and kcall(id) or kagent(id))
+  if not h then return {'state', 'gone', 'pairing', '', 'wrapup_ms', 0} end
+  local left = 0
+  if h.state == 'wrapup' then left = span(NOW, h.wrapup_until_ms or NOW) end
+  return {'state', h.state, 'pairing', h.pairing or '', 'wrapup_ms', left}
+end
+
+-- unlink: pairing side(caller|agent) party reason wrapup_ms autopair max_pairs
+-- The link between the two nodes of a pairing is gone (hung up, dropped,
+-- never answered) while `side`'s party (its call id or agent id) is still
+-- there. A pairing not yet connected is undone like a rollback: the caller
+-- back with its score (the front), the agent free at the back (its link
+-- failed: agents free since later go first), and no autopair: the sweep
+-- pairs again, so a link that keeps failing is retried at the sweep's pace,
+-- not in a loop. A connected one is completed as if the far side hung up
+-- (COMPLETEAGENT reported by the caller's side, COMPLETECALLER by the
+-- agent's), the agent to wrapup or free (then autopair). A pairing already
+-- gone: nothing (the other side, or a party's own end, was first). The
+-- reply says what the party is now, so the node knows what to do with it.
+-- KEYS[3] {NS}:pairing:<id>
+local function op_unlink()
+  check_nargs(7)
+  local pid = check_id(ARGV[5], 'pairing id', ID_MAX)
+  local side = check_enum(ARGV[6], 'side', {'caller', 'agent'})
+  local party = check_id(ARGV[7], 'party', side == 'caller' and ID_MAX or NAME_MAX)
+  local reason = check_text(ARGV[8], 'reason')
+  local wrapup = check_int(ARGV[9], 'wrapup_ms', 0, 86400000)
+  local ap = check_int(ARGV[10], 'autopair', 0, 1)
+  local max = check_int(ARGV[11], 'max_pairs', 1, PAIRS_MAX)
+  check_key(3, kpairing(pid))
+  local p = hgetall(KEYS[3])
+  if p and party ~= (side == 'caller' and p.call or p.agent) then
+    bad('pairing ' .. pid .. ' is not the ' .. side .. ' side of ' .. party)
+  end
+  local outcome, pairs = 'GONE', {}
+  local c = p and hgetall(kcall(p.call))
+  if p and p.state == 'paired' then
+    local a = hgetall(kagent(p.agent))
+    pairing_end(pid, p, 'rollback', reason .. ';agent=back')
+    if c then
+      redis.call('HSET', kcall(p.call), 'state', 'waiting', 'pairing', '')
+      call_enqueue(p.call, c)
+    end
+    if a then agent_make_free(p.agent, a, nil) end
+    outcome = 'ROLLEDBACK'
+  elseif p and c then
+    local agentid, a, ev = complete(p.call, c, side == 'caller' and 'agent' or 'caller')
+    outcome = ev
+    if a then
+      agent_after_call(agentid, a, wrapup)
+      pairs = autopair(wrapup == 0 and ap or 0, split(a.queues), max)
+    end
+  elseif p then -- bridged without its call record: no op leaves that; end it
+    pairing_end(pid, p, 'complete', 'unlink:' .. reason)
+    local a = hgetall(kagent(p.agent))
+    if a then agent_after_call(p.agent, a, wrapup) end
+    outcome = 'COMPLETE'
+  end
+  local out = {'outcome', outcome}
+  for _, v in ipairs(party_view(side, party)) do out[#out + 1] = v end
+  out[#out + 1] = 'pairings'
+  out[#out + 1] = pairs
+  return out
+end
 
 local function rec_start(k, name, pid, file)
   if redis.call('EXISTS', k) == 1 then raise('EXISTS', 'recording ' .. name .. ' exists') end
@@ -832,6 +924,18 @@ local function op_call_info()
           'pairing', c.pairing, 'queues', qs}
 end
 
+-- pairing_info: pairing -- the pairing (as in replies) and its state
+-- (`paired`, `bridged`), or state `gone` and no pairing.
+-- KEYS[3] {NS}:pairing:<id>
+local function op_pairing_info()
+  check_nargs(1)
+  local pid = check_id(ARGV[5], 'pairing id', ID_MAX)
+  check_key(3, kpairing(pid))
+  local p = hgetall(KEYS[3])
+  if not p then return {'state', 'gone', 'pairings', {}} end
+  return {'state', p.state, 'sides', p.sides or '', 'pairings', {pairing_reply(pid, p)}}
+end
+
 -- queue_info: queue -- length, free agents, the longest wait.
 -- KEYS[3] {NS}:queue:<q>:callers
 local function op_queue_info()
@@ -851,7 +955,8 @@ end
 local OPS = {enter = op_enter, leave = op_leave, agent_login = op_agent_login,
              agent_logoff = op_agent_logoff, agent_pause = op_agent_pause,
              agent_ready = op_agent_ready, pair = op_pair, bridged = op_bridged,
-             rollback = op_rollback, rec = op_rec, reap = op_reap, call_info = op_call_info,
+             rollback = op_rollback, unlink = op_unlink, rec = op_rec, reap = op_reap,
+             call_info = op_call_info, pairing_info = op_pairing_info,
              queue_info = op_queue_info}
 
 local function main()

@@ -479,14 +479,55 @@ int qs_pair_agent(queue_store *qs, const char *agentid, qs_result_cb cb, void *p
     return pair(qs, "agent", "agent", agentid, QS_NAME_MAX, NULL, cb, pd);
 }
 
-int qs_bridged(queue_store *qs, const char *pairing, qs_result_cb cb, void *pd)
+static const char *const side_names[] = {
+    [QS_SIDE_BOTH] = "both", [QS_SIDE_CALLER] = "caller", [QS_SIDE_AGENT] = "agent"};
+
+int qs_bridged(queue_store *qs, const char *pairing, qs_side side, qs_result_cb cb, void *pd)
 {
     qs_msg m = {.op = "bridged"};
     int rc = msg_key(qs, &m, "pairing", pairing, QS_ID_MAX, NULL);
     if (rc != 0)
         return rc;
+    if ((unsigned)side > QS_SIDE_AGENT)
+        return bad(qs, "side");
     arg(&m, pairing);
-    return send_result(qs, &m, QS_REQ_HOLDTIME | QS_REQ_RINGTIME, cb, pd);
+    arg(&m, side_names[side]);
+    return send_result(qs, &m, QS_REQ_CONNECTED | QS_REQ_HOLDTIME | QS_REQ_RINGTIME, cb, pd);
+}
+
+int qs_unlink(queue_store *qs, const char *pairing, qs_side side, const char *party,
+              const char *reason, int wrapup_ms, bool autopair, qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "unlink"};
+    int rc = msg_key(qs, &m, "pairing", pairing, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (side != QS_SIDE_CALLER && side != QS_SIDE_AGENT)
+        return bad(qs, "side must be the caller's or the agent's");
+    if (!party || !ids_valid(party, side == QS_SIDE_CALLER ? QS_ID_MAX : QS_NAME_MAX))
+        return bad(qs, "party");
+    if (!text_ok(reason) || wrapup_ms < 0 || wrapup_ms > 86400000)
+        return bad(qs, "reason or wrapup_ms");
+    arg(&m, pairing);
+    arg(&m, side_names[side]);
+    arg(&m, party);
+    arg(&m, reason);
+    arg_num(&m, 0, wrapup_ms);
+    arg_autopair(qs, &m, autopair);
+    return send_result(qs, &m,
+                       QS_REQ_OUTCOME | QS_REQ_STATE | QS_REQ_PAIRING | QS_REQ_WRAPUP |
+                           QS_REQ_PAIRINGS,
+                       cb, pd);
+}
+
+int qs_pairing_info(queue_store *qs, const char *pairing, qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "pairing_info"};
+    int rc = msg_key(qs, &m, "pairing", pairing, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    arg(&m, pairing);
+    return send_result(qs, &m, QS_REQ_STATE | QS_REQ_PAIRINGS, cb, pd);
 }
 
 int qs_rollback(queue_store *qs, const char *pairing, const char *reason, qs_agent_to to,

@@ -130,6 +130,10 @@ typedef struct qs_result {
     int64_t ringtime_ms;              /* qs_bridged: paired -> bridged */
     size_t npairings;
     const qs_pairing *pairings;
+    int64_t connected;                /* qs_bridged: 1 when CONNECT was written */
+    char pairing[QS_ID_MAX + 1];      /* qs_unlink: the party's pairing now */
+    int64_t wrapup_ms;                /* qs_unlink: an agent's wrapup left */
+    char sides[QS_OUTCOME_MAX];       /* qs_pairing_info: sides bridged so far */
 } qs_result;
 
 /* One queue of qs_call_info. */
@@ -262,10 +266,19 @@ int qs_pair_queue(queue_store *qs, const char *queue, qs_result_cb cb, void *pd)
 int qs_pair_call(queue_store *qs, const char *callid, qs_result_cb cb, void *pd);
 int qs_pair_agent(queue_store *qs, const char *agentid, qs_result_cb cb, void *pd);
 
-/* Both parties are in the mixing bridge: CONNECT (and WITHDRAW in the
- * caller's other queues). res->holdtime_ms, res->ringtime_ms. ENOTFOUND if
- * the pairing is gone, ESTATE if already bridged. */
-int qs_bridged(queue_store *qs, const char *pairing, qs_result_cb cb, void *pd);
+/* Which parties a node has put into its mixing bridge. */
+typedef enum {
+    QS_SIDE_BOTH,   /* one node: caller and agent together */
+    QS_SIDE_CALLER, /* across nodes: the caller's node, caller + link leg */
+    QS_SIDE_AGENT,  /* across nodes: the agent's node, agent + link leg */
+} qs_side;
+
+/* A side is in its mixing bridge. When both are (QS_SIDE_BOTH, or the
+ * second of the two sides): CONNECT (and WITHDRAW in the caller's other
+ * queues), res->connected 1, res->holdtime_ms, res->ringtime_ms; the first
+ * side alone: res->connected 0 (repeating it changes nothing). ENOTFOUND if
+ * the pairing (or a party's record) is gone, ESTATE if already bridged. */
+int qs_bridged(queue_store *qs, const char *pairing, qs_side side, qs_result_cb cb, void *pd);
 
 typedef enum {
     QS_AGENT_KEEP,  /* free again with its old free-since seq (its place) */
@@ -279,6 +292,20 @@ typedef enum {
  * pairing no longer exists (safe to repeat). ESTATE once bridged. */
 int qs_rollback(queue_store *qs, const char *pairing, const char *reason, qs_agent_to to,
                 qs_result_cb cb, void *pd);
+
+/* The link of a cross-node pairing is gone (hung up, dropped, never
+ * answered) and this node's party of `side` (QS_SIDE_CALLER: its call id;
+ * QS_SIDE_AGENT: its agent id) is still here. Not yet connected: undone
+ * (outcome ROLLEDBACK: the caller back at its place, the agent free at the
+ * back, UNPAIRED reason rollback with `reason`). Connected: completed as if
+ * the far side hung up (outcome COMPLETEAGENT from the caller's side,
+ * COMPLETECALLER from the agent's; the agent to wrapup for wrapup_ms, or
+ * free and, with autopair, paired again). Gone already: outcome GONE. In
+ * every case res->state is what the party is now (a call: waiting, paired,
+ * bridged; an agent: free, paused, wrapup, paired, talking; or gone),
+ * res->pairing its pairing ("" if none), res->wrapup_ms the wrapup left. */
+int qs_unlink(queue_store *qs, const char *pairing, qs_side side, const char *party,
+              const char *reason, int wrapup_ms, bool autopair, qs_result_cb cb, void *pd);
 
 /* ---- recordings ---------------------------------------------------------- */
 
@@ -316,6 +343,11 @@ int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items
 /* A call's state and its position, callers ahead and queue length in each
  * of its queues. res->found false when there is no such call. */
 int qs_call_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd);
+
+/* A pairing: res->state paired or bridged with the pairing as
+ * res->pairings[0] and res->sides (bridged sides so far: "", caller, agent,
+ * both), or state "gone" and no pairing. Read only. */
+int qs_pairing_info(queue_store *qs, const char *pairing, qs_result_cb cb, void *pd);
 
 /* A queue's length, free agents and longest wait. */
 int qs_queue_info(queue_store *qs, const char *queue, qs_queue_view_cb cb, void *pd);

@@ -22,6 +22,10 @@ enum {
     QS_REQ_HOLDTIME = 1u << 5,
     QS_REQ_RINGTIME = 1u << 6,
     QS_REQ_PAIRINGS = 1u << 7,
+    QS_REQ_CONNECTED = 1u << 8,
+    QS_REQ_PAIRING = 1u << 9,
+    QS_REQ_WRAPUP = 1u << 10,
+    QS_REQ_SIDES = 1u << 11,
 };
 
 /* Each parses reply r into *out (zeroed first). Pairings are allocated into

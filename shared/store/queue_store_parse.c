@@ -223,6 +223,10 @@ static const qf result_fields[] = {
     F_INT(qs_result, ringtime_ms),
     {"pairings", QF_PAIRINGS, offsetof(qs_result, pairings), 0,
      offsetof(qs_result, npairings)},
+    F_INT(qs_result, connected),
+    F_STR(qs_result, pairing),
+    F_INT(qs_result, wrapup_ms),
+    F_STR(qs_result, sides),
 };
 
 int qs_parse_result(const redisReply *r, unsigned required, qs_result *out,

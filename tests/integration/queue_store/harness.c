@@ -217,7 +217,12 @@ const char *hx_hget(hx *h, const char *key, const char *field, char *buf, size_t
 
 long long hx_dbsize(hx *h)
 {
-    return hx_int(h, "DBSIZE");
+    long long n = hx_int(h, "DBSIZE");
+    redisReply *r = redisCommand(h->rc, "KEYS %s", "*:cmds");
+    if (r && r->type == REDIS_REPLY_ARRAY)
+        n -= (long long)r->elements;
+    freeReplyObject(r);
+    return n;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -77,7 +77,8 @@ const char *hx_hget(hx *h, const char *key, const char *field, char *buf, size_t
 /* A canonical dump of the whole keyspace (sorted KEYS, DUMP of each) for
  * before/after comparisons. Caller frees. */
 char *hx_snapshot(hx *h);
-/* Number of keys in the db. */
+/* Number of keys in the db, leaving out the nodes' command streams
+ * ({NS}:node:<node>:cmds: capped, they stay). */
 long long hx_dbsize(hx *h);
 
 /* The events stream. */

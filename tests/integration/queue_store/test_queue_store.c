@@ -109,7 +109,7 @@ static int bridged(hx *h, const char *pairing)
     char pid[QS_ID_MAX + 1]; /* it may point into g_o */
     snprintf(pid, sizeof pid, "%s", pairing);
     memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_bridged(h->n[0].qs, pid, hx_result_cb, &g_o), &g_o);
+    return hx_done(h, qs_bridged(h->n[0].qs, pid, QS_SIDE_BOTH, hx_result_cb, &g_o), &g_o);
 }
 
 /* Callers are ordered by priority, then by arrival over both nodes;

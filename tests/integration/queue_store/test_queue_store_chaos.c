@@ -173,7 +173,7 @@ static void handle_pairing(chaos *c, const qs_pairing *p)
     uint32_t r = rnd(c, 10);
     int rc;
     if (r < 7) {
-        rc = qs_bridged(qs, p->pairing, bridged_cb, x);
+        rc = qs_bridged(qs, p->pairing, QS_SIDE_BOTH, bridged_cb, x);
     } else if (r == 7) {
         qs_agent_to to = (qs_agent_to)rnd(c, 3);
         x->step = 2;

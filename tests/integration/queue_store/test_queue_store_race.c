@@ -84,7 +84,7 @@ static void on_pairings(race *r, const qs_pairing *p, size_t n)
         b->node = node_of(p[i].caller_node);
         snprintf(b->call, sizeof b->call, "%s", p[i].call);
         queue_store *qs = r->h->n[b->node].qs;
-        if (qs_bridged(qs, p[i].pairing, bridged_cb, b) == 0) {
+        if (qs_bridged(qs, p[i].pairing, QS_SIDE_BOTH, bridged_cb, b) == 0) {
             r->inflight++;
         } else {
             r->errors++;
