@@ -14,7 +14,11 @@ sim_bridge *bridge_new(sim *s, int node, const char *id, bool mixing, const char
         ids_uuid(uuid);
         id = uuid;
     }
-    if (strlen(id) >= SIM_ID_MAX || sim_map_get(s->bridges, id))
+    char key[SIM_ID_MAX + 16];
+    if (strlen(id) >= SIM_ID_MAX)
+        return NULL;
+    snprintf(key, sizeof key, "%d/%s", node, id);
+    if (sim_map_get(s->bridges, key))
         return NULL;
     sim_bridge *b = calloc(1, sizeof(*b));
     if (!b || !(b->ids = json_array())) {
@@ -22,11 +26,12 @@ sim_bridge *bridge_new(sim *s, int node, const char *id, bool mixing, const char
         return NULL;
     }
     strcpy(b->id, id);
+    strcpy(b->key, key);
     snprintf(b->name, sizeof(b->name), "%s", name ? name : "");
     b->node = node;
     b->mixing = mixing;
     b->created_ms = sim_now(s);
-    if (sim_map_put(s->bridges, b->id, b)) {
+    if (sim_map_put(s->bridges, b->key, b)) {
         bridge_free(b);
         return NULL;
     }
@@ -47,8 +52,11 @@ void bridge_free(sim_bridge *b)
 
 sim_bridge *bridge_get(sim *s, int node, const char *id)
 {
-    sim_bridge *b = sim_map_get(s->bridges, id);
-    return b && b->node == node ? b : NULL;
+    char key[SIM_ID_MAX + 16];
+    if (!id || strlen(id) >= SIM_ID_MAX)
+        return NULL;
+    snprintf(key, sizeof key, "%d/%s", node, id);
+    return sim_map_get(s->bridges, key);
 }
 
 /* The "channels" array is shared with the bridge: serialize the result
@@ -173,7 +181,7 @@ void bridge_destroy(sim *s, sim_bridge *b, bool events)
     if (events && b->app && b->mixing)
         sim_emit(s, b->node, b->app, "BridgeDestroyed",
                  json_pack("{s:o}", "bridge", bridge_json(s, b)));
-    sim_map_del(s->bridges, b->id);
+    sim_map_del(s->bridges, b->key);
     bridge_free(b);
 }
 

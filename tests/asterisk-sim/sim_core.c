@@ -144,7 +144,7 @@ static void free_world(sim *s)
     free(v);
     n = sim_map_values(s->bridges, &v);
     for (size_t i = 0; i < n; i++) {
-        sim_map_del(s->bridges, ((sim_bridge *)v[i])->id);
+        sim_map_del(s->bridges, ((sim_bridge *)v[i])->key);
         bridge_free(v[i]);
     }
     free(v);

@@ -110,6 +110,7 @@ struct sim_chan {
 
 struct sim_bridge {
     char id[SIM_ID_MAX];
+    char key[SIM_ID_MAX + 16]; /* "node/id": each Asterisk has its own bridge ids */
     char name[128];
     int node;
     bool mixing;
