@@ -230,22 +230,47 @@ static void on_back_in_hold(leg *l, bool ok)
     (void)l; /* the agent's state was set before the move */
 }
 
+/* Wrapup for ms (unscaled) from now: agent_ready when it is over. */
+static void start_wrapup(agent *a, uint64_t ms)
+{
+    set_state(a, AGENT_WRAPUP);
+    ms = clock_scaled_ms(ms);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (!evtimer_pending(a->wrapup, NULL))
+        leg_ref(&a->base);
+    evtimer_add(a->wrapup, &tv);
+}
+
 void agent_after_call(agent *a, long wrapup_s, bool hold)
 {
     a->k = NULL;
     if (a->base.ended || a->state != AGENT_TALKING)
         return; /* gone, or already in its next call */
     if (wrapup_s > 0) {
-        set_state(a, AGENT_WRAPUP);
-        uint64_t ms = clock_scaled_ms((uint64_t)wrapup_s * 1000u);
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-        leg_ref(&a->base);
-        evtimer_add(a->wrapup, &tv);
+        start_wrapup(a, (uint64_t)wrapup_s * 1000u);
     } else {
         set_state(a, AGENT_FREE); /* the script freed it at the back already */
     }
     if (hold) /* not when the same script paired it again */
         hold_join(&a->base, a->q->moh_class, on_back_in_hold);
+}
+
+void agent_after_link(agent *a, const char *state, int64_t wrapup_ms)
+{
+    a->k = NULL;
+    if (a->base.ended)
+        return;
+    if (strcmp(state, "gone") == 0) { /* logged off behind our back (reaped) */
+        set_state(a, AGENT_ENDED);
+        leg_end(&a->base);
+        turnaway_start(a->base.n, a->base.chan, "UNAVAILABLE",
+                       "the agent's queue record is gone (its node was taken for dead)");
+    } else if (strcmp(state, "wrapup") == 0 && wrapup_ms > 0) {
+        start_wrapup(a, (uint64_t)wrapup_ms);
+        hold_join(&a->base, a->q->moh_class, on_back_in_hold);
+    } else { /* free, paused, or paired again: its link will come */
+        to_holding(a);
+    }
 }
 
 /* ---- logging off ------------------------------------------------------------ */

@@ -1,25 +1,47 @@
-/* call.c - one pairing carried out on this node: the caller and the agent
- * into a mixing bridge, the agent's keys driving a recording of it, and the
- * end of the call by whoever ends it.
+/* call.c - one pairing carried out by this node, of one of three kinds:
  *
- *   state      on                                   next
- *   STOPPING   the caller's announcement stopped    BRIDGING   (create mixing bridge)
- *   BRIDGING   bridge 200                           JOINING    (addChannel caller,agent)
- *   JOINING    204                                  CONNECTED  (qs_bridged: CONNECT)
- *   STOPPING.. bridge/add failed, parties alive     ENDED      (qs_rollback: caller first
- *                                                              again, agent keeps its place)
- *   any        caller hung up                       ENDED      (qs_leave: ABANDON before
- *                                                              CONNECT, COMPLETECALLER after)
- *   any        agent hung up                        ENDED      (qs_agent_logoff: caller
- *                                                              requeued, or COMPLETEAGENT and
- *                                                              the caller hung up)
- *   CONNECTED  key_hangup ('#')                     ENDED      (COMPLETEAGENT, caller hung
- *                                                              up, agent to wrapup)
+ *   LOCAL  caller and agent are both legs of this node: one mixing bridge.
+ *   OUT    the caller is ours, the agent on node B: we dial a link call to B
+ *          (link.c, our end is the OUT link leg) and bridge the caller with
+ *          our end once B answered it. The caller hears MOH meanwhile.
+ *   IN     the agent is ours, and the link from the caller's node arrived
+ *          (the IN link leg): we answer it and bridge it with the agent.
+ *          The agent's keys record our bridge.
+ *
+ *   state      kind    on                                 next
+ *   STOPPING   L, OUT  the caller's announcement stopped  BRIDGING (L), DIALING (OUT)
+ *   DIALING    OUT     link StasisStart (B answered)      BRIDGING
+ *   ANSWERING  IN      answer 204                         BRIDGING
+ *   BRIDGING   all     bridge 200                         JOINING   (addChannel both)
+ *   JOINING    all     204                                CONNECTED (qs_bridged, our side:
+ *                                                                   CONNECT when both are in)
+ *   any        L       bridge/add failed, parties alive   ENDED     (qs_rollback: caller first
+ *                                                                   again, agent keeps its place)
+ *   any        OUT/IN  the link went, or a step failed    UNLINKING (link hung up, qs_unlink)
+ *   UNLINKING  OUT/IN  the reply: our party's state now   ENDED     (caller back to its queue
+ *                                                                   or hung up if its call is
+ *                                                                   over; agent free, wrapup,
+ *                                                                   or gone)
+ *   any        L, OUT  caller hung up                     ENDED     (qs_leave: ABANDON before
+ *                                                                   CONNECT, COMPLETECALLER after;
+ *                                                                   the link hung up)
+ *   any        L, IN   agent hung up                      ENDED     (qs_agent_logoff: caller
+ *                                                                   requeued, or COMPLETEAGENT and
+ *                                                                   the caller / link hung up)
+ *   CONNECTED  L, IN   key_hangup ('#')                   ENDED     (COMPLETEAGENT, caller or link
+ *                                                                   hung up, agent to wrapup)
+ *   any        all     a newer pairing of its party       ENDED     (superseded: Redis ended
+ *                                                                   this one already)
+ *
+ * Across nodes each node only knows its half; Redis decides the whole. A
+ * link that goes before both halves reported CONNECT is a rollback (the
+ * caller keeps the front), after it the end of the call; whichever node asks
+ * first does it and the other learns its party's fate from the same op.
  *
  * The announcement is stopped first because Asterisk runs a channel's
  * commands in order: addChannel would wait for the playback to end
- * (OBSERVED.md). Recording keys, in CONNECTED only (a key that means nothing
- * in the current recording state changes nothing):
+ * (OBSERVED.md). Recording keys, in CONNECTED only, on the agent's node (a
+ * key that means nothing in the current recording state changes nothing):
  *
  *   rec state  key          action                           next
  *   NONE       key_record   POST bridges/{b}/record, beep    ON
@@ -41,15 +63,21 @@
 
 typedef enum {
     CALL_STOPPING,  /* stopping the caller's announcement */
+    CALL_DIALING,   /* OUT: the link call is ringing on the agent's node */
+    CALL_ANSWERING, /* IN: answering the link leg */
     CALL_BRIDGING,  /* creating the mixing bridge */
     CALL_JOINING,   /* moving both parties into it */
-    CALL_CONNECTED, /* talking; CONNECT logged */
+    CALL_CONNECTED, /* talking; our side reported */
+    CALL_UNLINKING, /* OUT/IN: the link is gone, Redis decides */
     CALL_ENDED,
     CALL__COUNT
 } call_state;
 
-static const char *const state_names[CALL__COUNT] = {"stopping", "bridging", "joining",
-                                                     "connected", "ended"};
+static const char *const state_names[CALL__COUNT] = {
+    "stopping", "dialing", "answering", "bridging", "joining", "connected", "unlinking", "ended"};
+
+typedef enum { CALL_LOCAL, CALL_OUT, CALL_IN } call_kind;
+static const char *const kind_names[] = {"local", "out", "in"};
 
 typedef enum { REC_NONE, REC_ON, REC_PAUSED } rec_state;
 
@@ -62,10 +90,12 @@ typedef enum { RQ_START, RQ_PAUSE, RQ_UNPAUSE, RQ_STOP, RQ_DISCARD } rec_req;
 struct call {
     node *n;
     int refs;
+    call_kind kind;
     call_state state;
     qs_pairing p;
-    caller *c; /* referenced until the call ends */
-    agent *a;
+    caller *c; /* LOCAL, OUT; referenced until the call ends */
+    agent *a;  /* LOCAL, IN; referenced */
+    leg *link; /* OUT, IN: our end of the link call; referenced */
     const qcfg_queue *q;
     char bridge[ARI_EVENT_MAX_ID + 1];
     bool bridge_made;
@@ -78,6 +108,7 @@ struct call {
     size_t rq_head, rq_len;
     bool rq_busy; /* one is in flight */
     bool destroy_when_idle; /* the bridge goes after the last recording request */
+    bool was_connected;     /* UNLINKING: our side had been connected */
 };
 
 static void step(call *k);
@@ -101,9 +132,37 @@ __attribute__((noinline)) static void call_unref(call *k)
 
 static void set_state(call *k, call_state to)
 {
-    LOG_I(MOD, "pairing=%s caller=%s agent=%s from=%s to=%s", k->p.pairing, k->p.caller_channel,
-          k->p.agent, state_names[k->state], state_names[to]);
+    LOG_I(MOD, "pairing=%s kind=%s caller=%s agent=%s from=%s to=%s", k->p.pairing,
+          kind_names[k->kind], k->p.caller_channel, k->p.agent, state_names[k->state],
+          state_names[to]);
     k->state = to;
+}
+
+const char *call_pairing(const call *k)
+{
+    return k->p.pairing;
+}
+
+long long pairing_seq(const char *pairing)
+{
+    return pairing && pairing[0] == 'p' ? strtoll(pairing + 1, NULL, 10) : 0;
+}
+
+/* The two channels of our mixing bridge. */
+static const char *chan_caller_side(const call *k)
+{
+    return k->kind == CALL_IN ? k->link->chan : k->p.caller_channel;
+}
+
+static const char *chan_agent_side(const call *k)
+{
+    return k->kind == CALL_OUT ? k->link->chan : k->p.agent_channel;
+}
+
+/* An order-sensitive request of a party of ours is in flight. */
+static bool parties_busy(const call *k)
+{
+    return (k->c && ((const leg *)k->c)->busy) || (k->a && ((const leg *)k->a)->busy);
 }
 
 /* Completion of a request whose answer does not matter beyond the log. */
@@ -151,14 +210,17 @@ static void finish(call *k)
     else if (k->bridge_made)
         FIRE(k, ari_bridge_destroy(k->n->rest, k->bridge, on_logged, k));
     /* no party may point at a call that is over (it may be freed below) */
-    if (caller_call(k->c) == k)
+    if (k->c && caller_call(k->c) == k)
         caller_set_call(k->c, NULL);
-    if (agent_call(k->a) == k)
+    if (k->a && agent_call(k->a) == k)
         agent_set_call(k->a, NULL);
+    link_set_call(k->link, NULL);
     leg_unref((leg *)k->c);
     leg_unref((leg *)k->a);
+    leg_unref(k->link);
     k->c = NULL;
     k->a = NULL;
+    k->link = NULL;
     call_unref(k); /* the legs' reference */
 }
 
@@ -208,13 +270,28 @@ static void complete(call *k, qs_party who)
     }
 }
 
+static void hangup_party(call *k, leg *l)
+{
+    leg_end(l);
+    FIRE(k, ari_channel_hangup(k->n->rest, l->chan, "normal", on_logged, k));
+}
+
+static long wrapup_ms(const call *k)
+{
+    return k->q->wrapup_s * 1000;
+}
+
 /* The caller left. */
 void call_caller_gone(call *k)
 {
     if (k->state == CALL_ENDED)
         return;
     caller_set_call(k->c, NULL);
-    if (k->state == CALL_CONNECTED) {
+    if (k->kind == CALL_OUT) { /* the script knows how far it got */
+        link_hangup(k->link);
+        FIRE(k, qs_leave(k->n->qs, k->p.call, QS_LEAVE_HANGUP, QS_BY_CALLER, (int)wrapup_ms(k),
+                         true, on_qs_logged, k));
+    } else if (k->state == CALL_CONNECTED) {
         complete(k, QS_BY_CALLER);
     } else { /* ABANDON while paired: the agent is free again, keeping its place */
         FIRE(k, qs_leave(k->n->qs, k->p.call, QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true,
@@ -225,7 +302,8 @@ void call_caller_gone(call *k)
 }
 
 /* The agent left: logged off; the caller is requeued (not yet talking) or
- * completed and hung up. */
+ * completed and hung up (on another node: the link goes, and that node
+ * learns the rest from Redis). */
 void call_agent_gone(call *k)
 {
     if (k->state == CALL_ENDED)
@@ -233,29 +311,88 @@ void call_agent_gone(call *k)
     bool talking = k->state == CALL_CONNECTED;
     FIRE(k, qs_agent_logoff(k->n->qs, k->p.agent, "hangup", true, on_qs_logged, k));
     agent_set_call(k->a, NULL);
-    if (talking) {
+    if (k->kind == CALL_IN) {
+        link_hangup(k->link);
+    } else if (talking) {
         caller_set_call(k->c, NULL);
-        leg_end((leg *)k->c);
-        FIRE(k, ari_channel_hangup(k->n->rest, k->p.caller_channel, "normal", on_logged, k));
+        hangup_party(k, (leg *)k->c);
     } else {
         caller_back_to_queue(k->c);
     }
     finish(k);
 }
 
-/* '#': the agent ends the call; the caller is hung up, the agent wraps up. */
+/* '#': the agent ends the call; the caller (or the link to it) is hung up,
+ * the agent wraps up. */
 static void agent_hangs_up_call(call *k)
 {
-    caller_set_call(k->c, NULL);
-    leg_end((leg *)k->c);
-    FIRE(k, ari_channel_hangup(k->n->rest, k->p.caller_channel, "normal", on_logged, k));
+    if (k->kind == CALL_IN) {
+        link_hangup(k->link);
+    } else {
+        caller_set_call(k->c, NULL);
+        hangup_party(k, (leg *)k->c);
+    }
     complete(k, QS_BY_AGENT);
     finish(k);
+}
+
+/* ---- across nodes: the link is gone ------------------------------------------ */
+
+static void on_unlinked(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    call *k = pd;
+    if (err)
+        LOG_W(MOD, "pairing=%s unlink not recorded: %s (%s)", k->p.pairing, ariq_strerror(err),
+              qs_errmsg(qs));
+    else
+        LOG_I(MOD, "pairing=%s unlinked outcome=%s party=%s", k->p.pairing, res->outcome,
+              res->state);
+    if (k->state == CALL_UNLINKING) { /* not superseded or left meanwhile */
+        const char *st = err ? "unknown" : res->state;
+        if (k->kind == CALL_OUT)
+            caller_after_link(k->c, st, k->was_connected);
+        else
+            agent_after_link(k->a, st, err ? 0 : res->wrapup_ms);
+        finish(k);
+    }
+    if (!err)
+        node_take_pairings(k->n, res->pairings, res->npairings);
+    call_unref(k);
+}
+
+/* OUT, IN: our end of the link is hung up (if it is not gone already) and
+ * Redis is asked to end the pairing from our side; the reply says what
+ * our party is now. */
+static void link_lost(call *k, const char *why)
+{
+    if (k->state == CALL_ENDED || k->state == CALL_UNLINKING)
+        return;
+    LOG_W(MOD, "pairing=%s link lost: %s", k->p.pairing, why);
+    link_hangup(k->link);
+    k->was_connected = k->state == CALL_CONNECTED;
+    set_state(k, CALL_UNLINKING);
+    bool out = k->kind == CALL_OUT;
+    call_ref(k);
+    if (qs_unlink(k->n->qs, k->p.pairing, out ? QS_SIDE_CALLER : QS_SIDE_AGENT,
+                  out ? k->p.call : k->p.agent, why, (int)wrapup_ms(k), true, on_unlinked,
+                  k) != 0) {
+        qs_result none = {.state = "unknown"};
+        on_unlinked(k->n->qs, ARIQ_EIO, &none, k); /* drops the reference */
+    }
+}
+
+void call_link_gone(call *k, const char *why)
+{
+    link_lost(k, why);
 }
 
 /* The bridge could not be made and both are still here: undo the pairing. */
 static void roll_back(call *k, const char *why)
 {
+    if (k->kind != CALL_LOCAL) {
+        link_lost(k, why);
+        return;
+    }
     LOG_W(MOD, "pairing=%s rolled back: %s", k->p.pairing, why);
     FIRE(k, qs_rollback(k->n->qs, k->p.pairing, why, QS_AGENT_KEEP, on_qs_logged, k));
     caller_back_to_queue(k->c);
@@ -263,30 +400,52 @@ static void roll_back(call *k, const char *why)
     finish(k);
 }
 
+/* A newer pairing of `mover` (one of k's parties) arrived: Redis ended this
+ * one already. Our end of it goes; the other local party, if any, waits
+ * again (its own newer pairing, if it has one, is on its way). */
+void call_superseded(call *k, leg *mover)
+{
+    if (k->state == CALL_ENDED)
+        return;
+    LOG_W(MOD, "pairing=%s superseded by a newer pairing of %s", k->p.pairing, mover->chan);
+    link_hangup(k->link);
+    if (k->c && (leg *)k->c != mover) {
+        caller_set_call(k->c, NULL);
+        caller_back_to_queue(k->c);
+    }
+    if (k->a && (leg *)k->a != mover) {
+        agent_set_call(k->a, NULL);
+        agent_back_to_free(k->a);
+    }
+    finish(k);
+}
+
 /* ---- connecting --------------------------------------------------------------- */
 
 /* addChannel said 400 "Channel not found": one party is gone (its events may
  * never come, e.g. after a WebSocket drop). A roll-back would put a gone
- * caller back at the front; instead the caller's channel is looked up and the
- * party that left leaves as if it had hung up. */
-static void on_caller_checked(ari_rest *rest, const ari_response *r, void *pd)
+ * caller back at the front; instead our party's channel is looked up
+ * (the caller's, or on the agent's node the agent's) and whoever left leaves
+ * as if it had hung up. */
+static void on_party_checked(ari_rest *rest, const ari_response *r, void *pd)
 {
     (void)rest;
     call *k = pd;
-    if (k->state != CALL_ENDED && r->err != ARIQ_ECLOSED) {
-        if (r->status == 404) {
-            LOG_W(MOD, "pairing=%s the caller's channel is gone", k->p.pairing);
-            leg *c = (leg *)k->c;
-            caller_set_call(k->c, NULL);
-            leg_end(c);
-            FIRE(k, qs_leave(k->n->qs, k->p.call, QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true,
-                             on_qs_logged, k));
-            agent_back_to_free(k->a);
-            finish(k);
-        } else if (r->status == 200) {
+    if (k->state == CALL_JOINING && r->err != ARIQ_ECLOSED) {
+        if (r->status == 404 && k->kind == CALL_IN) {
             LOG_W(MOD, "pairing=%s the agent's channel is gone", k->p.pairing);
             leg_end((leg *)k->a);
             call_agent_gone(k);
+        } else if (r->status == 404) {
+            LOG_W(MOD, "pairing=%s the caller's channel is gone", k->p.pairing);
+            leg_end((leg *)k->c);
+            call_caller_gone(k);
+        } else if (r->status == 200 && k->kind == CALL_LOCAL) {
+            LOG_W(MOD, "pairing=%s the agent's channel is gone", k->p.pairing);
+            leg_end((leg *)k->a);
+            call_agent_gone(k);
+        } else if (r->status == 200) {
+            link_lost(k, "the link leg could not be added");
         } else {
             roll_back(k, "a channel could not be added to the call");
         }
@@ -301,9 +460,23 @@ static void on_bridged(queue_store *qs, int err, const qs_result *res, void *pd)
         LOG_W(MOD, "pairing=%s CONNECT not recorded: %s (%s)", k->p.pairing, ariq_strerror(err),
               qs_errmsg(qs));
     else
-        LOG_I(MOD, "pairing=%s connected holdtime_ms=%lld", k->p.pairing,
+        LOG_I(MOD, "pairing=%s %s holdtime_ms=%lld", k->p.pairing,
+              res->connected ? "connected" : "our side in, waiting for the other",
               (long long)res->holdtime_ms);
     call_unref(k);
+}
+
+static const qs_side our_side[] = {
+    [CALL_LOCAL] = QS_SIDE_BOTH, [CALL_OUT] = QS_SIDE_CALLER, [CALL_IN] = QS_SIDE_AGENT};
+
+static void connected(call *k)
+{
+    set_state(k, CALL_CONNECTED);
+    if (k->c)
+        caller_talking(k->c);
+    if (k->a)
+        agent_talking(k->a);
+    FIRE(k, qs_bridged(k->n->qs, k->p.pairing, our_side[k->kind], on_bridged, k));
 }
 
 static void on_step(ari_rest *rest, const ari_response *r, void *pd)
@@ -314,43 +487,104 @@ static void on_step(ari_rest *rest, const ari_response *r, void *pd)
     if (k->creating) {
         k->creating = false;
         k->bridge_made = ok;
-        if (ok && k->state == CALL_ENDED) /* the call ended while it was made */
+        if (ok && (k->state == CALL_ENDED || k->state == CALL_UNLINKING)) /* ended meanwhile */
             FIRE(k, ari_bridge_destroy(k->n->rest, k->bridge, on_logged, k));
     }
-    if (k->state == CALL_ENDED || r->err == ARIQ_ECLOSED) {
+    if (k->state == CALL_ENDED || k->state == CALL_UNLINKING || r->err == ARIQ_ECLOSED) {
         /* ended meanwhile, or closing */
     } else if (k->state == CALL_STOPPING) {
-        set_state(k, CALL_BRIDGING); /* 404: it had finished by itself: fine */
+        set_state(k, k->kind == CALL_OUT ? CALL_DIALING : CALL_BRIDGING); /* 404: it had
+                                                                         finished: fine */
         step(k);
     } else if (!ok && k->state == CALL_JOINING && r->status == 400) {
-        FIRE(k, ari_channel_get(k->n->rest, k->p.caller_channel, on_caller_checked, k));
+        const char *ours = k->kind == CALL_IN ? k->p.agent_channel : k->p.caller_channel;
+        FIRE(k, ari_channel_get(k->n->rest, ours, on_party_checked, k));
     } else if (!ok) {
         roll_back(k, r->status ? ari_response_message(r) : "ARI unreachable");
+    } else if (k->state == CALL_ANSWERING) {
+        set_state(k, CALL_BRIDGING);
+        step(k);
     } else if (k->state == CALL_BRIDGING) {
         set_state(k, CALL_JOINING);
         step(k);
     } else if (k->state == CALL_JOINING) {
-        set_state(k, CALL_CONNECTED);
-        caller_talking(k->c);
-        agent_talking(k->a);
-        FIRE(k, qs_bridged(k->n->qs, k->p.pairing, QS_SIDE_BOTH, on_bridged, k));
+        connected(k);
     }
     call_unref(k);
+}
+
+/* The originate's own answer: only a refusal matters (the link's events
+ * say the rest, and may come before this answer). */
+static void on_originated(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    call *k = pd;
+    if (k->state == CALL_DIALING && r->err != ARIQ_ECLOSED &&
+        (r->status < 200 || r->status >= 300)) {
+        char why[160];
+        snprintf(why, sizeof why, "link not dialled: %ld %s", r->status,
+                 r->status ? ari_response_message(r) : "ARI unreachable");
+        link_lost(k, why);
+    }
+    call_unref(k);
+}
+
+/* link_dial with {node} and {pairing} filled in. */
+static int dial_string(const call *k, char *out, size_t len)
+{
+    size_t o = 0;
+    for (const char *t = k->n->cfg->link_dial; *t && o + 1 < len;) {
+        const char *v = NULL;
+        if (strncmp(t, "{node}", 6) == 0)
+            v = k->p.agent_node, t += 6;
+        else if (strncmp(t, "{pairing}", 9) == 0)
+            v = k->p.pairing, t += 9;
+        if (v) {
+            int w = snprintf(out + o, len - o, "%s", v);
+            if (w < 0 || (size_t)w >= len - o)
+                return ARIQ_ERANGE;
+            o += (size_t)w;
+        } else {
+            out[o++] = *t++;
+        }
+    }
+    out[o] = '\0';
+    return o + 1 < len ? 0 : ARIQ_ERANGE;
+}
+
+/* OUT: our end of the link, registered before it is dialled so that every
+ * event of it reaches us. */
+static int dial(call *k)
+{
+    char endpoint[QCFG_URL_MAX], chan[ARI_EVENT_MAX_ID + 1], args[QS_ID_MAX + 16];
+    if (dial_string(k, endpoint, sizeof endpoint) != 0)
+        return ARIQ_ERANGE;
+    snprintf(chan, sizeof chan, "ariq-lo-%s", k->p.pairing);
+    snprintf(args, sizeof args, "linkout,%s", k->p.pairing);
+    if (!(k->link = link_out_open(k->n, k, chan, k->p.pairing)))
+        return ARIQ_ENOMEM;
+    ari_originate o = {.endpoint = endpoint,
+                       .app = k->n->cfg->app,
+                       .app_args = args,
+                       .channel_id = chan,
+                       .timeout_s = (int)k->n->cfg->link_timeout_s};
+    LOG_I(MOD, "pairing=%s dialing %s", k->p.pairing, endpoint);
+    return ari_channel_originate(k->n->rest, &o, on_originated, k);
 }
 
 /* Sends the request of the current state. */
 static void step(call *k)
 {
     ari_rest *rest = k->n->rest;
-    const char *both[] = {k->p.caller_channel, k->p.agent_channel};
-    const char *pb = caller_playback(k->c);
-    if (k->state == CALL_STOPPING && ((leg *)k->c)->busy) {
+    const char *both[] = {chan_caller_side(k), chan_agent_side(k)};
+    const char *pb = k->c ? caller_playback(k->c) : NULL;
+    if (k->state == CALL_STOPPING && parties_busy(k)) {
         k->wait_holds = true; /* its announcement's play is in flight: stop it once made */
         return;
     }
     if (k->state == CALL_STOPPING && !pb)
-        set_state(k, CALL_BRIDGING); /* no announcement to stop */
-    if (k->state == CALL_JOINING && (((leg *)k->c)->busy || ((leg *)k->a)->busy)) {
+        set_state(k, k->kind == CALL_OUT ? CALL_DIALING : CALL_BRIDGING); /* nothing to stop */
+    if (k->state == CALL_JOINING && parties_busy(k)) {
         k->wait_holds = true; /* call_leg_idle resumes */
         return;
     }
@@ -359,6 +593,12 @@ static void step(call *k)
     switch (k->state) {
     case CALL_STOPPING:
         rc = ari_playback_stop(rest, pb, on_step, k);
+        break;
+    case CALL_DIALING:
+        rc = dial(k);
+        break;
+    case CALL_ANSWERING:
+        rc = ari_channel_answer(rest, k->link->chan, on_step, k);
         break;
     case CALL_BRIDGING:
         rc = ari_bridge_create(rest, k->bridge, "mixing", k->bridge, on_step, k);
@@ -370,10 +610,10 @@ static void step(call *k)
     default:
         break;
     }
-    if (rc)
-        roll_back(k, "ARI request refused");
     if (rc || k->state > CALL_JOINING)
         call_unref(k); /* no request took the reference */
+    if (rc)
+        roll_back(k, "ARI request refused");
 }
 
 void call_leg_idle(leg *l)
@@ -383,36 +623,76 @@ void call_leg_idle(leg *l)
     call *k = c ? caller_call(c) : a ? agent_call(a) : NULL;
     if (!k || (k->state != CALL_JOINING && k->state != CALL_STOPPING) || !k->wait_holds)
         return;
-    if (((leg *)k->c)->busy || ((leg *)k->a)->busy)
+    if (parties_busy(k))
         return; /* the other party's is still in flight */
     k->wait_holds = false;
     step(k);
 }
 
-void call_start(node *n, const qs_pairing *p, caller *c, agent *a)
+/* OUT: our end of the link was answered on the agent's node. */
+void call_link_answered(call *k)
+{
+    if (k->state != CALL_DIALING)
+        return;
+    set_state(k, CALL_BRIDGING);
+    step(k);
+}
+
+static call *call_new(node *n, const qs_pairing *p, call_kind kind, caller *c, agent *a,
+                      leg *link)
 {
     call *k = calloc(1, sizeof *k);
     if (!k) {
         LOG_E(MOD, "pairing=%s out of memory: left to the parties' own ends", p->pairing);
-        return;
+        return NULL;
     }
     k->n = n;
     k->refs = 1; /* the legs' */
+    k->kind = kind;
     k->p = *p;
-    k->c = c;
-    k->a = a;
-    leg_ref((leg *)c);
-    leg_ref((leg *)a);
+    k->c = c ? (caller *)leg_ref((leg *)c) : NULL;
+    k->a = a ? (agent *)leg_ref((leg *)a) : NULL;
+    k->link = link ? leg_ref(link) : NULL;
     k->q = qcfg_queue_find(n->cfg, p->queue);
     if (!k->q)
         k->q = &n->cfg->queues[0];
     snprintf(k->bridge, sizeof k->bridge, "ariq-mix-%s", p->pairing);
-    LOG_I(MOD, "pairing=%s queue=%s caller=%s agent=%s holdtime_ms=%lld", p->pairing, p->queue,
-          p->caller_channel, p->agent, (long long)p->holdtime_ms);
-    k->state = CALL_STOPPING;
-    caller_set_call(c, k);
-    agent_set_call(a, k);
-    step(k);
+    LOG_I(MOD, "pairing=%s kind=%s queue=%s caller=%s@%s agent=%s@%s holdtime_ms=%lld",
+          p->pairing, kind_names[kind], p->queue, p->caller_channel, p->caller_node, p->agent,
+          p->agent_node, (long long)p->holdtime_ms);
+    if (c)
+        caller_set_call(c, k);
+    if (a)
+        agent_set_call(a, k);
+    return k;
+}
+
+void call_start(node *n, const qs_pairing *p, caller *c, agent *a)
+{
+    call *k = call_new(n, p, CALL_LOCAL, c, a, NULL);
+    if (k) {
+        k->state = CALL_STOPPING;
+        step(k);
+    }
+}
+
+void call_start_out(node *n, const qs_pairing *p, caller *c)
+{
+    call *k = call_new(n, p, CALL_OUT, c, NULL, NULL);
+    if (k) {
+        k->state = CALL_STOPPING;
+        step(k);
+    }
+}
+
+call *call_start_in(node *n, const qs_pairing *p, agent *a, leg *link)
+{
+    call *k = call_new(n, p, CALL_IN, NULL, a, link);
+    if (k) {
+        k->state = CALL_ANSWERING;
+        step(k);
+    }
+    return k;
 }
 
 /* ---- recording keys --------------------------------------------------------- */
@@ -492,7 +772,7 @@ static void rec_start(call *k)
     snprintf(k->rec_name, sizeof k->rec_name, "ariq-%s-%u", k->p.pairing, ++k->nrec);
     rec_push(k, RQ_START);
     const char *beep[] = {"sound:beep"}; /* the caller is told it is recorded */
-    FIRE(k, ari_channel_play(k->n->rest, k->p.caller_channel, NULL, beep, 1, NULL, on_logged,
+    FIRE(k, ari_channel_play(k->n->rest, chan_caller_side(k), NULL, beep, 1, NULL, on_logged,
                              k));
     k->rec = REC_ON;
     rec_log(k, QS_REC_START);

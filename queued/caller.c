@@ -442,6 +442,25 @@ void caller_back_to_queue(caller *c)
     hold_join(&c->base, c->q->moh_class, on_held);
 }
 
+void caller_after_link(caller *c, const char *state, bool was_talking)
+{
+    c->k = NULL;
+    if (c->base.ended)
+        return;
+    if (strcmp(state, "gone") != 0) {
+        caller_back_to_queue(c); /* waiting again (or paired anew: it comes) */
+        return;
+    }
+    set_state(c, CALLER_ENDED);
+    leg_end(&c->base);
+    if (was_talking) { /* the call is over: the agent's side ended it */
+        ari_channel_hangup(c->base.n->rest, c->base.chan, "normal", NULL, NULL);
+    } else {
+        turnaway_start(c->base.n, c->base.chan, "UNAVAILABLE",
+                       "the caller's queue record is gone (its node was taken for dead)");
+    }
+}
+
 void caller_talking(caller *c)
 {
     if (c->state == CALLER_CONNECTING)

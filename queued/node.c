@@ -94,7 +94,14 @@ static void on_stasis_start(node *n, const ari_event *ev)
 {
     n->stats.stasis_starts++;
     const char *chan = ev->channel.id;
-    if (strmap_get(n->legs, chan)) {
+    leg *l = strmap_get(n->legs, chan);
+    if (l && leg_is_link(l)) { /* a link we dialled was answered */
+        leg_ref(l);
+        l->ops->on_event(l, ev);
+        leg_unref(l);
+        return;
+    }
+    if (l) {
         LOG_W(MOD, "chan=%s StasisStart for a channel that has a leg: ignored", chan);
         return;
     }
@@ -106,7 +113,7 @@ static void on_stasis_start(node *n, const ari_event *ev)
         return;
     }
     for (size_t i = 0; i < args.nqueues; i++) {
-        if (args.role != ENTRY_LINK && !qcfg_queue_find(n->cfg, args.queues[i])) {
+        if (!qcfg_queue_find(n->cfg, args.queues[i])) {
             snprintf(why, sizeof why, "queue '%s' is not configured on this node",
                      args.queues[i]);
             turnaway_start(n, chan, "UNKNOWNQUEUE", why);
@@ -120,10 +127,11 @@ static void on_stasis_start(node *n, const ari_event *ev)
     case ENTRY_AGENT:
         agent_start(n, ev, &args);
         break;
-    default: /* links between nodes are issue 4: handed back, loudly */
-        snprintf(why, sizeof why, "role %s is not served by this build yet",
-                 entry_role_name(args.role));
-        turnaway_start(n, chan, "NOTSERVED", why);
+    case ENTRY_LINK:
+        link_in_start(n, ev, &args);
+        break;
+    default: /* linkout: our dialled end of a link, whose call has ended */
+        link_out_stray(n, ev);
         break;
     }
 }
@@ -138,6 +146,8 @@ bool node_will_carry(node *n, const qs_pairing *p, size_t np, const char *chan)
     for (size_t i = 0; i < np; i++) {
         if (strcmp(p[i].caller_channel, chan) && strcmp(p[i].agent_channel, chan))
             continue;
+        if (strcmp(p[i].caller_node, n->cfg->node_id) || strcmp(p[i].agent_node, n->cfg->node_id))
+            return false; /* across nodes: chan waits in the holding bridge */
         leg *c = node_leg(n, p[i].caller_channel);
         leg *a = node_leg(n, p[i].agent_channel);
         return c && a && leg_caller(c) && leg_agent(a) && !c->ended && !a->ended;
@@ -145,21 +155,50 @@ bool node_will_carry(node *n, const qs_pairing *p, size_t np, const char *chan)
     return false;
 }
 
-/* Carries out the pairings a script made. Both parties must be legs of this
- * node (cross-node pairings are issue 4). A party whose leg has ended is
- * on its way out: its own leave / logoff fixes the pairing in Redis. */
+/* A party in call k may take pairing p if p is newer: then k, which Redis
+ * has ended already, goes. False if p is stale (older than k's). */
+static bool take_over(call *k, const qs_pairing *p, leg *party)
+{
+    if (!k)
+        return true;
+    if (pairing_seq(call_pairing(k)) >= pairing_seq(p->pairing)) {
+        LOG_I(MOD, "pairing=%s stale: %s is in pairing %s", p->pairing, party->chan,
+              call_pairing(k));
+        return false;
+    }
+    call_superseded(k, party);
+    return true;
+}
+
+/* Carries out the pairings whose caller is ours (see node_int.h). A party
+ * whose leg has ended is on its way out: its own leave / logoff fixes the
+ * pairing in Redis. */
 void node_take_pairings(node *n, const qs_pairing *p, size_t np)
 {
+    const char *me = n->cfg->node_id;
     for (size_t i = 0; i < np && !n->closing; i++) {
+        if (strcmp(p[i].caller_node, me) != 0)
+            continue; /* its caller's node carries it out (Redis told it) */
         caller *c = leg_caller(node_leg(n, p[i].caller_channel));
-        agent *a = leg_agent(node_leg(n, p[i].agent_channel));
-        if (c && a) {
-            call_start(n, &p[i], c, a);
+        if (!c || ((leg *)c)->ended) {
+            LOG_W(MOD, "pairing=%s caller=%s is not a live leg here: left to its leave",
+                  p[i].pairing, p[i].caller_channel);
             continue;
         }
-        LOG_W(MOD, "pairing=%s caller=%s%s agent=%s%s not carried out here", p[i].pairing,
-              p[i].caller_channel, c ? "" : "(not a live leg here)", p[i].agent,
-              a ? "" : "(not a live leg here)");
+        if (strcmp(p[i].agent_node, me) != 0) {
+            if (take_over(caller_call(c), &p[i], (leg *)c))
+                call_start_out(n, &p[i], c);
+            continue;
+        }
+        agent *a = leg_agent(node_leg(n, p[i].agent_channel));
+        if (!a || ((leg *)a)->ended) {
+            LOG_W(MOD, "pairing=%s agent=%s is not a live leg here: left to its logoff",
+                  p[i].pairing, p[i].agent);
+            continue;
+        }
+        if (take_over(caller_call(c), &p[i], (leg *)c) &&
+            take_over(agent_call(a), &p[i], (leg *)a))
+            call_start(n, &p[i], c, a);
     }
 }
 
@@ -268,17 +307,32 @@ static void on_ari_disconnected(ari_stream *s, const char *reason, void *ud)
 
 static int open_events(node *n, char *err, size_t errlen);
 
-/* Redis is ready. The first time, the node starts taking calls: it attaches
- * the events WebSocket only now, so that no caller arrives before its queue
- * can be written (until then Stasis() fails and the dialplan goes on). */
+static void maybe_open_events(node *n)
+{
+    char err[QCFG_URL_MAX + 256];
+    if (!n->events && n->store_up && n->cluster_up && open_events(n, err, sizeof err) != 0)
+        LOG_E(MOD, "node=%s cannot take calls: %s", n->cfg->node_id, err);
+}
+
+void node_cluster_ready(node *n)
+{
+    n->cluster_up = true;
+    maybe_open_events(n);
+}
+
+/* Redis is ready. The first time (and once the command stream is being
+ * read) the node starts taking calls: it attaches the events WebSocket only
+ * now, so that no caller arrives before its queue can be written (until then
+ * Stasis() fails and the dialplan goes on) and no pairing made for it by
+ * another node can be missed. */
 static void on_store_ready(store *s, void *ud)
 {
     (void)s;
     node *n = ud;
     LOG_I(MOD, "node=%s redis=ready", n->cfg->node_id);
-    char err[QCFG_URL_MAX + 256];
-    if (!n->events && open_events(n, err, sizeof err) != 0)
-        LOG_E(MOD, "node=%s cannot take calls: %s", n->cfg->node_id, err);
+    n->store_up = true;
+    cluster_beat(n->cl);
+    maybe_open_events(n);
 }
 
 static void on_store_down(store *s, const char *reason, void *ud)
@@ -303,6 +357,8 @@ static int open_store(node *n, char *err, size_t errlen)
     snprintf(sc.scripts_dir, sizeof sc.scripts_dir, "%s", n->cfg->scripts_dir);
     store_callbacks cbs = {.on_ready = on_store_ready, .on_down = on_store_down};
     rc = store_new(n->base, &sc, &cbs, n, &n->store, err, errlen);
+    if (rc == 0)
+        rc = cluster_new(n, &sc, &n->cl, err, errlen);
     if (rc)
         return rc;
     qs_config qc;
@@ -407,7 +463,8 @@ void node_free(node *n)
     ari_client_free(n->ari); /* pending requests complete with ECLOSED */
     n->ari = NULL;
     n->rest = NULL;
-    store_free(n->store);
+    store_free(n->store); /* heartbeat and reap callbacks run, with the cluster alive */
+    cluster_free(n->cl);  /* its reads end too; closing: they start nothing */
     qs_free(n->qs);
     strmap_free(n->legs);
     free(n);

@@ -12,6 +12,7 @@
 #include "store/store.h"
 
 typedef struct caller caller;
+typedef struct cluster cluster;
 typedef struct agent agent;
 typedef struct call call;
 
@@ -24,6 +25,9 @@ struct node {
     store *store;
     queue_store *qs;
     strmap *legs; /* channel id -> leg (one reference each) */
+    cluster *cl;         /* command stream, heartbeat, reaping */
+    bool store_up;       /* the command connection was ready once */
+    bool cluster_up;     /* the command stream's start is known */
     struct event *sweep; /* periodic pairing sweep */
     bool closing;        /* node_free running: start nothing new */
     unsigned ari_connects; /* events WebSocket connections so far */
@@ -38,15 +42,32 @@ void turnaway_start(node *n, const char *chan, const char *status, const char *w
 /* The leg of a channel, or NULL. Borrowed. */
 leg *node_leg(node *n, const char *chan);
 
-/* Pairings a script returned (from any request with autopair, or the sweep):
- * each is carried out if both parties are legs of this node. */
+/* Carries out pairings: those a script returned (any request with
+ * autopair, the sweep) and those other nodes made for our callers (the
+ * command stream). The caller's node carries every pairing out: one whose
+ * caller is ours becomes a LOCAL call (the agent is ours too) or an OUT call
+ * (a link to the agent's node); others are left to their caller's node,
+ * which Redis told. A pairing older than the one its party is in is stale
+ * and ignored; a newer one supersedes it. */
 void node_take_pairings(node *n, const qs_pairing *p, size_t np);
 
 /* True if one of the pairings is chan's and node_take_pairings will carry it
- * out here (both parties live legs of this node): chan then goes straight to
- * its call. Otherwise the gone party's own leave / logoff undoes the pairing
- * in Redis, and chan must wait as usual. */
+ * out here as a LOCAL call (both parties live legs of this node): chan then
+ * goes straight to its call. Otherwise chan waits as usual: in the holding
+ * bridge while a link is dialled for it, or until its link arrives, or (a
+ * party gone) until the gone party's own leave / logoff undoes the pairing. */
 bool node_will_carry(node *n, const qs_pairing *p, size_t np, const char *chan);
+
+/* ---- cluster.c: the command stream, the heartbeat, reaping dead nodes ---- */
+
+/* Opens the reader's own Redis connection (config sc) and arms the
+ * heartbeat. */
+int cluster_new(node *n, const store_config *sc, cluster **out, char *err, size_t errlen);
+void cluster_free(cluster *cl);
+/* Beats now (and offers the other nodes to reap); also done every period. */
+void cluster_beat(cluster *cl);
+/* From cluster.c: the command stream is being read; the node may take calls. */
+void node_cluster_ready(node *n);
 
 /* ---- answer.c: answering through ARI's transient errors ---- */
 
@@ -100,9 +121,48 @@ void agent_after_call(agent *a, long wrapup_s, bool hold);
 /* Free again after a call could not be made. */
 void agent_back_to_free(agent *a);
 
+/* After the link of a cross-node call went and Redis said what the party
+ * is now (qs_unlink's state): a caller waits again; with no record left
+ * ("gone") it is hung up if it was talking (its call is over), else handed
+ * back to the dialplan (UNAVAILABLE). An agent is free again (to the
+ * holding bridge), wraps up for wrapup_ms (unscaled), or without a record
+ * is handed back (UNAVAILABLE). */
+void caller_after_link(caller *c, const char *state, bool was_talking);
+void agent_after_link(agent *a, const char *state, int64_t wrapup_ms);
+
+/* ---- link.c: the two ends of a link call between nodes ---- */
+
+/* Stasis(app, link, PAIRING) on the agent's node: looks the pairing up and
+ * hands the link to its agent's call, or hangs it up. */
+void link_in_start(node *n, const ari_event *ev, const entry_args *a);
+/* Stasis(app, linkout, ...) with no call waiting for it: hung up. */
+void link_out_stray(node *n, const ari_event *ev);
+/* Registers our end of a link about to be dialled for call k; returns the
+ * leg with a reference for the caller, or NULL. */
+leg *link_out_open(node *n, call *k, const char *chan, const char *pairing);
+/* The call a link leg belongs to (NULL: none any more). NULL l: no-op. */
+void link_set_call(leg *l, call *k);
+/* Ends the leg and hangs its channel up, once. NULL or ended: no-op. */
+void link_hangup(leg *l);
+bool leg_is_link(const leg *l);
+
 /* ---- call.c: one pairing carried out on this node ---- */
 
+/* LOCAL: both parties here. */
 void call_start(node *n, const qs_pairing *p, caller *c, agent *a);
+/* OUT: our caller, the agent on p->agent_node: a link is dialled. */
+void call_start_out(node *n, const qs_pairing *p, caller *c);
+/* IN: our agent and the link that arrived for it; returns the call or NULL. */
+call *call_start_in(node *n, const qs_pairing *p, agent *a, leg *link);
+/* OUT: our end of the link was answered. */
+void call_link_answered(call *k);
+/* OUT, IN: the link is gone (why: for the log and the UNPAIRED detail). */
+void call_link_gone(call *k, const char *why);
+/* A newer pairing of `mover`, one of k's parties, arrived: k is over. */
+void call_superseded(call *k, leg *mover);
+const char *call_pairing(const call *k);
+/* The sequence number of a pairing id ("p<seq>"); 0 if it is not one. */
+long long pairing_seq(const char *pairing);
 /* A party's channel is gone (hung up). */
 void call_caller_gone(call *k);
 void call_agent_gone(call *k);

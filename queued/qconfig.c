@@ -29,6 +29,7 @@ static const cfg_field general_fields[] = {
     F("scripts_dir", CFG_STR, scripts_dir, 0, SZ(qcfg, scripts_dir), "", false),
     F("link_dial", CFG_STR, link_dial, 0, SZ(qcfg, link_dial),
       "IAX2/{node}/{pairing}@queue-link", false),
+    F("link_timeout_s", CFG_INT, link_timeout_s, 1, 300, "15", false),
     F("sweep_ms", CFG_INT, sweep_ms, 10, 60000, "1000", false),
     F("heartbeat_s", CFG_INT, heartbeat_s, 1, 300, "5", false),
     F("time_scale", CFG_DOUBLE, time_scale, 0, 1000, "1", false),

@@ -54,6 +54,7 @@ typedef struct qcfg {
     char namespace_[33];
     char scripts_dir[QCFG_URL_MAX];
     char link_dial[QCFG_URL_MAX]; /* "IAX2/{node}/{pairing}@queue-link" */
+    long link_timeout_s;          /* a link call not answered by then fails */
     long sweep_ms;                /* periodic pairing sweep */
     long heartbeat_s;
     double time_scale;            /* tests: scales every configured duration */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const role_names[ENTRY__COUNT] = {"caller", "agent", "link"};
+static const char *const role_names[ENTRY__COUNT] = {"caller", "agent", "link", "linkout"};
 
 const char *entry_role_name(entry_role r)
 {
@@ -129,7 +129,8 @@ static int parse_link(const char *const *args, size_t nargs, entry_args *out, ch
                       size_t errlen)
 {
     if (nargs != 2)
-        return fail(err, errlen, "link takes exactly 1 argument (PAIRING), got %zu", nargs - 1);
+        return fail(err, errlen, "%s takes exactly 1 argument (PAIRING), got %zu", args[0],
+                    nargs - 1);
     return parse_id(args[1], "pairing", 1, out->pairing, err, errlen);
 }
 

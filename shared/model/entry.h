@@ -5,6 +5,8 @@
  *   Stasis(queue,caller[,QUEUES[,PRIORITY]])
  *   Stasis(queue,agent[,QUEUES[,AGENT_ID]])
  *   Stasis(queue,link,PAIRING)                 (ariq's own cross-node legs)
+ *   Stasis(queue,linkout,PAIRING)              (the dialling end of one: set by
+ *                                               queued's originate, never dialplan)
  *
  * and this module turns the StasisStart args into a validated request, or a
  * QUEUESTATUS and a message saying exactly what is wrong. Queue names and
@@ -27,7 +29,8 @@
 typedef enum {
     ENTRY_CALLER = 0,
     ENTRY_AGENT,
-    ENTRY_LINK,
+    ENTRY_LINK,    /* the far end of a link call, on the agent's node */
+    ENTRY_LINKOUT, /* our end of a link call we dialled (originate appArgs) */
     ENTRY__COUNT
 } entry_role;
 
@@ -37,7 +40,7 @@ typedef struct entry_args {
     char queues[ENTRY_MAX_QUEUES][ENTRY_NAME_MAX + 1]; /* in the order given, no duplicates */
     int priority;                                     /* caller; higher is served first */
     char agent_id[ENTRY_NAME_MAX + 1];                /* agent */
-    char pairing[ENTRY_NAME_MAX + 1];                 /* link */
+    char pairing[ENTRY_NAME_MAX + 1];                 /* link, linkout */
 } entry_args;
 
 /* Parses args[0..nargs) (borrowed; from StasisStart). `caller_number` is the

@@ -469,10 +469,19 @@ int qc_redis_clean(redisContext *rc, const char *ns, char *err, size_t errlen)
             freeReplyObject(r);
         return -1;
     }
+    char nodes[96], node[96];
+    snprintf(nodes, sizeof nodes, "{%s}:nodes", ns);
+    int nodelen = snprintf(node, sizeof node, "{%s}:node:", ns);
     int ret = 0;
     for (size_t i = 0; i < r->elements && ret == 0; i++) {
         const char *k = r->element[i]->str;
-        if (strcmp(k, seq) && strcmp(k, events) && strncmp(k, rec, (size_t)reclen)) {
+        size_t kl = strlen(k);
+        /* a live node's own keys: its heartbeat, its command stream */
+        bool node_key = strncmp(k, node, (size_t)nodelen) == 0 &&
+                        ((kl > 10 && strcmp(k + kl - 10, ":heartbeat") == 0) ||
+                         (kl > 5 && strcmp(k + kl - 5, ":cmds") == 0));
+        if (strcmp(k, seq) && strcmp(k, events) && strcmp(k, nodes) && !node_key &&
+            strncmp(k, rec, (size_t)reclen)) {
             snprintf(err, errlen, "Redis still holds %s", k);
             ret = -1;
         }

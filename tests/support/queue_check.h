@@ -78,8 +78,10 @@ typedef struct qc_stats {
 int qc_check(const qc_stream *s, const qc_opts *o, qc_stats *st, char *err,
              size_t errlen);
 
-/* Redis holds nothing of any party: only {ns}:seq, {ns}:events and
- * {ns}:recording:*. Returns 0, or -1 naming a key left. */
+/* Redis holds nothing of any party: only {ns}:seq, {ns}:events,
+ * {ns}:recording:*, and the live nodes' own keys ({ns}:nodes,
+ * {ns}:node:<n>:heartbeat, {ns}:node:<n>:cmds). Returns 0, or -1 naming a
+ * key left. */
 int qc_redis_clean(redisContext *rc, const char *ns, char *err, size_t errlen);
 
 /* The simulator holds no live channel, no playback, no live recording and no

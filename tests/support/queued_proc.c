@@ -119,3 +119,44 @@ int queued_env_stop(queued_env *e)
     redis_proc_stop(&e->redis, SIGTERM);
     return st;
 }
+
+int queued_cluster_start(queued_cluster *c, int nnodes, double scale, const char *general_extra,
+                         const char *queues)
+{
+    memset(c, 0, sizeof *c);
+    if (nnodes < 1 || nnodes > QUEUED_CLUSTER_MAX || redis_proc_start(&c->redis, NULL) != 0)
+        return -1;
+    if (sim_proc_start(&c->sim, nnodes, scale) != 0) {
+        redis_proc_stop(&c->redis, SIGKILL);
+        return -1;
+    }
+    char general[1024];
+    snprintf(general, sizeof general, "time_scale = %g\n%s", scale,
+             general_extra ? general_extra : "");
+    for (int i = 0; i < nnodes; i++) {
+        if (queued_proc_start(&c->q[i], &c->sim, i, &c->redis, general, queues) != 0) {
+            while (i-- > 0)
+                queued_proc_kill(&c->q[i]);
+            sim_proc_stop(&c->sim);
+            redis_proc_stop(&c->redis, SIGKILL);
+            return -1;
+        }
+        c->nnodes = i + 1;
+    }
+    return 0;
+}
+
+int queued_cluster_stop(queued_cluster *c)
+{
+    int worst = 0;
+    for (int i = 0; i < c->nnodes; i++) {
+        if (!queued_proc_alive(&c->q[i]))
+            continue; /* killed by the test */
+        int st = queued_proc_stop(&c->q[i]);
+        if (st != 0)
+            worst = st;
+    }
+    sim_proc_stop(&c->sim);
+    redis_proc_stop(&c->redis, SIGTERM);
+    return worst;
+}

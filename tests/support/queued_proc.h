@@ -53,4 +53,22 @@ int queued_env_start(queued_env *e, double scale, const char *general_extra,
  * status (0 for a clean stop). */
 int queued_env_stop(queued_env *e);
 
+/* Several nodes, one queue: a real redis-server, a simulator with nnodes
+ * nodes (linked by IAX2 peers and a queue-link context each) at `scale`,
+ * and one queued per node ("node1", ...) with the same config. */
+#define QUEUED_CLUSTER_MAX 8
+typedef struct queued_cluster {
+    redis_proc redis;
+    sim_proc sim;
+    int nnodes;
+    queued_proc q[QUEUED_CLUSTER_MAX];
+} queued_cluster;
+
+/* Returns 0, or -1 with everything already started stopped again. */
+int queued_cluster_start(queued_cluster *c, int nnodes, double scale, const char *general_extra,
+                         const char *queues);
+/* Stops every queued still running (SIGTERM), the simulator and Redis.
+ * Returns 0 if each of them stopped cleanly, else the first bad status. */
+int queued_cluster_stop(queued_cluster *c);
+
 #endif

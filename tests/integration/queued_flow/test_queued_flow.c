@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "queue_check.h"
 #include "queued_proc.h"
 #include "redis_proc.h"
 #include "sim_proc.h"
@@ -191,15 +192,11 @@ static int events_of(const char *type)
 static void assert_redis_clean(void)
 {
     redisContext *rc = redis_proc_connect(&F->redis);
-    redisReply *r = redisCommand(rc, "KEYS *");
-    for (size_t i = 0; i < r->elements; i++) {
-        const char *k = r->element[i]->str;
-        if (strcmp(k, "{ariq}:seq") && strcmp(k, "{ariq}:events") &&
-            strncmp(k, "{ariq}:recording:", 17) != 0)
-            fail_msg("Redis still holds %s", k);
-    }
-    freeReplyObject(r);
+    char err[256];
+    int clean = qc_redis_clean(rc, "ariq", err, sizeof err);
     redisFree(rc);
+    if (clean != 0)
+        fail_msg("%s", err);
 }
 
 /* Mixing bridges the simulator still holds (holding bridges are reused and

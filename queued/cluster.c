@@ -1,0 +1,319 @@
+/* cluster.c - what a node owes the other nodes: it reads its command stream
+ * (pairings other nodes made for its callers), says it is alive (the
+ * heartbeat), and reaps the entries of nodes that stopped saying so.
+ *
+ * The command stream {NS}:node:<me>:cmds is read with XREAD BLOCK on a Redis
+ * connection of its own (a blocking read would hold back every reply of the
+ * command connection). The first read starts after the stream's last entry
+ * at that moment (XREVRANGE + - COUNT 1): the node owns no channel yet, so
+ * nothing older can be for it. After that it resumes from the last id it
+ * read, across reconnects, so nothing is read twice or skipped (unless more
+ * than the stream's cap came meanwhile: a pairing lost that way stays
+ * "paired" in Redis until its caller leaves; the log says so).
+ *
+ *   reader   on                          next
+ *   START    XREVRANGE answered          READING  (node_cluster_ready once)
+ *   READING  entries, or the block ends  READING  (each `pair` -> node_take_pairings)
+ *   any      connection lost             START or READING again when ready
+ *
+ * Heartbeat: every heartbeat_s (scaled) node_heartbeat.lua sets
+ * {NS}:node:<me>:heartbeat with a TTL of two periods, then every other
+ * member of {NS}:nodes is offered to queue.lua `reap`, which refuses a node
+ * whose heartbeat still exists (BADSTATE) and reaps one whose heartbeat
+ * lapsed: a dead node's entries go within three periods. Every node does it
+ * (agentd too, later); reap is idempotent, so two at once are harmless. */
+#include "node_int.h"
+
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "cluster"
+#define READ_BLOCK_MS "2000" /* well under the store's reply watchdog (10 s) */
+#define READ_COUNT "256"
+#define REAP_BATCH 1000
+
+struct cluster {
+    node *n;
+    store *rd; /* the reader's own connection */
+    char key[STORE_KEY_MAX];
+    char last_id[64]; /* "" until the start is known */
+    bool reading;     /* a read is in flight */
+    bool told_ready;
+    struct event *beat;
+    unsigned beats;
+    uint64_t entries; /* command entries read */
+};
+
+/* ---- the command stream -------------------------------------------------------- */
+
+static void read_next(cluster *cl);
+
+static const redisReply *field(const redisReply *kv, const char *name)
+{
+    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+        const redisReply *k = kv->element[i], *v = kv->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+            strcmp(k->str, name) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+static bool copy_field(const redisReply *kv, const char *name, char *dst, size_t len)
+{
+    const redisReply *v = field(kv, name);
+    if (!v || v->len == 0 || v->len >= len)
+        return false;
+    memcpy(dst, v->str, v->len + 1);
+    return true;
+}
+
+static bool int_field(const redisReply *kv, const char *name, int64_t *out)
+{
+    char buf[24], *end;
+    if (!copy_field(kv, name, buf, sizeof buf))
+        return false;
+    *out = strtoll(buf, &end, 10);
+    return *end == '\0';
+}
+
+/* One `cmd pair` entry into a pairing; false if anything is missing. Redis
+ * is outside input: every field is bounded and the ids checked when used. */
+static bool parse_pair(const redisReply *kv, qs_pairing *p)
+{
+    memset(p, 0, sizeof *p);
+    return copy_field(kv, "pairing", p->pairing, sizeof p->pairing) &&
+           copy_field(kv, "call", p->call, sizeof p->call) &&
+           copy_field(kv, "agent", p->agent, sizeof p->agent) &&
+           copy_field(kv, "queue", p->queue, sizeof p->queue) &&
+           copy_field(kv, "caller_channel", p->caller_channel, sizeof p->caller_channel) &&
+           copy_field(kv, "agent_channel", p->agent_channel, sizeof p->agent_channel) &&
+           copy_field(kv, "caller_node", p->caller_node, sizeof p->caller_node) &&
+           copy_field(kv, "agent_node", p->agent_node, sizeof p->agent_node) &&
+           int_field(kv, "created_ms", &p->created_ms) &&
+           int_field(kv, "holdtime_ms", &p->holdtime_ms);
+}
+
+static void take_entry(cluster *cl, const redisReply *e)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[0]->len >= sizeof cl->last_id ||
+        e->element[1]->type != REDIS_REPLY_ARRAY)
+        return;
+    memcpy(cl->last_id, e->element[0]->str, e->element[0]->len + 1);
+    cl->entries++;
+    const redisReply *kv = e->element[1];
+    const redisReply *cmd = field(kv, "cmd");
+    qs_pairing p;
+    if (cmd && strcmp(cmd->str, "pair") == 0 && parse_pair(kv, &p)) {
+        LOG_D(MOD, "cmd=pair pairing=%s call=%s agent=%s@%s", p.pairing, p.call, p.agent,
+              p.agent_node);
+        node_take_pairings(cl->n, &p, 1);
+    } else {
+        LOG_W(MOD, "id=%s command not understood: ignored", cl->last_id);
+    }
+}
+
+static void on_read(store *s, const redisReply *r, void *pd)
+{
+    (void)s;
+    cluster *cl = pd;
+    cl->reading = false;
+    if (!r)
+        return; /* connection lost: on_reader_ready resumes */
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 &&
+        r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2 &&
+        r->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *entries = r->element[0]->element[1];
+        for (size_t i = 0; i < entries->elements && !cl->n->closing; i++)
+            take_entry(cl, entries->element[i]);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        LOG_W(MOD, "reading %s: %s", cl->key, r->str);
+    }
+    if (!cl->n->closing)
+        read_next(cl);
+}
+
+static void read_next(cluster *cl)
+{
+    if (cl->reading || !store_is_ready(cl->rd))
+        return;
+    const char *argv[] = {"XREAD", "COUNT", READ_COUNT, "BLOCK", READ_BLOCK_MS,
+                          "STREAMS", cl->key, cl->last_id};
+    if (store_command_argv(cl->rd, 8, argv, NULL, on_read, cl) == 0)
+        cl->reading = true;
+}
+
+static void on_start_id(store *s, const redisReply *r, void *pd)
+{
+    (void)s;
+    cluster *cl = pd;
+    cl->reading = false;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return; /* lost, or refused: tried again at the next ready */
+    const redisReply *e = r->elements ? r->element[0] : NULL;
+    if (e && e->type == REDIS_REPLY_ARRAY && e->elements == 2 &&
+        e->element[0]->type == REDIS_REPLY_STRING && e->element[0]->len < sizeof cl->last_id)
+        memcpy(cl->last_id, e->element[0]->str, e->element[0]->len + 1);
+    else
+        snprintf(cl->last_id, sizeof cl->last_id, "0-0");
+    LOG_I(MOD, "node=%s reading %s from %s", cl->n->cfg->node_id, cl->key, cl->last_id);
+    if (!cl->told_ready) {
+        cl->told_ready = true;
+        node_cluster_ready(cl->n);
+    }
+    read_next(cl);
+}
+
+static void on_reader_ready(store *s, void *ud)
+{
+    cluster *cl = ud;
+    if (cl->last_id[0]) {
+        read_next(cl);
+        return;
+    }
+    const char *argv[] = {"XREVRANGE", cl->key, "+", "-", "COUNT", "1"};
+    if (store_command_argv(s, 6, argv, NULL, on_start_id, cl) == 0)
+        cl->reading = true;
+}
+
+/* ---- heartbeat and reaping ----------------------------------------------------- */
+
+typedef struct reap_ctx {
+    cluster *cl;
+    char node[QS_ID_MAX + 1];
+} reap_ctx;
+
+static void on_reaped(queue_store *qs, int err, const qs_reap_result *res, void *pd)
+{
+    reap_ctx *rc = pd;
+    if (err == 0 && (res->pairings || res->calls || res->agents))
+        LOG_W(MOD, "node=%s lost (heartbeat lapsed): reaped pairings=%lld calls=%lld "
+                   "agents=%lld more=%d",
+              rc->node, (long long)res->pairings, (long long)res->calls,
+              (long long)res->agents, (int)res->more);
+    else if (err && err != ARIQ_ESTATE) /* ESTATE: it is alive */
+        LOG_W(MOD, "node=%s reap failed: %s (%s)", rc->node, ariq_strerror(err), qs_errmsg(qs));
+    if (err == 0 && res->more && !rc->cl->n->closing &&
+        qs_reap(qs, rc->node, "node lost", REAP_BATCH, on_reaped, rc) == 0)
+        return; /* rc goes on */
+    free(rc);
+}
+
+static void on_members(store *s, const redisReply *r, void *pd)
+{
+    (void)s;
+    cluster *cl = pd;
+    if (!r || r->type != REDIS_REPLY_ARRAY || cl->n->closing)
+        return;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *m = r->element[i];
+        if (m->type != REDIS_REPLY_STRING || strcmp(m->str, cl->n->cfg->node_id) == 0 ||
+            m->len > QS_ID_MAX)
+            continue;
+        reap_ctx *rc = calloc(1, sizeof *rc);
+        if (!rc)
+            return;
+        rc->cl = cl;
+        memcpy(rc->node, m->str, m->len + 1);
+        if (qs_reap(cl->n->qs, rc->node, "node lost", REAP_BATCH, on_reaped, rc) != 0)
+            free(rc);
+    }
+}
+
+static void on_beat(store *s, const redisReply *r, void *pd)
+{
+    cluster *cl = pd;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        LOG_W(MOD, "node=%s heartbeat failed: %s", cl->n->cfg->node_id,
+              r ? r->str : "no reply");
+        return;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1 && cl->beats++ > 0)
+        LOG_E(MOD, "node=%s was taken for dead and reaped by another node: its waiting "
+                   "callers and agents left the queues",
+              cl->n->cfg->node_id);
+    else if (cl->beats == 0)
+        cl->beats = 1;
+    char nodes[STORE_KEY_MAX];
+    if (store_key_nodes(store_get_keys(s), nodes, sizeof nodes) == 0) {
+        const char *argv[] = {"SMEMBERS", nodes};
+        store_command_argv(s, 2, argv, NULL, on_members, cl);
+    }
+}
+
+static uint64_t period_ms(const cluster *cl)
+{
+    uint64_t ms = clock_scaled_ms((uint64_t)cl->n->cfg->heartbeat_s * 1000u);
+    return ms ? ms : 1;
+}
+
+void cluster_beat(cluster *cl)
+{
+    store *s = cl->n->store;
+    char hb[STORE_KEY_MAX], nodes[STORE_KEY_MAX], ttl[24], now[24];
+    if (!store_is_ready(s) ||
+        store_key_node_heartbeat(store_get_keys(s), hb, sizeof hb, cl->n->cfg->node_id) != 0 ||
+        store_key_nodes(store_get_keys(s), nodes, sizeof nodes) != 0)
+        return;
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(2 * period_ms(cl)));
+    snprintf(now, sizeof now, "%llu", (unsigned long long)clock_wall_ms());
+    const char *keys[] = {hb, nodes};
+    const char *args[] = {cl->n->cfg->node_id, ttl, now};
+    store_script(s, "node_heartbeat", 2, keys, 3, args, on_beat, cl);
+}
+
+static void on_beat_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    cluster_beat(arg);
+}
+
+/* ---- life cycle ---------------------------------------------------------------- */
+
+int cluster_new(node *n, const store_config *sc, cluster **out, char *err, size_t errlen)
+{
+    cluster *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return ARIQ_ENOMEM;
+    cl->n = n;
+    store_callbacks cbs = {.on_ready = on_reader_ready};
+    int rc = store_new(n->base, sc, &cbs, cl, &cl->rd, err, errlen);
+    if (rc == 0 && store_key(store_get_keys(cl->rd), cl->key, sizeof cl->key, "node",
+                             n->cfg->node_id, "cmds") != 0) {
+        snprintf(err, errlen, "node_id '%s' cannot name a Redis key", n->cfg->node_id);
+        rc = ARIQ_EINVAL;
+    }
+    if (rc == 0) {
+        uint64_t ms = period_ms(cl);
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        cl->beat = event_new(n->base, -1, EV_PERSIST, on_beat_timer, cl);
+        if (!cl->beat || event_add(cl->beat, &tv) != 0) {
+            snprintf(err, errlen, "cannot arm the heartbeat");
+            rc = ARIQ_ENOMEM;
+        }
+    }
+    if (rc) {
+        cluster_free(cl);
+        return rc;
+    }
+    *out = cl;
+    return 0;
+}
+
+void cluster_free(cluster *cl)
+{
+    if (!cl)
+        return;
+    if (cl->beat)
+        event_free(cl->beat);
+    store_free(cl->rd); /* a read in flight completes with NULL */
+    free(cl);
+}

@@ -1,0 +1,213 @@
+/* link.c - the legs of a link call between two nodes.
+ *
+ * A caller on this node paired with an agent on node B: call.c dials
+ * link_dial (IAX2/B/PAIRING@queue-link) with Stasis(app, linkout, PAIRING)
+ * for our end, the OUT leg. Its id (ariq-lo-PAIRING) is chosen by us and the
+ * leg is registered before the originate is sent, so every event of the
+ * channel reaches it, also those of a call never answered (Dial,
+ * ChannelDestroyed with no StasisStart: OBSERVED.md).
+ *
+ * On B the far end runs Stasis(app, link, PAIRING): an IN leg. It asks Redis
+ * for the pairing and hands itself to its agent's call (call.c) if the
+ * pairing is live, its agent a live leg of this node and not in a newer
+ * pairing; otherwise it is hung up and the caller's node learns from the
+ * link going down.
+ *
+ *   leg  state      on                            next
+ *   IN   LOOKING    pairing_info: ours, agent here CALL     (call_start_in)
+ *   IN   LOOKING    gone / not ours / no agent     ENDED    (hung up)
+ *   OUT  CALL       StasisStart (answered)         CALL     (call_link_answered)
+ *   any  CALL       hangup, StasisEnd, destroyed   ENDED    (call_link_gone)
+ *   any  any        DTMF                           -        (the agent's node reads the
+ *                                                           agent's own channel)
+ *
+ * A link leg holds no reference on its call (the call holds the leg): the
+ * call detaches itself with link_set_call(l, NULL) when it ends. */
+#include "node_int.h"
+
+#include "core/err.h"
+#include "core/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "link"
+
+typedef struct link_leg {
+    leg base;
+    bool out;
+    call *k; /* the call it belongs to, while it does (not referenced) */
+    char pairing[ENTRY_NAME_MAX + 1];
+    int cause; /* the hangup cause, when it came with one */
+} link_leg;
+
+static link_leg *as_link(leg *l)
+{
+    return l && strcmp(l->ops->role, "link") == 0 ? (link_leg *)l : NULL;
+}
+
+bool leg_is_link(const leg *l)
+{
+    return l && strcmp(l->ops->role, "link") == 0;
+}
+
+void link_set_call(leg *l, call *k)
+{
+    link_leg *x = as_link(l);
+    if (x)
+        x->k = k;
+}
+
+static void on_hung_up(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    leg *l = pd;
+    if (r->status != 204 && r->status != 404 && r->err != ARIQ_ECLOSED)
+        LOG_W(MOD, "chan=%s hangup failed: %ld %s", l->chan, r->status,
+              ari_response_message(r));
+    leg_unref(l);
+}
+
+void link_hangup(leg *l)
+{
+    if (!l || l->ended)
+        return;
+    leg_end(l);
+    leg_ref(l);
+    if (ari_channel_hangup(l->n->rest, l->chan, "normal", on_hung_up, l) != 0)
+        leg_unref(l);
+}
+
+static void link_gone(link_leg *x, const char *why)
+{
+    call *k = x->k;
+    leg_end(&x->base);
+    if (k)
+        call_link_gone(k, why);
+}
+
+static void on_event(leg *l, const ari_event *ev)
+{
+    link_leg *x = (link_leg *)l;
+    char why[64];
+    switch (ev->type) {
+    case ARI_EV_STASIS_START:
+        if (x->out && x->k)
+            call_link_answered(x->k);
+        break;
+    case ARI_EV_CHANNEL_HANGUP_REQUEST:
+    case ARI_EV_CHANNEL_DESTROYED:
+        if (ev->cause > 0 && ev->cause < 1000)
+            x->cause = (int)ev->cause;
+        /* fall through */
+    case ARI_EV_STASIS_END:
+        if (!l->ended) {
+            snprintf(why, sizeof why, "link %s (cause %d)",
+                     x->cause == 17   ? "busy"
+                     : x->cause == 19 ? "not answered"
+                     : x->cause == 34 ? "congested"
+                                      : "hung up",
+                     x->cause);
+            link_gone(x, why);
+        }
+        break;
+    default:
+        break; /* DTMF and the rest: the agent's node reads the agent */
+    }
+}
+
+static void destroy(leg *l)
+{
+    free(l);
+}
+
+static const leg_ops link_ops = {"link", on_event, NULL, destroy};
+
+static link_leg *link_new(node *n, const char *chan, const char *pairing, bool out)
+{
+    link_leg *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    leg_init(&x->base, &link_ops, n, chan);
+    x->out = out;
+    snprintf(x->pairing, sizeof x->pairing, "%s", pairing);
+    if (leg_register(&x->base) != 0) {
+        leg_unref(&x->base);
+        return NULL;
+    }
+    return x;
+}
+
+leg *link_out_open(node *n, call *k, const char *chan, const char *pairing)
+{
+    link_leg *x = link_new(n, chan, pairing, true);
+    if (!x)
+        return NULL;
+    x->k = k;
+    return &x->base; /* the creator's reference goes to the call */
+}
+
+/* ---- IN: the far end of a link arrived ------------------------------------ */
+
+static void refuse(link_leg *x, const char *why)
+{
+    LOG_W(MOD, "chan=%s pairing=%s link refused: %s", x->base.chan, x->pairing, why);
+    link_hangup(&x->base);
+}
+
+static void on_pairing(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    link_leg *x = pd;
+    node *n = x->base.n;
+    if (x->base.ended) {
+        /* hung up while we looked: the caller's node sees its link go */
+    } else if (err) {
+        char why[QS_ERRMSG_MAX + 32];
+        snprintf(why, sizeof why, "pairing not readable: %s", qs_errmsg(qs));
+        refuse(x, why);
+    } else if (res->npairings != 1 || strcmp(res->state, "paired") != 0) {
+        refuse(x, strcmp(res->state, "gone") == 0 ? "the pairing is over" : "already bridged");
+    } else if (strcmp(res->pairings[0].agent_node, n->cfg->node_id) != 0) {
+        refuse(x, "its agent is on another node");
+    } else {
+        const qs_pairing *p = &res->pairings[0];
+        agent *a = leg_agent(node_leg(n, p->agent_channel));
+        call *old = a ? agent_call(a) : NULL;
+        if (!a || ((leg *)a)->ended)
+            refuse(x, "its agent is not here any more");
+        else if (old && pairing_seq(call_pairing(old)) >= pairing_seq(p->pairing))
+            refuse(x, "its agent is in a newer call");
+        else {
+            if (old)
+                call_superseded(old, (leg *)a);
+            x->k = call_start_in(n, p, a, &x->base);
+            if (!x->k)
+                refuse(x, "out of memory");
+        }
+    }
+    leg_unref(&x->base);
+}
+
+void link_in_start(node *n, const ari_event *ev, const entry_args *args)
+{
+    link_leg *x = link_new(n, ev->channel.id, args->pairing, false);
+    if (!x) {
+        LOG_E(MOD, "chan=%s cannot track the link: hung up", ev->channel.id);
+        ari_channel_hangup(n->rest, ev->channel.id, "normal", NULL, NULL);
+        return;
+    }
+    LOG_I(MOD, "chan=%s pairing=%s link arrived", x->base.chan, x->pairing);
+    leg_ref(&x->base);
+    if (qs_pairing_info(n->qs, x->pairing, on_pairing, x) != 0) {
+        leg_unref(&x->base);
+        refuse(x, "Redis is not reachable");
+    }
+    leg_unref(&x->base); /* the creator's; the registry keeps it */
+}
+
+void link_out_stray(node *n, const ari_event *ev)
+{
+    LOG_W(MOD, "chan=%s Stasis(linkout) for no call of ours: hung up", ev->channel.id);
+    ari_channel_hangup(n->rest, ev->channel.id, "normal", NULL, NULL);
+}
