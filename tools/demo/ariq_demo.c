@@ -1,21 +1,27 @@
 /* ariq-demo - the live call-center scenario of scripts/demo.sh.
  *
  * Streams scripted callers and agents (with the agents' DTMF) into a running
- * simulator node through its control API (/sim/calls, /sim/channels/ID/dtmf,
- * /sim/channels/ID/hangup), while the real queued serves them. Everything it
- * prints about what happened is what it observed, never what it meant to
- * happen:
- *   sim    the simulator's oracle: each channel's timeline (answered, music on
- *          hold, each sound heard or cut off, QUEUESTATUS, hangups), who hears
- *          whom (connected_to) and the recordings it holds;
- *   redis  the events stream queue.lua writes (ENTERQUEUE, CONNECT, ABANDON,
- *          COMPLETECALLER, RECORDSTART ...) and the queues' waiting lines.
+ * two-node simulator (node1, node2, linked) through its control API
+ * (/sim/calls with "node", /sim/channels/ID/dtmf, /sim/channels/ID/hangup),
+ * while one real queued per node serves them from one Redis. Callers and
+ * agents sit on either node, so some calls cross nodes over a link call.
+ * Everything it prints about what happened is what it observed, never what
+ * it meant to happen:
+ *   node1, node2  that node's part of the simulator's oracle: each channel's
+ *          timeline (answered, music on hold, each sound heard or cut off,
+ *          QUEUESTATUS, hangups), who hears whom (connected_to, through link
+ *          calls too), the link calls between the nodes, the recordings;
+ *   redis  the events stream queue.lua writes (ENTERQUEUE, PAIRED with each
+ *          party's node, CONNECT, ABANDON, COMPLETECALLER, RECORDSTART ...)
+ *          and the queues' waiting lines (one line for both nodes).
  * Lines marked ">>" are the script's own actions (what a party does).
  *
  * At the end it prints a summary and checks the scenario's expectations
- * (who was served by whom and in which order, what was turned away, what was
- * recorded, nothing left behind). Exit 0 when every check passed, 1 when one
- * failed, 2 for bad arguments or when the servers cannot be reached.
+ * (who was served by whom and in which order over both nodes, which calls
+ * crossed nodes through a link, what was turned away, what was recorded,
+ * nothing left behind). Exit 0 when every check passed, 1 when one failed,
+ * 2 for bad arguments or when the servers cannot be reached (or the
+ * simulator has no node1 and node2).
  *
  *   ariq-demo --sim http://127.0.0.1:PORT --redis 127.0.0.1:PORT [--scale F]
  *             [--namespace NS] [--no-color]
@@ -41,6 +47,12 @@
 
 #define MAX_CONN    8
 #define MAX_PENDING 32
+#define MAX_LINKS   16
+
+/* The simulator's nodes, each served by its own queued. */
+enum { N1, N2, NNODES };
+static const char *const node_name[NNODES] = {"node1", "node2"};
+#define AT(p) node_name[(p)->node] /* the source column of what its node saw */
 
 /* ---- the cast ------------------------------------------------------------- */
 
@@ -68,6 +80,7 @@ typedef struct party {
     const char *args;     /* Stasis(queue, ARGS) */
     const char *agent_id; /* agents: the id in the events; NULL for callers */
     const char *note;     /* how the cast list introduces it */
+    int node;             /* N1 or N2: the Asterisk it dials */
     /* observed */
     char chan[64];
     bool placed, ended;
@@ -83,39 +96,47 @@ typedef struct party {
     int sounds_youarenext, sounds_thereare, sounds_beep;
     int calls;      /* agents: calls completed (COMPLETE* events) */
     double talk_ms; /* and their talk time */
+    /* the cross-node view */
+    char pairing[32];     /* its last pairing (PAIRED) */
+    unsigned linked_with; /* parties /sim/connected showed it with through a link */
+    bool paired_nodes_ok; /* its PAIRED named the nodes it and its agent are on */
+    double moh_t, mix_t;  /* first music on hold, first mixing bridge (wall ms) */
 } party;
 
 /* Designated fields: the rest of a party is what the run observes. */
-#define PARTY(NAME, NUM, EXTEN, ARGS, AGENT, NOTE)                                       \
+#define PARTY(NAME, NUM, NODE, EXTEN, ARGS, AGENT, NOTE)                                 \
     {                                                                                    \
-        .name = NAME, .number = NUM, .exten = EXTEN, .args = ARGS, .agent_id = AGENT,    \
-        .note = NOTE                                                                     \
+        .name = NAME, .number = NUM, .node = NODE, .exten = EXTEN, .args = ARGS,         \
+        .agent_id = AGENT, .note = NOTE                                                  \
     }
 
 static party cast[P__COUNT] = {
-    [P_ALICE] = PARTY("Alice", "1001", "600", "agent,support&sales,1001", "1001",
+    [P_ALICE] = PARTY("Alice", "1001", N2, "600", "agent,support&sales,1001", "1001",
                       "agent 1001, serves support and sales"),
-    [P_BOB] = PARTY("Bob", "1002", "600", "agent,support,1002", "1002",
+    [P_BOB] = PARTY("Bob", "1002", N1, "600", "agent,support,1002", "1002",
                     "agent 1002, serves support"),
-    [P_MALLORY] = PARTY("Mallory", "1001", "600", "agent,support,1001", "1001",
-                        "dials in as agent 1001 while Alice is logged in"),
+    [P_MALLORY] = PARTY("Mallory", "1001", N1, "600", "agent,support,1001", "1001",
+                        "dials in as agent 1001 while Alice is logged in on node2"),
     [P_CAROL] =
-        PARTY("Carol", "5551001", "500", "caller,support", NULL, "caller, support"),
-    [P_DAVE] = PARTY("Dave", "5551002", "500", "caller,support", NULL, "caller, support"),
-    [P_ERIN] = PARTY("Erin", "5551003", "500", "caller,support", NULL, "caller, support"),
-    [P_FRANK] = PARTY("Frank", "5551004", "501", "caller,support,5", NULL,
+        PARTY("Carol", "5551001", N1, "500", "caller,support", NULL, "caller, support"),
+    [P_DAVE] =
+        PARTY("Dave", "5551002", N2, "500", "caller,support", NULL, "caller, support"),
+    [P_ERIN] =
+        PARTY("Erin", "5551003", N1, "500", "caller,support", NULL, "caller, support"),
+    [P_FRANK] = PARTY("Frank", "5551004", N2, "501", "caller,support,5", NULL,
                       "caller, support, priority 5 (a VIP line)"),
-    [P_HEIDI] = PARTY("Heidi", "5551005", "500", "caller,support", NULL,
+    [P_HEIDI] = PARTY("Heidi", "5551005", N2, "500", "caller,support", NULL,
                       "caller, support, gives up waiting"),
-    [P_IVAN] = PARTY("Ivan", "5551006", "502", "caller,billing", NULL,
-                     "caller, a queue this node does not serve"),
-    [P_JUDY] = PARTY("Judy", "5551007", "503", "caller,support,urgent", NULL,
+    [P_IVAN] = PARTY("Ivan", "5551006", N1, "502", "caller,billing", NULL,
+                     "caller, a queue no node serves"),
+    [P_JUDY] = PARTY("Judy", "5551007", N2, "503", "caller,support,urgent", NULL,
                      "caller, a malformed priority"),
-    [P_GRACE] = PARTY("Grace", "5551008", "510", "caller,sales", NULL, "caller, sales"),
-    [P_OSCAR] = PARTY("Oscar", "5551009", "520", "caller,tech", NULL,
+    [P_GRACE] =
+        PARTY("Grace", "5551008", N2, "510", "caller,sales", NULL, "caller, sales"),
+    [P_OSCAR] = PARTY("Oscar", "5551009", N1, "520", "caller,tech", NULL,
                       "caller, tech (nobody on shift: waits 20 s at most)"),
-    [P_PEGGY] = PARTY("Peggy", "5551010", "520", "caller,tech", NULL,
-                      "caller, tech (one caller waiting at most)"),
+    [P_PEGGY] = PARTY("Peggy", "5551010", N2, "520", "caller,tech", NULL,
+                      "caller, tech (one caller waiting at most, both nodes together)"),
 };
 
 /* The queues the scenario needs, for queued's config. */
@@ -173,6 +194,19 @@ static const step script[] = {
 };
 #define NSTEPS (sizeof script / sizeof script[0])
 
+/* One leg of a link call between the nodes (an IAX2 channel in the sim):
+ * the near leg, on the caller's node, runs Stasis(queue,linkout,PAIRING);
+ * the far leg, on the agent's node, Stasis(queue,link,PAIRING). */
+typedef struct link_leg {
+    char id[64];
+    char name[64];
+    char pairing[32];
+    int node;
+    bool near, ended;
+    size_t tl_done;
+    double up_t; /* wall ms it was answered, 0 before */
+} link_leg;
+
 /* ---- state of the run ---------------------------------------------------------- */
 
 static struct {
@@ -194,6 +228,10 @@ static struct {
     /* from the events stream */
     int n_enter, n_connect, n_abandon, n_timeout, n_complete_caller, n_complete_agent;
     int n_login, n_logoff, n_recstart, n_recstop, n_recdiscard, n_recpause;
+    int n_paired, n_paired_cross;
+    /* link calls seen in the sim */
+    link_leg links[MAX_LINKS];
+    size_t nlinks;
     double hold_sum_ms, hold_max_ms;
     bool abandoned[P__COUNT];
     /* recordings seen in the sim: name -> last state told */
@@ -361,6 +399,15 @@ static json_t *sim(const char *method, const char *path, const char *body, long 
     return j;
 }
 
+/* GET /sim/channels/ID: summary, connected_to and timeline (new reference),
+ * or NULL. */
+static json_t *sim_channel(const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/sim/channels/%s", id);
+    return sim("GET", path, NULL, NULL);
+}
+
 /* ---- who is who ------------------------------------------------------------------- */
 
 static int by_chan(const char *chan)
@@ -410,14 +457,14 @@ static void act_call(party *p, const step *s)
     lowercase(id, sizeof id, p->name);
     snprintf(chname, sizeof chname, "PJSIP/%s-00000001", id);
     /* after_stasis hangup: when ariq hands a call back, the dialplan ends it */
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "app", "queue",
-                             "args", p->args, "caller_number", p->number, "caller_name",
-                             p->name, "channel_id", id, "name", chname, "exten", p->exten,
-                             "after_stasis", "hangup");
+    json_t *body = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "app", "queue", "args", p->args,
+        "caller_number", p->number, "caller_name", p->name, "channel_id", id, "name",
+        chname, "exten", p->exten, "node", node_name[p->node], "after_stasis", "hangup");
     char *txt = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    line(">>", "%s (%s) %s: dials %s -> Stasis(queue,%s)", p->name, p->number, s->why,
-         p->exten, p->args);
+    line(">>", "%s (%s) %s on %s: dials %s -> Stasis(queue,%s)", p->name, p->number,
+         s->why, node_name[p->node], p->exten, p->args);
     long st = 0;
     json_t *r = sim("POST", "/sim/calls", txt, &st);
     free(txt);
@@ -426,7 +473,7 @@ static void act_call(party *p, const step *s)
         snprintf(p->chan, sizeof p->chan, "%s", cid);
         p->placed = true;
     } else {
-        line("sim", "could not place the call (HTTP %ld)", st);
+        line(AT(p), "could not place the call (HTTP %ld)", st);
     }
     json_decref(r);
 }
@@ -453,7 +500,7 @@ static void act(const step *s)
     }
     json_decref(sim("POST", path, body, &st));
     if (st != 204)
-        line("sim", "%s: the simulator answered HTTP %ld", p->name, st);
+        line(AT(p), "%s: the simulator answered HTTP %ld", p->name, st);
 }
 
 /* ---- the oracle: each channel's timeline
@@ -485,7 +532,7 @@ static void tell_sound(party *p, json_t *e, int idx)
     char w[160];
     if (!media)
         return;
-    line("sim", "%s hears %s", p->name, sound_words(media, w, sizeof w));
+    line(AT(p), "%s hears %s", p->name, sound_words(media, w, sizeof w));
     if (strcmp(media, "sound:queue-youarenext") == 0)
         p->sounds_youarenext++;
     else if (strcmp(media, "sound:queue-thereare") == 0)
@@ -496,7 +543,7 @@ static void tell_sound(party *p, json_t *e, int idx)
         p->pending[p->npending++] = idx;
     else if (json_string_value(json_object_get(e, "result")) &&
              strcmp(json_string_value(json_object_get(e, "result")), "cut") == 0)
-        line("sim", "%s: the announcement is cut off", p->name);
+        line(AT(p), "%s: the announcement is cut off", p->name);
 }
 
 /* Sounds that were still playing: told again only if they were cut off. */
@@ -510,7 +557,7 @@ static void tell_pending(party *p, json_t *tl)
             p->pending[keep++] = p->pending[i];
         else if (strcmp(res, "cut") == 0) {
             R.obs_t = json_number_value(json_object_get(e, "end"));
-            line("sim", "%s: the announcement is cut off at once", p->name);
+            line(AT(p), "%s: the announcement is cut off at once", p->name);
         }
     }
     p->npending = keep;
@@ -522,13 +569,13 @@ static void tell_hangup(party *p, json_t *e)
     if (!who)
         return;
     if (strcmp(who, "party") == 0)
-        line("sim", "%s's line is hung up (by %s)", p->name, p->name);
+        line(AT(p), "%s's line is hung up (by %s)", p->name, p->name);
     else if (strcmp(who, "app") == 0)
-        line("sim", "%s is hung up by ariq", p->name);
+        line(AT(p), "%s is hung up by ariq", p->name);
     else if (strcmp(who, "dialplan") == 0)
-        line("sim", "%s: the dialplan ends the call", p->name);
+        line(AT(p), "%s: the dialplan ends the call", p->name);
     else
-        line("sim", "%s is hung up (%s)", p->name, who);
+        line(AT(p), "%s is hung up (%s)", p->name, who);
 }
 
 /* Music that stopped again within a moment (a caller paired as it joins the
@@ -555,10 +602,12 @@ static void tell_entry(party *p, json_t *tl, int idx)
     if (strcmp(ev, "state") == 0) {
         const char *st = json_string_value(json_object_get(e, "state"));
         if (st && strcmp(st, "Up") == 0)
-            line("sim", "%s is answered", p->name);
+            line(AT(p), "%s is answered", p->name);
     } else if (strcmp(ev, "moh_on") == 0) {
+        if (!p->moh_t)
+            p->moh_t = R.obs_t;
         if (!p->moh_told && !blip(tl, (size_t)idx))
-            line("sim", "%s hears music on hold", p->name);
+            line(AT(p), "%s hears music on hold", p->name);
         p->moh_told = true;
     } else if (strcmp(ev, "sound") == 0) {
         tell_sound(p, e, idx);
@@ -567,14 +616,18 @@ static void tell_entry(party *p, json_t *tl, int idx)
         const char *val = json_string_value(json_object_get(e, "value"));
         if (var && val && strcmp(var, "QUEUESTATUS") == 0) {
             snprintf(p->status, sizeof p->status, "%s", val);
-            line("sim", "%s: ariq sets QUEUESTATUS=%s", p->name, val);
+            line(AT(p), "%s: ariq sets QUEUESTATUS=%s", p->name, val);
         }
     } else if (strcmp(ev, "continued") == 0) {
-        line("sim",
+        line(AT(p),
              "%s leaves ariq, back in the dialplan ([ariq-status] takes it from here)",
              p->name);
+    } else if (strcmp(ev, "entered_bridge") == 0) {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        if (type && strcmp(type, "mixing") == 0 && !p->mix_t)
+            p->mix_t = R.obs_t;
     } else if (strcmp(ev, "stasis_failed") == 0) {
-        line("sim", "%s: Stasis failed, no queued attached", p->name);
+        line(AT(p), "%s: Stasis failed, no queued attached", p->name);
     } else if (strcmp(ev, "hangup") == 0) {
         tell_hangup(p, e);
     } else if (strcmp(ev, "ended") == 0) {
@@ -588,6 +641,34 @@ static bool has_conn(const party *p, int who)
         if (p->conn[i] == who)
             return true;
     return false;
+}
+
+static bool is_link(const char *chan);
+
+/* A new pair that hears each other. Across nodes, the oracle is asked again
+ * (/sim/connected) and the pair must hear each other through a link leg. */
+static void tell_pair(party *p, int self, int other, json_t *list)
+{
+    party *o = &cast[other];
+    if (p->node == o->node) {
+        line(AT(p), "%s%s and %s hear each other%s (both on %s)", bold(), p->name,
+             o->name, off(), AT(p));
+        return;
+    }
+    bool via_link = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) via_link |= is_link(json_string_value(v));
+    char path[256];
+    snprintf(path, sizeof path, "/sim/connected?a=%s&b=%s", p->chan, o->chan);
+    json_t *c = sim("GET", path, NULL, NULL);
+    if (via_link && json_is_true(json_object_get(c, "connected"))) {
+        p->linked_with |= 1u << other;
+        o->linked_with |= 1u << self;
+    }
+    json_decref(c);
+    line(AT(p), "%s%s (%s) and %s (%s) hear each other%s, through the link call", bold(),
+         p->name, AT(p), o->name, AT(o), off());
 }
 
 /* Who this party hears now; a new pair is told once, by the lower index. */
@@ -619,8 +700,7 @@ static void tell_connected(party *p, int self, json_t *list, json_t *tl)
         if (!p->first_connect && !cast[self].agent_id)
             p->first_connect = ++R.connect_seq;
         if (!has_conn(&cast[now[k]], self)) /* the other side has not told it yet */
-            line("sim", "%s%s and %s hear each other%s", bold(), p->name,
-                 cast[now[k]].name, off());
+            tell_pair(p, self, now[k], list);
         p->moh_told = false; /* music again later is worth telling */
     }
     memcpy(p->conn, now, n * sizeof now[0]);
@@ -632,9 +712,7 @@ static void poll_party(int i)
     party *p = &cast[i];
     if (!p->placed || p->ended)
         return;
-    char path[128];
-    snprintf(path, sizeof path, "/sim/channels/%s", p->chan);
-    json_t *c = sim("GET", path, NULL, NULL);
+    json_t *c = sim_channel(p->chan);
     if (!c)
         return;
     json_t *tl = json_object_get(c, "timeline");
@@ -643,6 +721,146 @@ static void poll_party(int i)
         tell_entry(p, tl, (int)p->tl_done);
     tell_connected(p, i, json_object_get(c, "connected_to"), tl);
     json_decref(c);
+}
+
+/* ---- the oracle: link calls between the nodes
+ * ------------------------------------------------------------- */
+
+static int node_index(const char *name)
+{
+    for (int i = 0; name && i < NNODES; i++)
+        if (strcmp(name, node_name[i]) == 0)
+            return i;
+    return -1;
+}
+
+static link_leg *link_by_id(const char *id)
+{
+    for (size_t i = 0; id && i < R.nlinks; i++)
+        if (strcmp(R.links[i].id, id) == 0)
+            return &R.links[i];
+    return NULL;
+}
+
+/* A link leg is an IAX2 channel: the dial string of link_dial. */
+static bool is_link_name(const char *name)
+{
+    return name && strncmp(name, "IAX2/", 5) == 0;
+}
+
+static bool is_link(const char *chan)
+{
+    if (!chan || by_chan(chan) >= 0)
+        return false;
+    if (link_by_id(chan))
+        return true;
+    json_t *c = sim_channel(chan); /* one the last poll did not list yet */
+    bool yes = is_link_name(json_string_value(json_object_get(c, "name")));
+    json_decref(c);
+    return yes;
+}
+
+/* The party on the far side of a link leg: in what the leg hears, the one
+ * on the other node. */
+static party *across(const link_leg *l, json_t *connected_to)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(connected_to, i, v)
+    {
+        int who = by_chan(json_string_value(v));
+        if (who >= 0 && cast[who].node != l->node)
+            return &cast[who];
+    }
+    return NULL;
+}
+
+static void tell_link_entry(link_leg *l, json_t *c, json_t *e)
+{
+    const char *ev = json_string_value(json_object_get(e, "ev"));
+    const char *at = node_name[l->node];
+    R.obs_t = json_number_value(json_object_get(e, "t"));
+    if (!ev)
+        return;
+    if (strcmp(ev, "state") == 0) {
+        const char *st = json_string_value(json_object_get(e, "state"));
+        if (st && strcmp(st, "Up") == 0)
+            l->up_t = R.obs_t;
+    } else if (strcmp(ev, "stasis_start") == 0) {
+        json_t *args = json_object_get(e, "args");
+        const char *role = json_string_value(json_array_get(args, 0));
+        const char *pairing = json_string_value(json_array_get(args, 1));
+        snprintf(l->pairing, sizeof l->pairing, "%s", pairing ? pairing : "?");
+        l->near = role && strcmp(role, "linkout") == 0;
+        link_leg *far = link_by_id(json_string_value(json_object_get(c, "link_peer")));
+        if (l->near)
+            line(at, "the link call for pairing %s is up: %s here <-> %s on %s",
+                 l->pairing, l->name, far ? far->name : "its far leg",
+                 far ? node_name[far->node] : "the other node");
+        else
+            line(at, "a link call for pairing %s arrives from %s: Stasis(queue,link,%s)",
+                 l->pairing, far ? node_name[far->node] : "the other node", l->pairing);
+    } else if (strcmp(ev, "sound") == 0) {
+        const char *media = json_string_value(json_object_get(e, "media"));
+        party *p = across(l, json_object_get(c, "connected_to"));
+        if (p && media && strcmp(media, "sound:beep") == 0) {
+            p->sounds_beep++;
+            line(at,
+                 "%s hears a beep (the call is being recorded): played here into the "
+                 "link call, which carries it to %s on %s",
+                 p->name, p->name, AT(p));
+        }
+    } else if (strcmp(ev, "hangup") == 0) {
+        const char *who = json_string_value(json_object_get(e, "who"));
+        if (who && strcmp(who, "app") == 0)
+            line(at, "queued hangs up its leg of the link call for pairing %s",
+                 l->pairing);
+    } else if (strcmp(ev, "ended") == 0) {
+        l->ended = true;
+    }
+}
+
+/* Tracks channel summary c if it is a link leg not yet known. */
+static void link_add(json_t *c)
+{
+    const char *id = json_string_value(json_object_get(c, "id"));
+    const char *name = json_string_value(json_object_get(c, "name"));
+    int node = node_index(json_string_value(json_object_get(c, "node")));
+    if (!id || !is_link_name(name) || node < 0 || link_by_id(id) || R.nlinks == MAX_LINKS)
+        return;
+    link_leg *l = &R.links[R.nlinks++];
+    memset(l, 0, sizeof *l);
+    snprintf(l->id, sizeof l->id, "%s", id);
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->node = node;
+}
+
+/* New link legs from the sim's channel list, then what each one still open
+ * went through. */
+static void poll_links(void)
+{
+    json_t *all = sim("GET", "/sim/channels", NULL, NULL), *c;
+    size_t i;
+    json_array_foreach(all, i, c) link_add(c);
+    json_decref(all);
+    for (size_t k = 0; k < R.nlinks; k++) {
+        link_leg *l = &R.links[k];
+        if (l->ended || !(c = sim_channel(l->id)))
+            continue;
+        json_t *tl = json_object_get(c, "timeline");
+        for (; l->tl_done < json_array_size(tl); l->tl_done++)
+            tell_link_entry(l, c, json_array_get(tl, l->tl_done));
+        json_decref(c);
+    }
+}
+
+/* The near leg of a pairing's link call, or NULL. */
+static const link_leg *near_leg(const char *pairing)
+{
+    for (size_t i = 0; pairing && *pairing && i < R.nlinks; i++)
+        if (R.links[i].near && strcmp(R.links[i].pairing, pairing) == 0)
+            return &R.links[i];
+    return NULL;
 }
 
 /* ---- the oracle: recordings
@@ -666,11 +884,12 @@ static void poll_recordings(void)
         if (strcmp(state, "done") != 0)
             continue;
         R.obs_t = json_number_value(json_object_get(r, "ended"));
+        const char *at = json_string_value(json_object_get(r, "node"));
+        at = at ? at : "sim";
         if (json_is_true(json_object_get(r, "discarded")))
-            line("sim", "recorder: %s is gone (discarded)", name);
+            line(at, "recorder: %s is gone (discarded)", name);
         else
-            line("sim", "recorder: %s is kept: %.1f s of conversation in %zu span(s)",
-                 name,
+            line(at, "recorder: %s is kept: %.1f s of conversation in %zu span(s)", name,
                  real_s((double)json_integer_value(json_object_get(r, "duration_ms"))),
                  json_array_size(json_object_get(r, "spans")));
     }
@@ -709,9 +928,12 @@ static void tell_line(const char *queue)
     int n = snprintf(out, sizeof out, "  %s queue now: ", queue);
     if (r->elements == 0)
         n += snprintf(out + n, sizeof out - (size_t)n, "nobody waiting");
-    for (size_t i = 0; i < r->elements && n < (int)sizeof out - 40; i++)
-        n += snprintf(out + n, sizeof out - (size_t)n, "%s%zu. %s", i ? "  " : "", i + 1,
-                      name_chan(r->element[i]->str));
+    for (size_t i = 0; i < r->elements && n < (int)sizeof out - 40; i++) {
+        int who = by_chan(r->element[i]->str);
+        n += snprintf(out + n, sizeof out - (size_t)n, "%s%zu. %s%s%s%s", i ? "  " : "",
+                      i + 1, name_chan(r->element[i]->str), who >= 0 ? " (" : "",
+                      who >= 0 ? AT(&cast[who]) : "", who >= 0 ? ")" : "");
+    }
     freeReplyObject(r);
     const char *was = json_string_value(json_object_get(R.lines, queue));
     if (was && strcmp(was, out) == 0)
@@ -742,6 +964,34 @@ static void tell_record(redisReply *f, const char *ev, const char *caller,
          caller, w);
 }
 
+/* PAIRED: which node each party is on, and so whether a link call is needed. */
+static void tell_paired(redisReply *f)
+{
+    const char *cn = field(f, "caller_node"), *an = field(f, "agent_node");
+    const char *pairing = field(f, "pairing");
+    int c = by_chan(field(f, "caller_channel")), a = by_chan(field(f, "agent_channel"));
+    const char *caller = c >= 0 ? cast[c].name : "?",
+               *agent = a >= 0 ? cast[a].name : "?";
+    bool cross = strcmp(cn, an) != 0;
+    R.n_paired++;
+    R.n_paired_cross += cross;
+    if (c >= 0) {
+        snprintf(cast[c].pairing, sizeof cast[c].pairing, "%s", pairing);
+        cast[c].paired_nodes_ok =
+            a >= 0 && strcmp(cn, AT(&cast[c])) == 0 && strcmp(an, AT(&cast[a])) == 0;
+    }
+    if (cross)
+        line("redis",
+             "PAIRED          %s (%s) with %s (%s), pairing %s: different nodes, so "
+             "%s calls %s over a link call; %s stays on hold until it is up",
+             caller, cn, agent, an, pairing, cn, an, caller);
+    else
+        line(
+            "redis",
+            "PAIRED          %s with %s, both on %s (pairing %s): %s bridges them itself",
+            caller, agent, cn, pairing, cn);
+}
+
 static void tell_event(redisReply *f)
 {
     R.obs_t = num(f, "ts_ms");
@@ -750,8 +1000,9 @@ static void tell_event(redisReply *f)
                *agent = name_agent(field(f, "agent"));
     if (strcmp(ev, "ENTERQUEUE") == 0) {
         R.n_enter++;
-        line("redis", "ENTERQUEUE      %s waits in %s at position %s", caller, q,
-             field(f, "position"));
+        int who = by_chan(field(f, "callid"));
+        line("redis", "ENTERQUEUE      %s waits in %s at position %s (called %s)", caller,
+             q, field(f, "position"), who >= 0 ? AT(&cast[who]) : "?");
         tell_line(q);
     } else if (strcmp(ev, "CONNECT") == 0) {
         double h = num(f, "holdtime_ms");
@@ -759,9 +1010,17 @@ static void tell_event(redisReply *f)
         R.hold_sum_ms += h;
         if (h > R.hold_max_ms)
             R.hold_max_ms = h;
-        line("redis",
-             "CONNECT         %s%s is put through to %s%s after %.1f s on hold (%s)",
-             bold(), caller, agent, off(), real_s(h), q);
+        int c = by_chan(field(f, "callid")), a = by_agent(field(f, "agent"));
+        bool cross = c >= 0 && a >= 0 && cast[c].node != cast[a].node;
+        if (cross)
+            line("redis",
+                 "CONNECT         %s%s on %s is put through to %s on %s over the link "
+                 "call%s after %.1f s on hold (%s)",
+                 bold(), caller, AT(&cast[c]), agent, AT(&cast[a]), off(), real_s(h), q);
+        else
+            line("redis",
+                 "CONNECT         %s%s is put through to %s%s after %.1f s on hold (%s)",
+                 bold(), caller, agent, off(), real_s(h), q);
         tell_line(q);
     } else if (strcmp(ev, "ABANDON") == 0 || strcmp(ev, "EXITWITHTIMEOUT") == 0) {
         bool ab = ev[0] == 'A';
@@ -787,9 +1046,10 @@ static void tell_event(redisReply *f)
     } else if (strcmp(ev, "AGENTLOGIN") == 0) {
         R.n_login++;
         json_object_set_new(R.logins, field(f, "agent"), json_real(num(f, "ts_ms")));
+        int a = by_agent(field(f, "agent"));
         line("redis",
-             "AGENTLOGIN      %s (agent %s) is logged in to %s, waiting for calls", agent,
-             field(f, "agent"), field(f, "queues"));
+             "AGENTLOGIN      %s (agent %s) on %s is logged in to %s, waiting for calls",
+             agent, field(f, "agent"), a >= 0 ? AT(&cast[a]) : "?", field(f, "queues"));
     } else if (strcmp(ev, "AGENTLOGOFF") == 0) {
         R.n_logoff++;
         json_t *in = json_object_get(R.logins, field(f, "agent"));
@@ -800,12 +1060,14 @@ static void tell_event(redisReply *f)
             line("redis", "AGENTLOGOFF     %s is logged off", agent);
     } else if (strncmp(ev, "RECORD", 6) == 0) {
         tell_record(f, ev, caller, agent);
+    } else if (strcmp(ev, "PAIRED") == 0) {
+        tell_paired(f);
     } else if (strcmp(ev, "UNPAIRED") == 0 &&
                strcmp(field(f, "reason"), "rollback") == 0) {
         line("redis", "UNPAIRED        pairing %s rolled back (%s)", field(f, "pairing"),
              field(f, "detail"));
     }
-    /* PAIRED, UNPAIRED (normal ends) and WITHDRAW add nothing a newcomer needs */
+    /* UNPAIRED (normal ends) and WITHDRAW add nothing a newcomer needs */
 }
 
 static void poll_events(void)
@@ -829,6 +1091,7 @@ static void poll_events(void)
 static void poll_all(void)
 {
     poll_events();
+    poll_links(); /* first: a party's connected_to may name a new link leg */
     for (int i = 0; i < P__COUNT; i++)
         poll_party(i);
     poll_recordings();
@@ -882,7 +1145,8 @@ static long long redis_left(void)
     return n;
 }
 
-static void recordings_seen(int *kept, int *gone, int *kept_spans)
+static void recordings_seen(int *kept, int *gone, int *kept_spans, char *kept_node,
+                            size_t len)
 {
     json_t *all = sim("GET", "/sim/recordings", NULL, NULL);
     size_t i;
@@ -895,6 +1159,8 @@ static void recordings_seen(int *kept, int *gone, int *kept_spans)
         else if (json_is_true(json_object_get(r, "stored"))) {
             (*kept)++;
             *kept_spans = (int)json_array_size(json_object_get(r, "spans"));
+            const char *n = json_string_value(json_object_get(r, "node"));
+            snprintf(kept_node, len, "%s", n ? n : "");
         }
     }
     json_decref(all);
@@ -908,7 +1174,8 @@ static void summary(void)
             callers++;
     for (int i = 0; i < P__COUNT; i++) /* TIMEOUT counts as timed out */
         turned += cast[i].status[0] != '\0' && strcmp(cast[i].status, "TIMEOUT") != 0;
-    recordings_seen(&kept, &gone, &spans);
+    char kept_node[32] = "";
+    recordings_seen(&kept, &gone, &spans, kept_node, sizeof kept_node);
     printf("\n%s== summary ==%s\n", bold(), off());
     printf("  callers      %d called, %d served, %d abandoned, %d timed out, %d turned "
            "away\n",
@@ -928,23 +1195,49 @@ static void summary(void)
                    real_s(cast[i].talk_ms));
     printf("\n");
     printf("  recordings   %d kept, %d discarded\n", kept, gone);
+    printf("  nodes        %d pairings, %d of them across node1 and node2 over a link "
+           "call\n",
+           R.n_paired, R.n_paired_cross);
     if (R.scale != 1)
         printf("  (times shown at real pace; this run went %.0fx faster)\n", 1 / R.scale);
 
     printf("\n%s== checks ==%s\n", bold(), off());
-    check(served(P_CAROL, P_ALICE), "Carol was put through to Alice, the only agent");
+    check(served(P_CAROL, P_ALICE),
+          "Carol (node1) was put through to Alice (node2), the only agent");
     check(served(P_FRANK, P_ALICE) && cast[P_FRANK].first_connect &&
               cast[P_FRANK].first_connect < cast[P_DAVE].first_connect &&
               cast[P_FRANK].first_connect < cast[P_ERIN].first_connect,
           "Frank (priority 5, called last) was served before Dave and Erin");
-    check(served(P_DAVE, P_BOB), "Dave was put through to Bob when Bob logged in");
+    check(served(P_DAVE, P_BOB) && cast[P_DAVE].first_connect &&
+              cast[P_DAVE].first_connect < cast[P_ERIN].first_connect,
+          "one order over both nodes: Bob (node1) got Dave (node2, called at 8 s) before "
+          "Erin (node1, 12 s)");
     check(served(P_ERIN, P_ALICE) && served(P_GRACE, P_ALICE),
           "Alice served Erin (support) and then Grace (sales)");
+    check(R.n_paired == 5 && R.n_paired_cross == 3 && cast[P_CAROL].paired_nodes_ok &&
+              cast[P_DAVE].paired_nodes_ok && cast[P_ERIN].paired_nodes_ok &&
+              cast[P_FRANK].paired_nodes_ok && cast[P_GRACE].paired_nodes_ok,
+          "5 PAIRED naming each party's node: 3 with caller_node != agent_node (Carol, "
+          "Dave, Erin), 2 on node2 alone");
+    check((cast[P_CAROL].linked_with & (1u << P_ALICE)) &&
+              (cast[P_ERIN].linked_with & (1u << P_ALICE)) &&
+              (cast[P_DAVE].linked_with & (1u << P_BOB)),
+          "the oracle's /sim/connected: Carol-Alice, Erin-Alice, Dave-Bob heard each "
+          "other through link legs");
+    bool held = true;
+    for (int c = P_CAROL; c <= P_ERIN; c++) {
+        const link_leg *l = near_leg(cast[c].pairing);
+        held &= l && l->up_t > 0 && cast[c].moh_t > 0 && cast[c].moh_t <= l->up_t &&
+                cast[c].mix_t >= l->up_t;
+    }
+    check(held, "Carol, Dave and Erin heard music on hold until their link call was up");
     check(cast[P_DAVE].sounds_youarenext > 0 && cast[P_ERIN].sounds_thereare > 0,
           "waiting callers heard their position (\"you are next\", \"there are N\")");
-    check(cast[P_CAROL].sounds_beep > 0, "Carol heard the beep when recording started");
-    check(kept == 1 && spans == 2 && gone == 1,
-          "one recording kept without its paused part (2 spans), one discarded");
+    check(cast[P_CAROL].sounds_beep > 0,
+          "Carol (node1) heard the beep of Alice's key 0 (node2), through the link");
+    check(kept == 1 && spans == 2 && gone == 1 && strcmp(kept_node, "node2") == 0,
+          "one recording kept without its paused part (2 spans) on node2, the agent's "
+          "node; one discarded");
     check(R.abandoned[P_HEIDI] && !cast[P_HEIDI].heard_with,
           "Heidi abandoned, never connected");
     check(strcmp(cast[P_IVAN].status, "UNKNOWNQUEUE") == 0,
@@ -952,9 +1245,9 @@ static void summary(void)
     check(strcmp(cast[P_JUDY].status, "INVALIDARGS") == 0,
           "Judy got QUEUESTATUS=INVALIDARGS");
     check(strcmp(cast[P_MALLORY].status, "AGENTINUSE") == 0,
-          "Mallory got QUEUESTATUS=AGENTINUSE");
+          "Mallory (node1) got QUEUESTATUS=AGENTINUSE: agent 1001 is Alice's, on node2");
     check(strcmp(cast[P_PEGGY].status, "FULL") == 0,
-          "Peggy got QUEUESTATUS=FULL (tech maxlen 1)");
+          "Peggy (node2) got QUEUESTATUS=FULL: Oscar waits in tech on node1, maxlen 1");
     check(R.n_timeout == 1 && strcmp(cast[P_OSCAR].status, "TIMEOUT") == 0,
           "Oscar left tech after its 20 s timeout: EXITWITHTIMEOUT, QUEUESTATUS=TIMEOUT");
     check(R.n_enter == 7 && R.n_connect == 5 &&
@@ -966,7 +1259,7 @@ static void summary(void)
               R.n_recdiscard == 1,
           "events stream: 2 RECORDSTART, 1 RECORDPAUSE, 1 RECORDSTOP, 1 RECORDDISCARD");
     int live = live_channels();
-    check(live == 0, "no channel left in the simulator (%d)", live);
+    check(live == 0, "no channel left on either node, link legs included (%d)", live);
     long long left = redis_left();
     check(left == 0, "no call, agent, pairing or queue left in Redis (%lld keys)", left);
     printf("\n  %d/%d checks passed\n", R.checks - R.failed, R.checks);
@@ -1026,16 +1319,23 @@ static void intro(void)
 {
     printf("%s== the cast ==%s\n", bold(), off());
     for (int i = 0; i < P__COUNT; i++)
-        printf("  %-8s %-8s %s\n", cast[i].name, cast[i].number, cast[i].note);
+        printf("  %-8s %-8s %-6s %s\n", cast[i].name, cast[i].number, AT(&cast[i]),
+               cast[i].note);
     printf(
-        "\n  Queues: support (announcements every 20 s), sales (every 15 s), tech (no\n"
+        "\n  Two Asterisk servers, node1 and node2, each with its own queued, share one\n"
+        "  Redis: a queue is one line over both nodes, served in one order. Alice\n"
+        "  works on node2 and Bob on node1; callers dial either node. When a caller\n"
+        "  and an agent are on different nodes, the caller's node places a link call\n"
+        "  (IAX2) to the agent's node and each node bridges its own party with it;\n"
+        "  the agent's node sees the agent's keys and records there.\n"
+        "  Queues: support (announcements every 20 s), sales (every 15 s), tech (no\n"
         "  announcements, at most 1 caller waiting, for 20 s at most).\n"
         "  Alice's keys in a call: 0 record, 5 pause/resume, 7 stop, 9 discard, # "
         "hang up.\n"
-        "  \">>\" is what a party does; \"sim\" lines are what the simulated Asterisk "
-        "saw\n"
-        "  (its oracle), \"redis\" lines are ariq's events stream and waiting "
-        "lines.\n\n");
+        "  \">>\" is what a party does; \"node1\"/\"node2\" lines are what that "
+        "simulated\n"
+        "  Asterisk saw (its oracle), \"redis\" lines are ariq's events stream and "
+        "waiting lines.\n\n");
     printf("%s== the call center at work ==%s\n", bold(), off());
 }
 
@@ -1107,9 +1407,22 @@ static int connect_all(void)
     freeReplyObject(r);
     R.curl = curl_easy_init();
     long st = 0;
-    json_decref(sim("GET", "/sim/state", NULL, &st));
+    json_t *state = sim("GET", "/sim/state", NULL, &st);
+    int found = 0;
+    size_t i;
+    json_t *n;
+    json_array_foreach(json_object_get(state, "nodes"), i, n) found +=
+        node_index(json_string_value(json_object_get(n, "name"))) >= 0;
+    json_decref(state);
     if (st != 200) {
         fprintf(stderr, "ariq-demo: no simulator at %s\n", R.sim_url);
+        return 2;
+    }
+    if (found != NNODES) {
+        fprintf(stderr,
+                "ariq-demo: the simulator at %s must run node1 and node2 (each "
+                "with its queued)\n",
+                R.sim_url);
         return 2;
     }
     R.recs = json_object();

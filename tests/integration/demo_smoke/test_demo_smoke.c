@@ -1,9 +1,10 @@
 /* demo_smoke - the README's main job, fast: the demo's scenario driver
- * (tools/demo/ariq-demo) against a real redis-server, the simulator and the
- * real queued, configured with the driver's own queues, at time scale 0.05.
+ * (tools/demo/ariq-demo) against a real redis-server, a two-node simulator
+ * and one real queued per node (node1, node2, as scripts/demo.sh runs them),
+ * configured with the driver's own queues, at time scale 0.05.
  * The driver checks its scenario on the simulator's oracle and on Redis and
  * exits 0 only when every check passed; this test requires that, a clean
- * queued stop, that dialplan/queued.conf.sample passes `queued --check`, and
+ * stop of both queued, that dialplan/queued.conf.sample passes `queued --check`, and
  * that dialplan/extensions.conf's [ariq-status] or [ariq-agent-status] has an
  * extension for every QUEUESTATUS queued can hand a call back with. */
 #include <dirent.h>
@@ -181,34 +182,26 @@ static int scenario(void)
         fprintf(stderr, "demo_smoke: %s --print-queues failed\n", drv);
         return -1;
     }
-    redis_proc redis;
-    sim_proc sim;
-    queued_proc q;
-    if (redis_proc_start(&redis, NULL) != 0)
+    static queued_cluster c;
+    if (queued_cluster_start(&c, 2, atof(SCALE), "sweep_ms = 50\n", queues) != 0)
         return -1;
-    int rc = -1;
-    if (sim_proc_start(&sim, 1, atof(SCALE)) != 0)
-        goto out_redis;
-    if (queued_proc_start(&q, &sim, 0, &redis, "time_scale = " SCALE "\nsweep_ms = 50\n",
-                          queues) != 0)
-        goto out_sim;
     char redis_addr[64];
-    snprintf(redis_addr, sizeof redis_addr, "127.0.0.1:%d", redis.port);
-    const char *argv[] = {drv,       "--sim",      sim_proc_url(&sim, 0),
+    snprintf(redis_addr, sizeof redis_addr, "127.0.0.1:%d", c.redis.port);
+    const char *argv[] = {drv,       "--sim",      sim_proc_url(&c.sim, 0),
                           "--redis", redis_addr,   "--scale",
                           SCALE,     "--no-color", NULL};
     int drc = run(argv);
     printf("demo_smoke: ariq-demo exited %d\n", drc);
-    int st = queued_proc_stop(&q);
+    if (drc != 0)
+        for (int i = 0; i < c.nnodes; i++)
+            fprintf(stderr, "demo_smoke: queued %s log: %s\n", c.q[i].node_id,
+                    c.q[i].logpath);
+    int st = queued_cluster_stop(&c);
     bool clean = WIFEXITED(st) && WEXITSTATUS(st) == 0;
     if (!clean)
-        fprintf(stderr, "demo_smoke: queued did not stop cleanly (log: %s)\n", q.logpath);
-    rc = drc == 0 && clean ? 0 : -1;
-out_sim:
-    sim_proc_stop(&sim);
-out_redis:
-    redis_proc_stop(&redis, SIGTERM);
-    return rc;
+        fprintf(stderr, "demo_smoke: a queued did not stop cleanly (logs: %s, %s)\n",
+                c.q[0].logpath, c.q[1].logpath);
+    return drc == 0 && clean ? 0 : -1;
 }
 
 int main(void)
