@@ -576,7 +576,6 @@ static int dial(call *k)
 static void step(call *k)
 {
     ari_rest *rest = k->n->rest;
-    const char *both[] = {chan_caller_side(k), chan_agent_side(k)};
     const char *pb = k->c ? caller_playback(k->c) : NULL;
     if (k->state == CALL_STOPPING && parties_busy(k)) {
         k->wait_holds = true; /* its announcement's play is in flight: stop it once made */
@@ -604,9 +603,11 @@ static void step(call *k)
         rc = ari_bridge_create(rest, k->bridge, "mixing", k->bridge, on_step, k);
         k->creating = rc == 0;
         break;
-    case CALL_JOINING:
+    case CALL_JOINING: {
+        const char *both[] = {chan_caller_side(k), chan_agent_side(k)};
         rc = ari_bridge_add_channel(rest, k->bridge, both, 2, NULL, on_step, k);
         break;
+    }
     default:
         break;
     }

@@ -16,7 +16,7 @@
  *   READING  entries, or the block ends  READING  (each `pair` -> node_take_pairings)
  *   any      connection lost             START or READING again when ready
  *
- * Heartbeat: every heartbeat_s (scaled) node_heartbeat.lua sets
+ * Heartbeat: every heartbeat_s (scaled, at least 0.5 s) node_heartbeat.lua sets
  * {NS}:node:<me>:heartbeat with a TTL of two periods, then every other
  * member of {NS}:nodes is offered to queue.lua `reap`, which refuses a node
  * whose heartbeat still exists (BADSTATE) and reaps one whose heartbeat
@@ -248,10 +248,14 @@ static void on_beat(store *s, const redisReply *r, void *pd)
     }
 }
 
+/* heartbeat_s, scaled for tests but never under HEARTBEAT_MIN_MS: a loop
+ * stalled that long (a loaded machine, a sanitizer build) must not get a
+ * live node reaped. */
+#define HEARTBEAT_MIN_MS 500
 static uint64_t period_ms(const cluster *cl)
 {
     uint64_t ms = clock_scaled_ms((uint64_t)cl->n->cfg->heartbeat_s * 1000u);
-    return ms ? ms : 1;
+    return ms < HEARTBEAT_MIN_MS ? HEARTBEAT_MIN_MS : ms;
 }
 
 void cluster_beat(cluster *cl)

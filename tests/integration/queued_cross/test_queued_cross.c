@@ -33,19 +33,39 @@
 
 static queued_cluster *C;
 
-static int setup(void **state)
+static int start(void **state, int nnodes, double scale, const char *general,
+                 const char *queues)
 {
     queued_cluster *c = calloc(1, sizeof *c);
-    if (!c || queued_cluster_start(c, 2, SCALE, "sweep_ms = 50\nheartbeat_s = 1\n",
-                                   "[queue support]\nannounce_frequency = 30\n"
-                                   "[queue sales]\nannounce_frequency = 0\nwrapup_time = 2\n") !=
-                  0) {
+    if (!c || queued_cluster_start(c, nnodes, scale, general, queues) != 0) {
         free(c);
         return -1;
     }
     C = c;
     *state = c;
     return 0;
+}
+
+/* Links ring at most 15 s (0.15 s here) before they count as not answered;
+ * a heartbeat every 0.5 s (the floor), so a dead node goes within 1.5 s. */
+static int setup(void **state)
+{
+    return start(state, 2, SCALE, "sweep_ms = 50\nheartbeat_s = 1\n",
+                 "[queue support]\nannounce_frequency = 30\n"
+                 "[queue sales]\nannounce_frequency = 0\nwrapup_time = 2\n");
+}
+
+static int setup_3(void **state)
+{
+    return start(state, 3, SCALE, "sweep_ms = 50\n",
+                 "[queue support]\nannounce_frequency = 30\n");
+}
+
+/* 10x fast: "you are next" lasts ~0.4 s, long enough to arrive in it. */
+static int setup_slow(void **state)
+{
+    return start(state, 2, 0.1, "sweep_ms = 50\n",
+                 "[queue support]\nannounce_frequency = 5\nannounce_on_join = yes\n");
 }
 
 static int teardown(void **state)
@@ -131,17 +151,26 @@ static void agent_in(int node, const char *queues, const char *agentid, char *id
     assert_true(wait_moh(node, id));
 }
 
-/* A caller on `node` paired with `agent` (on `anode`): connected through the
- * link. */
-static void caller_connects(int node, const char *queues, char *id, size_t len, int anode,
-                            const char *agent)
+static void caller_in(int node, const char *queues, char *id, size_t len)
 {
     char args[128];
     snprintf(args, sizeof args, "caller,%s", queues);
     place(node, args, "5551000", id, len);
-    (void)anode;
-    if (!sim_wait_connected(&C->sim, node, id, agent, true, WAIT_MS))
-        fail_msg("caller %s never connected with agent %s", id, agent);
+}
+
+static void wait_connected(const char *a, const char *b)
+{
+    if (!sim_wait_connected(&C->sim, 0, a, b, true, WAIT_MS))
+        fail_msg("%s never connected with %s", a, b);
+}
+
+/* A caller on `node` put through to `agent` (on another node): connected
+ * through the link. */
+static void caller_connects(int node, const char *queues, char *id, size_t len,
+                            const char *agent)
+{
+    caller_in(node, queues, id, len);
+    wait_connected(id, agent);
 }
 
 /* ---- Redis -------------------------------------------------------------------- */
@@ -176,7 +205,7 @@ static bool wait_events(const char *type, int n)
  * in Redis, nothing in the simulator. */
 static void assert_all_clean(void)
 {
-    for (int node = 0; node < 2; node++)
+    for (int node = 0; node < C->nnodes; node++)
         if (!sim_wait_live_channels(&C->sim, node, 0, WAIT_MS))
             fail_msg("node%d still has live channels", node + 1);
     sleep_ms(200); /* the last writes of the nodes */
@@ -191,7 +220,7 @@ static void assert_all_clean(void)
     if (qc_redis_clean(rc, NULL, err, sizeof err) != 0)
         fail_msg("%s", err);
     redisFree(rc);
-    for (int node = 0; node < 2; node++)
+    for (int node = 0; node < C->nnodes; node++)
         if (qc_sim_wait_clean(&C->sim, node, WAIT_MS, 0, err, sizeof err) != 0)
             fail_msg("node%d: %s", node + 1, err);
 }
@@ -205,7 +234,7 @@ static void test_caller_on_1_agent_on_2(void **state)
     (void)state;
     char agent[128], caller[128], who[32];
     agent_in(N2, "support", "2001", agent, sizeof agent);
-    caller_connects(N1, "support", caller, sizeof caller, N2, agent);
+    caller_connects(N1, "support", caller, sizeof caller, agent);
     assert_true(wait_events("CONNECT", 1));
     assert_int_equal(count_events("CONNECT"), 1);
     assert_int_equal(sim_hangup_call(&C->sim, N1, caller, 16), 204);
@@ -217,10 +246,477 @@ static void test_caller_on_1_agent_on_2(void **state)
     assert_all_clean();
 }
 
+/* ---- Redis views ------------------------------------------------------------------ */
+
+/* HGET of a key ("" when missing) into buf. */
+static const char *hget(const char *key, const char *field, char *buf, size_t len)
+{
+    redisContext *rc = redis();
+    redisReply *r = redisCommand(rc, "HGET %s %s", key, field);
+    snprintf(buf, len, "%s", r && r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    redisFree(rc);
+    return buf;
+}
+
+/* 0-based rank in a sorted set, -1 when not a member. */
+static long long zrank(const char *key, const char *member)
+{
+    redisContext *rc = redis();
+    redisReply *r = redisCommand(rc, "ZRANK %s %s", key, member);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    redisFree(rc);
+    return v;
+}
+
+/* The last event of `type` in the stream, copied; false if none. */
+static bool last_event(const char *type, qc_event *out)
+{
+    redisContext *rc = redis();
+    qc_stream *s = qc_stream_load(rc, NULL);
+    assert_non_null(s);
+    bool found = false;
+    for (size_t i = 0; i < qc_stream_len(s); i++) {
+        const qc_event *e = qc_stream_at(s, i);
+        if (!strcmp(e->event, type)) {
+            *out = *e;
+            found = true;
+        }
+    }
+    qc_stream_free(s);
+    redisFree(rc);
+    return found;
+}
+
+/* The detail of the last UNPAIRED (XREVRANGE: the checker keeps only the
+ * reason). */
+static void last_unpaired_detail(char *buf, size_t len)
+{
+    redisContext *rc = redis();
+    redisReply *r = redisCommand(rc, "XREVRANGE {ariq}:events + - COUNT 200");
+    buf[0] = '\0';
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && !buf[0]; i++) {
+        redisReply *kv = r->element[i]->element[1];
+        bool unpaired = false;
+        for (size_t j = 0; j + 1 < kv->elements; j += 2)
+            if (!strcmp(kv->element[j]->str, "event") &&
+                !strcmp(kv->element[j + 1]->str, "UNPAIRED"))
+                unpaired = true;
+        for (size_t j = 0; unpaired && j + 1 < kv->elements; j += 2)
+            if (!strcmp(kv->element[j]->str, "detail"))
+                snprintf(buf, len, "%s", kv->element[j + 1]->str);
+    }
+    freeReplyObject(r);
+    redisFree(rc);
+}
+
+static void hang_up(int node, const char *id)
+{
+    assert_int_equal(sim_hangup_call(&C->sim, node, id, 16), 204);
+    assert_true(wait_gone(node, id));
+}
+
+/* A link that failed is undone and tried again: the pairing is rolled back
+ * (the caller waiting, first in `queue`, still hearing music), and the sweep
+ * pairs the same caller with the same agent again, which it can only do once
+ * both are back: the caller at the front, the agent free. */
+static void assert_rolled_back_and_retried(const char *queue, const char *caller,
+                                           const char *agentid)
+{
+    assert_true(wait_events("PAIRED", 2));
+    qc_event p;
+    assert_true(last_event("PAIRED", &p));
+    assert_string_equal(p.callid, caller);
+    assert_string_equal(p.agent, agentid);
+    assert_string_equal(p.queue, queue);
+    assert_true(hearing_moh(N1, caller));
+    assert_true(count_events("UNPAIRED") >= 1);
+    assert_int_equal(count_events("CONNECT"), 0);
+}
+
+/* ---- the call across the link ---------------------------------------------------- */
+
+/* The agent's keys on node2 drive the recording of node2's bridge: 0 starts
+ * it (the caller is beeped over the link), 5 pauses and resumes, 7 keeps it,
+ * 0 then 9 discards a second one; '#' ends the call: the caller on node1 is
+ * hung up, the agent wraps up (sales: 2 s) and is back with music. */
+static void test_agent_keys_across_link(void **state)
+{
+    (void)state;
+    char agent[128], caller[128], who[32];
+    agent_in(N2, "sales", "2002", agent, sizeof agent);
+    caller_connects(N1, "sales", caller, sizeof caller, agent);
+    assert_true(wait_events("CONNECT", 1));
+    static const struct {
+        const char *keys, *event;
+        int n;
+    } steps[] = {{"0", "RECORDSTART", 1}, {"5", "RECORDPAUSE", 1}, {"5", "RECORDUNPAUSE", 1},
+                 {"7", "RECORDSTOP", 1},  {"0", "RECORDSTART", 2}, {"9", "RECORDDISCARD", 1}};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        assert_int_equal(sim_send_dtmf(&C->sim, N2, agent, steps[i].keys), 204);
+        if (!wait_events(steps[i].event, steps[i].n))
+            fail_msg("key %s: no %s", steps[i].keys, steps[i].event);
+        sleep_ms(30); /* the recording request reaches node2's Asterisk */
+    }
+    /* node2 kept one recording and threw the other away */
+    long st = 0;
+    char *body = sim_http(&C->sim, N2, "GET", "/ari/recordings/stored", NULL, true, &st);
+    assert_int_equal(st, 200);
+    json_t *stored = json_loads(body, 0, NULL);
+    free(body);
+    assert_true(json_is_array(stored));
+    assert_int_equal(json_array_size(stored), 1);
+    json_decref(stored);
+    assert_int_equal(count_events("CONNECT"), 1);
+    assert_true(alive(N1, caller));
+    assert_int_equal(sim_send_dtmf(&C->sim, N2, agent, "#"), 204);
+    assert_true(wait_gone(N1, caller));
+    assert_true(wait_events("COMPLETEAGENT", 1));
+    assert_string_equal(hung_up_by(N1, caller, who, sizeof who), "app");
+    assert_true(wait_moh(N2, agent));
+    char state_[32];
+    assert_string_equal(hget("{ariq}:agent:2002", "state", state_, sizeof state_), "wrapup");
+    hang_up(N2, agent);
+    assert_all_clean();
+}
+
+/* The agent hangs up while talking: the caller on node1 is hung up too. */
+static void test_agent_hangs_up_while_talking(void **state)
+{
+    (void)state;
+    char agent[128], caller[128], who[32];
+    agent_in(N2, "support", "2003", agent, sizeof agent);
+    caller_connects(N1, "support", caller, sizeof caller, agent);
+    assert_true(wait_events("CONNECT", 1));
+    hang_up(N2, agent);
+    assert_true(wait_gone(N1, caller));
+    assert_true(wait_events("COMPLETEAGENT", 1));
+    assert_string_equal(hung_up_by(N1, caller, who, sizeof who), "app");
+    assert_int_equal(count_events("COMPLETECALLER"), 0);
+    assert_all_clean();
+}
+
+/* The link itself drops while they talk (a network blip on the trunk): the
+ * call is over; the caller is hung up, the agent is free again. */
+static void test_link_drops_while_talking(void **state)
+{
+    (void)state;
+    char agent[128], caller[128], link[160];
+    agent_in(N2, "support", "2004", agent, sizeof agent);
+    caller_connects(N1, "support", caller, sizeof caller, agent);
+    assert_true(wait_events("CONNECT", 1));
+    qc_event p;
+    assert_true(last_event("PAIRED", &p));
+    snprintf(link, sizeof link, "ariq-lo-%s", p.pairing);
+    assert_true(alive(N1, link));
+    assert_int_equal(sim_hangup_call(&C->sim, N1, link, 16), 204);
+    assert_true(wait_gone(N1, caller));
+    assert_true(wait_moh(N2, agent));
+    assert_int_equal(count_events("COMPLETECALLER") + count_events("COMPLETEAGENT"), 1);
+    char st[32];
+    for (int t = 0; t < WAIT_MS && strcmp(hget("{ariq}:agent:2004", "state", st, sizeof st),
+                                          "free");
+         t += 10)
+        sleep_ms(10);
+    assert_string_equal(st, "free");
+    hang_up(N2, agent);
+    assert_all_clean();
+}
+
+/* The trunk answers busy: the pairing is undone, the caller keeps the front
+ * (a later caller, even on the agent's own node, does not overtake it) and
+ * its music; the agent is free again. Once the trunk works, it connects. */
+static void test_link_busy_rolls_back(void **state)
+{
+    (void)state;
+    char agent[128], caller[128], later[128], detail[160];
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "busy", 0), 204);
+    agent_in(N2, "support", "2005", agent, sizeof agent);
+    caller_in(N1, "support", caller, sizeof caller);
+    assert_true(wait_events("UNPAIRED", 1));
+    last_unpaired_detail(detail, sizeof detail);
+    if (!strstr(detail, "busy"))
+        fail_msg("UNPAIRED detail '%s' does not say busy", detail);
+    assert_rolled_back_and_retried("support", caller, "2005");
+    caller_in(N2, "support", later, sizeof later); /* same node as the agent */
+    sleep_ms(200); /* several sweeps: each retries the first caller, never the later */
+    assert_false(sim_is_connected(&C->sim, 0, later, agent) == 1);
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "answer", 0), 204);
+    wait_connected(caller, agent);
+    assert_true(hearing_moh(N2, later));
+    hang_up(N1, caller);
+    wait_connected(later, agent); /* now the later one, on node2 itself */
+    hang_up(N2, later);
+    hang_up(N2, agent);
+    assert_all_clean();
+}
+
+/* Nobody answers the link within link_timeout_s: rolled back as for busy. */
+static void test_link_not_answered_rolls_back(void **state)
+{
+    (void)state;
+    char agent[128], caller[128], detail[160];
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "noanswer", 0), 204);
+    agent_in(N2, "support", "2006", agent, sizeof agent);
+    caller_in(N1, "support", caller, sizeof caller);
+    assert_true(wait_events("UNPAIRED", 1));
+    last_unpaired_detail(detail, sizeof detail);
+    if (!strstr(detail, "not answered"))
+        fail_msg("UNPAIRED detail '%s' does not say not answered", detail);
+    assert_rolled_back_and_retried("support", caller, "2006");
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "answer", 0), 204);
+    wait_connected(caller, agent);
+    hang_up(N1, caller);
+    hang_up(N2, agent);
+    assert_all_clean();
+}
+
+/* The caller hangs up while its link rings: ABANDON, the link goes, the
+ * agent is free again. */
+static void test_caller_hangs_up_while_link_rings(void **state)
+{
+    (void)state;
+    char agent[128], caller[128], link[160];
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "noanswer", 0), 204);
+    agent_in(N2, "support", "2007", agent, sizeof agent);
+    caller_in(N1, "support", caller, sizeof caller);
+    assert_true(wait_events("PAIRED", 1));
+    qc_event p;
+    assert_true(last_event("PAIRED", &p));
+    snprintf(link, sizeof link, "ariq-lo-%s", p.pairing);
+    for (int t = 0; t < WAIT_MS && !alive(N1, link); t += 5)
+        sleep_ms(5);
+    hang_up(N1, caller);
+    assert_true(wait_events("ABANDON", 1));
+    assert_true(wait_gone(N1, link));
+    char st[32];
+    for (int t = 0; t < WAIT_MS && strcmp(hget("{ariq}:agent:2007", "state", st, sizeof st),
+                                          "free");
+         t += 10)
+        sleep_ms(10);
+    assert_string_equal(st, "free");
+    assert_true(hearing_moh(N2, agent));
+    hang_up(N2, agent);
+    assert_all_clean();
+}
+
+/* The agent hangs up while the link to it rings: the caller keeps the front
+ * and is served by the next agent. */
+static void test_agent_hangs_up_while_link_rings(void **state)
+{
+    (void)state;
+    char agent[128], agent2[128], caller[128];
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "noanswer", 0), 204);
+    agent_in(N2, "support", "2008", agent, sizeof agent);
+    caller_in(N1, "support", caller, sizeof caller);
+    assert_true(wait_events("PAIRED", 1));
+    hang_up(N2, agent);
+    assert_true(wait_events("AGENTLOGOFF", 1));
+    assert_true(wait_events("UNPAIRED", 1));
+    char k[64];
+    snprintf(k, sizeof k, "{ariq}:queue:%s:callers", "support");
+    for (int t = 0; t < WAIT_MS && zrank(k, caller) != 0; t += 10)
+        sleep_ms(10);
+    assert_int_equal(zrank(k, caller), 0);
+    assert_true(alive(N1, caller));
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "answer", 0), 204);
+    place(N2, "agent,support,2009", "2009", agent2, sizeof agent2);
+    wait_connected(caller, agent2);
+    hang_up(N1, caller);
+    hang_up(N2, agent2);
+    assert_all_clean();
+}
+
+/* An agent arrives on node1 while the caller on node2 hears its position
+ * (multi-x-cutoff): the announcement is cut at once and they connect. */
+static void test_link_cuts_announcement(void **state)
+{
+    (void)state;
+    char c[128], ag[128];
+    caller_in(N2, "support", c, sizeof c);
+    json_t *snd = NULL;
+    for (int t = 0; t < WAIT_MS && !snd; t += 5, sleep_ms(5)) {
+        json_t *o = chan(N2, c), *e;
+        size_t i;
+        json_array_foreach(json_object_get(o, "timeline"), i, e)
+        {
+            const char *ev = json_string_value(json_object_get(e, "ev"));
+            if (!strcmp(ev, "sound") && json_is_null(json_object_get(e, "result")))
+                snd = json_incref(e);
+        }
+        json_decref(o);
+    }
+    assert_non_null(snd);
+    json_int_t started = json_integer_value(json_object_get(snd, "start"));
+    json_decref(snd);
+    place(N1, "agent,support,1001", "1001", ag, sizeof ag);
+    wait_connected(c, ag);
+    json_t *o = chan(N2, c), *e;
+    size_t i;
+    const char *result = NULL;
+    json_int_t ended = 0;
+    json_array_foreach(json_object_get(o, "timeline"), i, e)
+    {
+        if (!strcmp(json_string_value(json_object_get(e, "ev")), "sound") &&
+            json_integer_value(json_object_get(e, "start")) == started) {
+            result = json_string_value(json_object_get(e, "result"));
+            ended = json_integer_value(json_object_get(e, "end"));
+        }
+    }
+    assert_non_null(result);
+    assert_string_equal(result, "cut");
+    assert_true(ended - started < 400); /* it lasts ~424 ms when heard whole */
+    json_decref(o);
+    hang_up(N1, ag);
+    assert_true(wait_gone(N2, c));
+    assert_all_clean();
+}
+
+/* ---- three nodes: global order ------------------------------------------------------ */
+
+static const struct {
+    int node, prio;
+} joins[] = {{0, 0}, {1, 0}, {2, 5}, {0, 0}, {2, 0}, {1, 5}};
+#define NJOINS (sizeof joins / sizeof joins[0])
+static char g_callers[NJOINS][128];
+
+static int priority_of(const char *callid, void *ud)
+{
+    (void)ud;
+    for (size_t i = 0; i < NJOINS; i++)
+        if (!strcmp(g_callers[i], callid))
+            return joins[i].prio;
+    return -1;
+}
+
+/* Callers join on three nodes, interleaved, two of them at priority 5; each
+ * hears how many are ahead of it over all nodes; agents arriving one by one,
+ * on any node, take them in global order: priority 5 first (in the order
+ * they came), then the others in the order they came. */
+static void test_global_order_three_nodes(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NJOINS; i++) {
+        char args[64];
+        snprintf(args, sizeof args, "caller,support,%d", joins[i].prio);
+        place(joins[i].node, args, "5552000", g_callers[i], sizeof g_callers[i]);
+        sleep_ms(20); /* a clear arrival order */
+    }
+    /* the first announcement (0.3 s after joining) counts everyone ahead */
+    static const size_t order[] = {2, 5, 0, 1, 3, 4};
+    for (size_t k = 0; k < NJOINS; k++) {
+        size_t i = order[k];
+        char num[32];
+        snprintf(num, sizeof num, k == 0 ? "sound:queue-youarenext" : "number:%zu", k);
+        bool heard = false;
+        for (int t = 0; t < WAIT_MS && !heard; t += 20, sleep_ms(20)) {
+            json_t *o = chan(joins[i].node, g_callers[i]), *e;
+            size_t j;
+            json_array_foreach(json_object_get(o, "timeline"), j, e)
+            {
+                const char *m = json_string_value(json_object_get(e, "media"));
+                heard |= m && !strcmp(m, num);
+            }
+            json_decref(o);
+        }
+        if (!heard)
+            fail_msg("caller %zu (node%d) never heard %s", i, joins[i].node + 1, num);
+    }
+    char agents[NJOINS][128];
+    for (size_t k = 0; k < NJOINS; k++) {
+        char args[64], id[16];
+        snprintf(id, sizeof id, "30%02zu", k);
+        snprintf(args, sizeof args, "agent,support,%s", id);
+        place((int)(k * 2 % 3), args, id, agents[k], sizeof agents[k]); /* nodes 1,3,2,1,.. */
+        wait_connected(g_callers[order[k]], agents[k]);
+    }
+    for (size_t i = 0; i < NJOINS; i++)
+        hang_up(joins[i].node, g_callers[i]);
+    for (size_t k = 0; k < NJOINS; k++)
+        hang_up((int)(k * 2 % 3), agents[k]);
+    assert_all_clean();
+    redisContext *rc = redis();
+    qc_stream *s = qc_stream_load(rc, NULL);
+    char err[512];
+    qc_stats st;
+    qc_opts o = {.final = true, .priority_of = priority_of};
+    if (qc_check(s, &o, &st, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(st.order_checked, (int)NJOINS);
+    qc_stream_free(s);
+    redisFree(rc);
+}
+
+/* ---- a node dies ------------------------------------------------------------------------ */
+
+/* node2's queued is killed and its Asterisk goes down. Within three
+ * heartbeats (1.5 s) node1 reaps node2's entries: its waiting caller is
+ * ABANDONed and its agent logged off, with the reason; the pairing of node1's
+ * caller with node2's agent (its link ringing) is undone, the caller keeps
+ * the front and is served by an agent on node1. */
+static void test_dead_node_is_reaped(void **state)
+{
+    (void)state;
+    char ag2[128], c2[128], c1[128], ag1[128];
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "noanswer", 0), 204);
+    agent_in(N2, "support", "2010", ag2, sizeof ag2);
+    caller_in(N2, "sales", c2, sizeof c2); /* no sales agent: it waits */
+    caller_in(N1, "support", c1, sizeof c1);
+    assert_true(wait_events("PAIRED", 1));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    queued_proc_kill(&C->q[N2]);
+    assert_int_equal(sim_set_node_down(&C->sim, N2, N1), 200);
+    /* ABANDON for c2 and AGENTLOGOFF for 2010, both with the reason */
+    bool reaped = false;
+    for (int t = 0; t < 5000 && !reaped; t += 20, sleep_ms(20)) {
+        redisContext *rc = redis();
+        redisReply *r = redisCommand(rc, "SISMEMBER {ariq}:nodes node2");
+        reaped = r && r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+        freeReplyObject(r);
+        redisFree(rc);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("node2 reaped %.2f s after it died (three heartbeats: 1.5 s)\n", took);
+    assert_true(reaped);
+    assert_true(took < 3.0); /* 1.5 s, and slack for a loaded machine */
+    qc_event e;
+    assert_true(last_event("ABANDON", &e));
+    assert_string_equal(e.callid, c2);
+    assert_true(last_event("AGENTLOGOFF", &e));
+    assert_string_equal(e.agent, "2010");
+    char k[64];
+    snprintf(k, sizeof k, "{ariq}:queue:support:callers");
+    for (int t = 0; t < WAIT_MS && zrank(k, c1) != 0; t += 10)
+        sleep_ms(10);
+    assert_int_equal(zrank(k, c1), 0);
+    assert_true(wait_moh(N1, c1));
+    place(N1, "agent,support,1010", "1010", ag1, sizeof ag1);
+    wait_connected(c1, ag1);
+    hang_up(N1, c1);
+    hang_up(N1, ag1);
+    /* node2 is gone for good: only node1 is checked for leftovers */
+    C->nnodes = 1;
+    assert_all_clean();
+    C->nnodes = 2;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_caller_on_1_agent_on_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_keys_across_link, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_hangs_up_while_talking, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_drops_while_talking, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_busy_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_not_answered_rolls_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_caller_hangs_up_while_link_rings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_hangs_up_while_link_rings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_link_cuts_announcement, setup_slow, teardown),
+        cmocka_unit_test_setup_teardown(test_global_order_three_nodes, setup_3, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_node_is_reaped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
