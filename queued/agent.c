@@ -124,6 +124,10 @@ static void on_login(queue_store *qs, int err, const qs_result *res, void *pd)
         if (!node_will_carry(a->base.n, res->pairings, res->npairings, a->base.chan))
             to_holding(a);
         node_take_pairings(a->base.n, res->pairings, res->npairings);
+    } else if (a->state == AGENT_CONNECTING && a->k) {
+        /* a link for it arrived before this reply (another node paired it) */
+        a->logged_in = true;
+        node_take_pairings(a->base.n, res->pairings, res->npairings);
     } else {
         a->logged_in = true; /* hung up while logging in */
         logoff(a);

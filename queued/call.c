@@ -143,6 +143,11 @@ const char *call_pairing(const call *k)
     return k->p.pairing;
 }
 
+bool call_is_out(const call *k)
+{
+    return k->kind == CALL_OUT && k->state <= CALL_DIALING;
+}
+
 long long pairing_seq(const char *pairing)
 {
     return pairing && pairing[0] == 'p' ? strtoll(pairing + 1, NULL, 10) : 0;

@@ -140,6 +140,15 @@ static void on_entered(queue_store *qs, int err, const qs_enter_result *res, voi
             hold_join(&c->base, c->q->moh_class, on_held);
             node_take_pairings(c->base.n, res->pairings, res->npairings);
         }
+    } else if (c->state == CALLER_CONNECTING && c->k) {
+        /* another node paired it and its command came before this reply
+         * (two connections): it waits in the holding bridge while the link
+         * is dialled, unless its call is already past that */
+        c->queued = true;
+        arm_timeout(c);
+        if (call_is_out(c->k))
+            hold_join(&c->base, c->q->moh_class, on_held);
+        node_take_pairings(c->base.n, res->pairings, res->npairings);
     } else {
         c->queued = true; /* hung up while entering: leave now */
         leave_queue(c);

@@ -161,6 +161,8 @@ void call_link_gone(call *k, const char *why);
 /* A newer pairing of `mover`, one of k's parties, arrived: k is over. */
 void call_superseded(call *k, leg *mover);
 const char *call_pairing(const call *k);
+/* An OUT call still dialling: its caller belongs in the holding bridge. */
+bool call_is_out(const call *k);
 /* The sequence number of a pairing id ("p<seq>"); 0 if it is not one. */
 long long pairing_seq(const char *pairing);
 /* A party's channel is gone (hung up). */
