@@ -52,7 +52,7 @@ static int setup(void **state)
 {
     return start(state, 2, SCALE, "sweep_ms = 50\nheartbeat_s = 1\n",
                  "[queue support]\nannounce_frequency = 30\n"
-                 "[queue sales]\nannounce_frequency = 0\nwrapup_time = 2\n");
+                 "[queue sales]\nannounce_frequency = 0\nwrapup_time = 100\n");
 }
 
 static int setup_3(void **state)
@@ -340,7 +340,8 @@ static void assert_rolled_back_and_retried(const char *queue, const char *caller
 /* The agent's keys on node2 drive the recording of node2's bridge: 0 starts
  * it (the caller is beeped over the link), 5 pauses and resumes, 7 keeps it,
  * 0 then 9 discards a second one; '#' ends the call: the caller on node1 is
- * hung up, the agent wraps up (sales: 2 s) and is back with music. */
+ * hung up, the agent wraps up (sales: 100 s, 1 s here) with music, then is
+ * free. */
 static void test_agent_keys_across_link(void **state)
 {
     (void)state;
@@ -359,15 +360,22 @@ static void test_agent_keys_across_link(void **state)
             fail_msg("key %s: no %s", steps[i].keys, steps[i].event);
         sleep_ms(30); /* the recording request reaches node2's Asterisk */
     }
-    /* node2 kept one recording and threw the other away */
-    long st = 0;
-    char *body = sim_http(&C->sim, N2, "GET", "/ari/recordings/stored", NULL, true, &st);
-    assert_int_equal(st, 200);
-    json_t *stored = json_loads(body, 0, NULL);
-    free(body);
-    assert_true(json_is_array(stored));
-    assert_int_equal(json_array_size(stored), 1);
-    json_decref(stored);
+    /* node2 kept one recording and threw the other away (the events are
+     * written as the keys are read; ARI's answers may come a little later) */
+    size_t nstored = 0;
+    for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10)) {
+        long st = 0;
+        char *body = sim_http(&C->sim, N2, "GET", "/ari/recordings/stored", NULL, true, &st);
+        assert_int_equal(st, 200);
+        json_t *stored = json_loads(body, 0, NULL);
+        free(body);
+        assert_true(json_is_array(stored));
+        nstored = json_array_size(stored);
+        json_decref(stored);
+        if (nstored == 1 && count_events("RECORDDISCARD") == 1)
+            break;
+    }
+    assert_int_equal(nstored, 1);
     assert_int_equal(count_events("CONNECT"), 1);
     assert_true(alive(N1, caller));
     assert_int_equal(sim_send_dtmf(&C->sim, N2, agent, "#"), 204);
@@ -375,8 +383,13 @@ static void test_agent_keys_across_link(void **state)
     assert_true(wait_events("COMPLETEAGENT", 1));
     assert_string_equal(hung_up_by(N1, caller, who, sizeof who), "app");
     assert_true(wait_moh(N2, agent));
-    char state_[32];
+    char state_[32]; /* wrapup_time 100 s: 1 s here */
     assert_string_equal(hget("{ariq}:agent:2002", "state", state_, sizeof state_), "wrapup");
+    for (int t = 0; t < WAIT_MS && strcmp(hget("{ariq}:agent:2002", "state", state_,
+                                               sizeof state_), "free");
+         t += 20)
+        sleep_ms(20);
+    assert_string_equal(state_, "free"); /* and then free again */
     hang_up(N2, agent);
     assert_all_clean();
 }
@@ -648,6 +661,35 @@ static void test_global_order_three_nodes(void **state)
     redisFree(rc);
 }
 
+/* Agents are offered calls in the order they became free, over all nodes:
+ * three log in on nodes 3, 1, 2 in that order; callers arriving one by one
+ * on any node go to them in that order; the first agent, free again after
+ * its call, is behind the other two. */
+static void test_agent_order_three_nodes(void **state)
+{
+    (void)state;
+    static const int anode[] = {2, 0, 1};
+    char agents[3][128], callers[4][128];
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "40%02d", i);
+        agent_in(anode[i], "support", id, agents[i], sizeof agents[i]);
+        sleep_ms(20);
+    }
+    caller_connects(0, "support", callers[0], sizeof callers[0], agents[0]);
+    hang_up(0, callers[0]); /* agent 0 is free again: now the last one */
+    assert_true(wait_moh(anode[0], agents[0]));
+    caller_connects(1, "support", callers[1], sizeof callers[1], agents[1]);
+    caller_connects(2, "support", callers[2], sizeof callers[2], agents[2]);
+    caller_connects(1, "support", callers[3], sizeof callers[3], agents[0]);
+    hang_up(1, callers[1]);
+    hang_up(2, callers[2]);
+    hang_up(1, callers[3]);
+    for (int i = 0; i < 3; i++)
+        hang_up(anode[i], agents[i]);
+    assert_all_clean();
+}
+
 /* ---- a node dies ------------------------------------------------------------------------ */
 
 /* node2's queued is killed and its Asterisk goes down. Within three
@@ -716,6 +758,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_hangs_up_while_link_rings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_link_cuts_announcement, setup_slow, teardown),
         cmocka_unit_test_setup_teardown(test_global_order_three_nodes, setup_3, teardown),
+        cmocka_unit_test_setup_teardown(test_agent_order_three_nodes, setup_3, teardown),
         cmocka_unit_test_setup_teardown(test_dead_node_is_reaped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
