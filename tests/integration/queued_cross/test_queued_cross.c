@@ -91,37 +91,27 @@ static json_t *chan(int node, const char *id)
     return c;
 }
 
-static bool alive(int node, const char *id)
+/* A boolean of the oracle's channel summary ("alive", "hearing_moh"). */
+static bool flag(int node, const char *id, const char *name)
 {
     json_t *c = chan(node, id);
-    bool a = json_is_true(json_object_get(c, "alive"));
-    json_decref(c);
-    return a;
-}
-
-static bool wait_gone(int node, const char *id)
-{
-    for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10))
-        if (!alive(node, id))
-            return true;
-    return false;
-}
-
-static bool hearing_moh(int node, const char *id)
-{
-    json_t *c = chan(node, id);
-    bool on = json_is_true(json_object_get(c, "hearing_moh"));
+    bool on = json_is_true(json_object_get(c, name));
     json_decref(c);
     return on;
 }
 
-static bool wait_moh(int node, const char *id)
+static bool wait_flag(int node, const char *id, const char *name, bool want)
 {
     for (int t = 0; t < WAIT_MS; t += 10, sleep_ms(10))
-        if (hearing_moh(node, id))
+        if (flag(node, id, name) == want)
             return true;
     return false;
 }
+
+#define alive(node, id) flag(node, id, "alive")
+#define hearing_moh(node, id) flag(node, id, "hearing_moh")
+#define wait_gone(node, id) wait_flag(node, id, "alive", false)
+#define wait_moh(node, id) wait_flag(node, id, "hearing_moh", true)
 
 /* Who hung the channel up ("party", "app", "link", ...), or "" if alive. */
 static const char *hung_up_by(int node, const char *id, char *buf, size_t len)
