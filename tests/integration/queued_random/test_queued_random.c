@@ -37,6 +37,7 @@
 #include "queued_proc.h"
 #include "redis_proc.h"
 #include "sim_proc.h"
+#include "test_rng.h"
 
 #define NCALLERS      200
 #define NAGENTS       20
@@ -71,7 +72,6 @@ static struct {
     sim_proc sim;
     queued_proc q;
     redisContext *rc;
-    uint64_t rng;
     unsigned seed;
     caller_t callers[NCALLERS];
     agent_t agents[NAGENTS];
@@ -84,34 +84,6 @@ static struct {
     int keys_sent, agent_leaves, caller_hangups_waiting, caller_hangups_talking;
     int ann_in_call; /* known bug "announcement into the call" */
 } R;
-
-/* ---- randomness ---------------------------------------------------------------- */
-
-static uint64_t rnd(void)
-{
-    uint64_t x = R.rng; /* xorshift64* */
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    R.rng = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static bool chance(double p)
-{
-    return (double)(rnd() >> 11) / (double)(1ULL << 53) < p;
-}
-
-static int below(int n)
-{
-    return (int)(rnd() % (uint64_t)n);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- parties --------------------------------------------------------------------- */
 
@@ -139,10 +111,10 @@ static void caller_arrives(int i)
 {
     static const char *const qs[] = {"q1", "q2", "q1&q2"};
     caller_t *c = &R.callers[i];
-    int r = below(20);
+    int r = test_rng_below(20);
     const char *queues = qs[r < 9 ? 0 : r < 18 ? 1 : 2];
     char args[64], num[16];
-    c->priority = below(4);
+    c->priority = test_rng_below(4);
     snprintf(args, sizeof args, "caller,%s,%d", queues, c->priority);
     snprintf(num, sizeof num, "55%05d", i);
     place(args, num, c->chan, sizeof c->chan);
@@ -160,7 +132,7 @@ static void agent_leaves(agent_t *a, int tick)
 {
     hangup(a->chan);
     a->chan[0] = '\0';
-    a->back_at = tick + 30 + below(60); /* after its logoff is long done */
+    a->back_at = tick + 30 + test_rng_below(60); /* after its logoff is long done */
     R.agent_leaves++;
 }
 
@@ -262,7 +234,7 @@ static void sample_connect(connect_t *k)
             R.live_unconfirmed++; /* over already: the timeline decides */
             return;
         }
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     fail_msg(
         "seed %u: CONNECT %s (caller %s, agent %s): pairing live, both alive, but the "
@@ -314,14 +286,14 @@ static void act_in_call(const talk_t *t, int tick, bool agents_may_leave)
 {
     static const char keys[] = "05795793#";
     agent_t *a = agent_of(t->agent);
-    if (chance(0.08)) {
-        char d[2] = {keys[below((int)sizeof keys - 1)], 0};
+    if (test_rng_chance(0.08)) {
+        char d[2] = {keys[test_rng_below((int)sizeof keys - 1)], 0};
         assert_int_equal(sim_send_dtmf(&R.sim, 0, t->agent, d), 204);
         R.keys_sent++;
-    } else if (chance(0.02)) {
+    } else if (test_rng_chance(0.02)) {
         hangup(t->caller);
         R.caller_hangups_talking++;
-    } else if (a && agents_may_leave && chance(0.004)) {
+    } else if (a && agents_may_leave && test_rng_chance(0.004)) {
         agent_leaves(a, tick); /* the agent hangs up mid-call */
     }
 }
@@ -334,13 +306,13 @@ static void tick_once(int tick, int *next_caller)
     bool arrivals = *next_caller < NCALLERS;
     bool agents_may_leave = arrivals || tick < ARRIVAL_TICKS + 100;
 
-    if (arrivals && chance((double)NCALLERS / ARRIVAL_TICKS))
+    if (arrivals && test_rng_chance((double)NCALLERS / ARRIVAL_TICKS))
         caller_arrives((*next_caller)++);
     for (int i = 0; i < NAGENTS; i++) { /* arrivals: the first ones, those coming back */
         agent_t *a = &R.agents[i];
         if (!a->chan[0] && tick >= a->back_at)
             agent_arrives(a);
-        else if (a->chan[0] && agents_may_leave && chance(0.001))
+        else if (a->chan[0] && agents_may_leave && test_rng_chance(0.001))
             agent_leaves(a, tick); /* free, waiting or talking */
     }
     size_t nt = calls_now(talks, NAGENTS * 2, members, &nmembers, NCALLERS + 4 * NAGENTS);
@@ -348,7 +320,7 @@ static void tick_once(int tick, int *next_caller)
         act_in_call(&talks[i], tick, agents_may_leave);
     for (int i = 0; i < *next_caller; i++) { /* impatient waiting callers */
         caller_t *c = &R.callers[i];
-        if (!c->hung_up && !in_list(members, nmembers, c->chan) && chance(0.003)) {
+        if (!c->hung_up && !in_list(members, nmembers, c->chan) && test_rng_chance(0.003)) {
             hangup(c->chan);
             c->hung_up = true;
             R.caller_hangups_waiting++;
@@ -518,7 +490,7 @@ static void check_the_end(void)
     for (int t = 0; t < WAIT_MS && clean; t += 20) {
         clean = qc_redis_clean(R.rc, NULL, err, sizeof err);
         if (clean)
-            sleep_ms(20);
+            test_sleep_ms(20);
     }
     if (clean)
         fail_msg("seed %u: %s", R.seed, err);
@@ -581,13 +553,13 @@ static void test_random_run(void **state)
         if (next_caller == NCALLERS && tick > ARRIVAL_TICKS && tick % 20 == 0 &&
             callers_alive() == 0)
             break;
-        sleep_ms(TICK_MS);
+        test_sleep_ms(TICK_MS);
     }
     fprintf(stderr, "seed %u: script ran %d ticks\n", R.seed, tick);
     for (size_t i = 0; i < R.nall; i++) /* everybody hangs up: callers, then agents */
         if (priority_of(R.all_chans[i], NULL) >= 0)
             hangup(R.all_chans[i]);
-    sleep_ms(200);
+    test_sleep_ms(200);
     for (size_t i = 0; i < R.nall; i++)
         hangup(R.all_chans[i]);
     assert_true(sim_wait_live_channels(&R.sim, 0, 0, WAIT_MS));
@@ -631,11 +603,7 @@ static int teardown(void **state)
 
 int main(int argc, char **argv)
 {
-    const char *s = argc > 1 ? argv[1] : getenv("ARIQ_SEED");
-    R.seed = s && *s ? (unsigned)strtoul(s, NULL, 10) : DEFAULT_SEED;
-    R.rng = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)R.seed * 0xBF58476D1CE4E5B9ULL);
-    if (!R.rng)
-        R.rng = 1;
+    R.seed = test_rng_seed(argc, argv, DEFAULT_SEED);
     fprintf(stderr, "seed %u (rerun: test_queued_random %u)\n", R.seed, R.seed);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_random_run, setup, teardown),
