@@ -5,8 +5,8 @@
  *   CHECKING     no queue with a maxlen is full       ANSWERING
  *   CHECKING     a queue is full                      ENDED     (turned away: FULL)
  *   ANSWERING    answer 204                           ENTERING  (qs_enter, autopair)
- *   ANSWERING    answer 404 / hangup                  ENDED     (ENTERQUEUE + ABANDON: it
- *                                                               reached the queue)
+ *   CHECKING,    answer 404 / hangup                  ENDED     (ENTERQUEUE + ABANDON: it
+ *   ANSWERING                                                   reached the queue)
  *   ANSWERING    answer kept failing (5xx, ~6 s)      ENDED     (turned away: UNAVAILABLE)
  *   ENTERING     entered                              HOLDING   (hold_join)
  *   ENTERING     entered and paired at once           CONNECTING
@@ -521,6 +521,8 @@ static void caller_gone(caller *c)
         call_caller_gone(c->k);
     else if (c->queued && was != CALLER_ENTERING)
         leave_queue(c);
+    else if (was == CALLER_CHECKING || was == CALLER_ANSWERING)
+        record_abandon(c); /* it reached the queue: ENTERQUEUE, ABANDON */
 }
 
 static void on_event(leg *l, const ari_event *ev)

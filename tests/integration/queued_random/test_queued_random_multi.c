@@ -107,7 +107,6 @@ static struct {
     int keys_sent, agent_leaves, agent_leaves_ringing, caller_hangups_waiting,
         caller_hangups_ringing, caller_hangups_talking, rule_windows;
     int rollbacks;
-    int unlogged; /* known bug "a caller gone while answering is not logged" */
 } R;
 
 /* ---- parties --------------------------------------------------------------------- */
@@ -628,34 +627,11 @@ static void check_clean(void)
         fail_msg("seed %u: %s", R.seed, err);
 }
 
-/* Known bug, "a caller gone while answering is not logged": a caller that
- * hangs up while queued's answer is in flight (ChannelHangupRequest before
- * the answer's reply) goes ANSWERING -> ENDED through caller_gone(), which
- * records nothing (c->queued is still false), and on_answered() then
- * returns early as the state is no longer ANSWERING: no ENTERQUEUE, no
- * ABANDON, the caller is missing from the queue_log. queued/caller.c's
- * table says "ANSWERING answer 404 / hangup -> ENDED (ENTERQUEUE + ABANDON)";
- * only the 404 path does it. Its signature in the caller's node's log:
- * "chan=X queue=Q from=answering to=ended" with no "not answered" line.
- * Counted and shown by default; a failure with ARIQ_KNOWN_BUGS=1. */
-static bool gone_while_answering(const party_t *p)
-{
-    char needle[200], answered[160];
-    snprintf(needle, sizeof needle, "chan=%s queue=%s from=answering to=ended", p->chan,
-             p->first);
-    snprintf(answered, sizeof answered, "chan=%s not answered", p->chan);
-    const queued_proc *q = &R.c->q[p->node];
-    return queued_proc_log_count(q, needle) == 1 &&
-           queued_proc_log_count(q, answered) == 0;
-}
-
 /* Every caller the script placed reached the queue: an ENTERQUEUE (even one
  * gone before its answer is logged as entered, then abandoned), so the
  * checker's "ends exactly one way" covers every caller placed. */
 static void check_every_caller_entered(const qc_stream *s, int placed)
 {
-    const char *kb = getenv("ARIQ_KNOWN_BUGS");
-    bool known_bugs = kb && !strcmp(kb, "1");
     for (int i = 0; i < placed; i++) {
         const party_t *p = R.callers[i].p;
         bool entered = false;
@@ -663,17 +639,9 @@ static void check_every_caller_entered(const qc_stream *s, int placed)
             const qc_event *e = qc_stream_at(s, j);
             entered = !strcmp(e->event, "ENTERQUEUE") && !strcmp(e->callid, p->chan);
         }
-        if (entered)
-            continue;
-        if (known_bugs || !gone_while_answering(p))
+        if (!entered)
             fail_msg("seed %u: caller %s (node%d) never reached the queue: no ENTERQUEUE",
                      R.seed, p->chan, p->node + 1);
-        if (R.unlogged++ == 0)
-            fprintf(
-                stderr,
-                "seed %u: known bug: caller %s (node%d, queue %s) hung up while queued "
-                "answered it: no ENTERQUEUE and no ABANDON (see %s)\n",
-                R.seed, p->chan, p->node + 1, p->first, R.c->q[p->node].logpath);
     }
 }
 
@@ -710,15 +678,13 @@ static void check_the_end(int placed)
         "timelines %d; %d sampled connected live, %d already over), %d completes, %d "
         "abandons, %d withdraws; %d keys, %d agent leaves (%d while a link rang), caller "
         "hangups: %d waiting, %d while a link rang, %d in a call; %d link-rule windows; "
-        "recordings %d (stored %d, discarded %d); %d callers gone while answering not "
-        "logged "
-        "(known bug)\n",
+        "recordings %d (stored %d, discarded %d)\n",
         R.seed, st.enters, st.max_waiting, st.paired, st.order_checked, R.rollbacks,
         st.connects, R.cross_connects, R.links_checked, R.live_confirmed,
         R.live_unconfirmed, st.completes, st.abandons, st.withdraws, R.keys_sent,
         R.agent_leaves, R.agent_leaves_ringing, R.caller_hangups_waiting,
         R.caller_hangups_ringing, R.caller_hangups_talking, R.rule_windows, recstart,
-        stored, discarded, R.unlogged);
+        stored, discarded);
     assert_int_equal((size_t)st.connects, R.nconnects);
     assert_true(st.connects > 0 && st.abandons > 0 && R.cross_connects > 0 &&
                 R.rollbacks > 0);
