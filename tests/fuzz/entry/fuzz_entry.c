@@ -1,5 +1,6 @@
 /* Fuzz target: Stasis(queue,...) arguments, split on NUL bytes into args
  * (the first arg of the input may also be used as the caller id). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     entry_args e;
     char err[256];
     const char *num = n > 1 ? args[n - 1] : NULL;
-    if (entry_args_parse(args, n > 1 ? n - 1 : n, num, &e, err, sizeof err) == 0 &&
-        e.role != ENTRY_LINK && (e.nqueues == 0 || e.nqueues > ENTRY_MAX_QUEUES))
-        abort();
+    if (entry_args_parse(args, n > 1 ? n - 1 : n, num, &e, err, sizeof err) == 0) {
+        bool link = e.role == ENTRY_LINK || e.role == ENTRY_LINKOUT;
+        if (!link && (e.nqueues == 0 || e.nqueues > ENTRY_MAX_QUEUES))
+            abort(); /* a caller or agent always has its queues */
+        if (link && e.pairing[0] == '\0')
+            abort(); /* a link always names its pairing */
+    }
     free(buf);
     return 0;
 }
