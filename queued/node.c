@@ -287,11 +287,31 @@ static void on_channels_listed(ari_rest *rest, const ari_response *r, void *pd)
     strmap_free(alive);
 }
 
+static void on_filtered(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    node *n = pd;
+    if (r->status != 200 && r->err != ARIQ_ECLOSED)
+        LOG_W(MOD, "node=%s event filter not set (%ld %s): every event type comes",
+              n->cfg->node_id, r->status, ari_response_message(r));
+}
+
+/* The event types a node acts on. Asterisk sends an app every event of its
+ * channels and bridges (ChannelVarset, ChannelDialplan, Dial, bridge moves,
+ * ...), four or five times as many as these; filtered at the source they
+ * are neither serialized, sent nor parsed. */
+static const char *const wanted_events[] = {
+    "StasisStart",       "StasisEnd",      "ChannelHangupRequest", "ChannelDestroyed",
+    "ChannelDtmfReceived", "PlaybackFinished", "RecordingFinished",  "RecordingFailed",
+    "ApplicationReplaced"};
+
 static void on_ari_connected(ari_stream *s, void *ud)
 {
     (void)s;
     node *n = ud;
     LOG_I(MOD, "node=%s ari=connected app=%s", n->cfg->node_id, n->cfg->app);
+    ari_application_filter(n->rest, n->cfg->app, wanted_events,
+                           sizeof wanted_events / sizeof wanted_events[0], on_filtered, n);
     if (n->ari_connects++ > 0) /* a reconnect: what happened meanwhile? */
         ari_channel_list(n->rest, on_channels_listed, n);
 }

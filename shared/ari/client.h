@@ -236,6 +236,12 @@ typedef struct ari_originate {
 int ari_channel_originate(ari_rest *r, const ari_originate *o, ari_cb cb,
                           void *pd);
 
+/* Applications: PUT /applications/{app}/eventFilter with {"allowed":
+ * [{"type": T}, ...]}: only those event types reach the app's WebSocket
+ * (Asterisk 13.26/16.3 and later; an empty list allows every type). */
+int ari_application_filter(ari_rest *r, const char *app, const char *const *allowed,
+                           size_t nallowed, ari_cb cb, void *pd);
+
 /* Bridges */
 int ari_bridge_list(ari_rest *r, ari_cb cb, void *pd);
 int ari_bridge_get(ari_rest *r, const char *bridge, ari_cb cb, void *pd);

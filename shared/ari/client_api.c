@@ -498,6 +498,34 @@ int ari_recording_stored_delete(ari_rest *r, const char *name, ari_cb cb,
     return simple(r, "DELETE", "/recordings/stored", name, NULL, cb, pd);
 }
 
+/* Applications -------------------------------------------------------------- */
+
+int ari_application_filter(ari_rest *r, const char *app, const char *const *allowed,
+                           size_t nallowed, ari_cb cb, void *pd)
+{
+    ari_path p;
+    json_t *list = json_array(), *body = NULL;
+    int rc = list ? 0 : ARIQ_ENOMEM;
+    for (size_t i = 0; i < nallowed && rc == 0; i++) {
+        if (!allowed || !allowed[i] || !*allowed[i])
+            rc = ARIQ_EINVAL;
+        else if (json_array_append_new(list, json_pack("{s:s}", "type", allowed[i])) != 0)
+            rc = ARIQ_ENOMEM;
+    }
+    if (rc == 0 && !(body = json_pack("{s:O}", "allowed", list)))
+        rc = ARIQ_ENOMEM;
+    json_decref(list);
+    if (rc == 0) {
+        path_init(&p);
+        path_raw(&p, "/applications");
+        path_seg(&p, app);
+        path_raw(&p, "/eventFilter");
+        rc = path_send(r, "PUT", &p, body, cb, pd);
+    }
+    json_decref(body);
+    return rc;
+}
+
 /* Asterisk ---------------------------------------------------------------- */
 
 int ari_asterisk_info(ari_rest *r, ari_cb cb, void *pd)

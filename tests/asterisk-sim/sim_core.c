@@ -89,7 +89,7 @@ void sim_emit(sim *s, int node, const char *app, const char *type, json_t *ev)
 {
     if (!ev)
         return;
-    if (sim_app_attached(s, node, app)) {
+    if (sim_app_attached(s, node, app) && !sim_event_filtered(s, node, app, type)) {
         char ts[32];
         json_object_set_new(ev, "type", json_string(type));
         json_object_set_new(ev, "timestamp", json_string(sim_ts(s, sim_now(s), ts)));
@@ -176,6 +176,7 @@ void sim_free(sim *s)
         sim_reset(s);
     for (int i = 0; i < s->n_nodes; i++) {
         json_decref(s->nodes[i].apps);
+        json_decref(s->nodes[i].filters);
         for (sim_dp *d = s->nodes[i].dialplan, *nx; d; d = nx) {
             nx = d->next;
             free(d);
@@ -205,8 +206,10 @@ int sim_node_add(sim *s, const char *name, const char *asterisk_id)
         return ARIQ_EINVAL;
     sim_node *n = &s->nodes[s->n_nodes];
     memset(n, 0, sizeof(*n));
-    if (!(n->apps = json_object()))
+    if (!(n->apps = json_object()) || !(n->filters = json_object())) {
+        json_decref(n->apps);
         return ARIQ_ENOMEM;
+    }
     strcpy(n->name, name);
     strcpy(n->asterisk_id, asterisk_id);
     n->up = true;
@@ -345,7 +348,27 @@ int sim_node_up(sim *s, int node)
         return ARIQ_EINVAL;
     s->nodes[node].up = true;
     s->nodes[node].started_ms = sim_now(s);
+    json_object_clear(s->nodes[node].filters); /* a restarted Asterisk has none */
     return 0;
+}
+
+static bool type_listed(const json_t *list, const char *type)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(list, i, t) if (!strcmp(json_string_value(t), type)) return true;
+    return false;
+}
+
+bool sim_event_filtered(const sim *s, int node, const char *app, const char *type)
+{
+    const json_t *f = json_object_get(s->nodes[node].filters, app);
+    if (!f)
+        return false;
+    const json_t *allowed = json_object_get(f, "allowed");
+    if (type_listed(json_object_get(f, "disallowed"), type))
+        return true; /* disallowed wins */
+    return json_array_size(allowed) > 0 && !type_listed(allowed, type);
 }
 
 /* ---- request dispatch ---- */

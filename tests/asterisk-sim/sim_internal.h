@@ -182,6 +182,7 @@ typedef struct sim_node {
     bool up;
     uint64_t started_ms;  /* node (re)start, for /asterisk/info */
     json_t *apps;         /* object app -> attach count */
+    json_t *filters;      /* object app -> {"allowed":[types],"disallowed":[types]} */
     sim_dp *dialplan;
 } sim_node;
 
@@ -232,6 +233,10 @@ char *sim_ts(sim *s, uint64_t ms, char *buf); /* ARI timestamp; buf >= 32 */
 void sim_emit(sim *s, int node, const char *app, const char *type, json_t *ev);
 /* Node reached by "TECH/PEER/rest" (sim_peer_add) and *rest, or ENOTFOUND. */
 int sim_peer_find(sim *s, const char *endpoint, const char **rest);
+/* The app's event filter (PUT /applications/{app}/eventFilter) keeps
+ * events of `type` from it. */
+bool sim_event_filtered(const sim *s, int node, const char *app, const char *type);
+
 /* Drops channels, bridges, playbacks, recordings, rules; keeps nodes. */
 void sim_reset(sim *s);
 

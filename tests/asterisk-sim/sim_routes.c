@@ -892,9 +892,75 @@ static json_t *app_json(sim *s, int node, const char *app)
             json_array_append_new(bridges, json_string(b->id));
     }
     free(v);
-    return json_pack("{s:s,s:o,s:o,s:[],s:[],s:[],s:[]}", "name", app, "channel_ids", chans,
+    json_t *allowed = json_array(), *disallowed = json_array(), *t;
+    const json_t *f = json_object_get(s->nodes[node].filters, app);
+    size_t i;
+    json_array_foreach(json_object_get(f, "allowed"), i, t)
+        json_array_append_new(allowed, json_pack("{s:O}", "type", t));
+    json_array_foreach(json_object_get(f, "disallowed"), i, t)
+        json_array_append_new(disallowed, json_pack("{s:O}", "type", t));
+    return json_pack("{s:s,s:o,s:o,s:[],s:[],s:o,s:o}", "name", app, "channel_ids", chans,
                      "bridge_ids", bridges, "endpoint_ids", "device_names", "events_allowed",
-                     "events_disallowed");
+                     allowed, "events_disallowed", disallowed);
+}
+
+/* One list of the filter body: [{"type":"T"}, ...] -> ["T", ...]; NULL if
+ * malformed. */
+static json_t *filter_list(const json_t *in)
+{
+    json_t *out = json_array(), *e;
+    size_t i;
+    if (!json_is_array(in) || !out) {
+        json_decref(out);
+        return NULL;
+    }
+    json_array_foreach(in, i, e)
+    {
+        const char *t = json_string_value(json_object_get(e, "type"));
+        if (!json_is_object(e) || !t || !*t || strlen(t) > 64) {
+            json_decref(out);
+            return NULL;
+        }
+        json_array_append_new(out, json_string(t));
+    }
+    return out;
+}
+
+/* PUT /applications/{app}/eventFilter, by api-docs/applications.json: an
+ * empty body clears both lists; a list given replaces that list only. */
+static void app_filter(sim_req *r)
+{
+    const char *app = r->p[0];
+    json_t *filters = r->s->nodes[r->node].filters;
+    if (!sim_app_attached(r->s, r->node, app) && !json_object_get(filters, app)) {
+        req_error(r, 404, "Application not found");
+        return;
+    }
+    json_t *body = r->body;
+    if (body && !json_is_object(body)) {
+        req_error(r, 400, "Invalid filter: expected an object");
+        return;
+    }
+    json_t *cur = json_object_get(filters, app);
+    json_t *next = json_pack("{s:O?,s:O?}", "allowed", json_object_get(cur, "allowed"),
+                             "disallowed", json_object_get(cur, "disallowed"));
+    static const char *const keys[] = {"allowed", "disallowed"};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *in = body ? json_object_get(body, keys[k]) : NULL;
+        if (!body || json_object_size(body) == 0) {
+            json_object_set_new(next, keys[k], json_array());
+        } else if (in) {
+            json_t *l = filter_list(in);
+            if (!l) {
+                json_decref(next);
+                req_error(r, 400, "Invalid filter: each entry must be {\"type\": name}");
+                return;
+            }
+            json_object_set_new(next, keys[k], l);
+        }
+    }
+    json_object_set_new(filters, app, next);
+    req_reply(r, 200, app_json(r->s, r->node, app));
 }
 
 static void app_get(sim_req *r)
@@ -968,5 +1034,6 @@ const sim_route sim_ari_routes[] = {
     {"GET", "/ari/asterisk/info", ast_info},
     {"GET", "/ari/applications", app_list},
     {"GET", "/ari/applications/:", app_get},
+    {"PUT", "/ari/applications/:/eventFilter", app_filter},
     {NULL, NULL, NULL},
 };

@@ -203,6 +203,43 @@ static void test_play_and_moh(void **state)
                                               CB(t))), 404);
 }
 
+/* PUT /applications/{app}/eventFilter: only the allowed types reach the
+ * app; an unknown app is 404; a malformed list is 400 and changes nothing;
+ * an empty allowed list lets everything through again. */
+static void test_event_filter(void **state)
+{
+    it *t = *state;
+    const char *only[] = {"StasisStart", "ChannelDtmfReceived"};
+    assert_int_equal(CALL(t, ari_application_filter(t->r, "queue", only, 2, CB(t))), 200);
+    json_t *al = json_object_get(t->g.json, "events_allowed");
+    assert_int_equal(json_array_size(al), 2);
+    assert_string_equal(jstr(json_array_get(al, 0), "type"), "StasisStart");
+    assert_int_equal(CALL(t, ari_application_filter(t->r, "nosuchapp", only, 2, CB(t))), 404);
+    json_t *bad = json_pack("{s:[s]}", "allowed", "StasisStart"); /* not {"type":..} */
+    assert_int_equal(
+        CALL(t, ari_rest_request(t->r, "PUT", "/applications/queue/eventFilter", bad, CB(t))),
+        400);
+    json_decref(bad);
+
+    place_call(t, "it-f1", "queue", true); /* StasisStart: allowed */
+    assert_int_equal(CALL(t, ari_channel_answer(t->r, "it-f1", CB(t))), 204);
+    long st = 0;
+    json_decref(sim_ctl(&t->sp, 0, "POST", "/sim/channels/it-f1/dtmf", "{\"digits\":\"5\"}",
+                        &st));
+    assert_int_equal(st, 204);
+    json_t *ev = sim_events_wait(t->ev, "ChannelDtmfReceived", "it-f1", 3000);
+    assert_non_null(ev);
+    json_decref(ev);
+    /* the answer's ChannelStateChange was held back: nothing else came */
+    assert_int_equal(sim_events_count(t->ev, "ChannelStateChange"), 0);
+
+    assert_int_equal(CALL(t, ari_application_filter(t->r, "queue", NULL, 0, CB(t))), 200);
+    assert_int_equal(CALL(t, ari_channel_hangup(t->r, "it-f1", "normal", CB(t))), 204);
+    ev = sim_events_wait(t->ev, "StasisEnd", "it-f1", 3000); /* all types again */
+    assert_non_null(ev);
+    json_decref(ev);
+}
+
 static void test_bridges(void **state)
 {
     it *t = *state;
@@ -388,6 +425,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_info_and_channel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_play_and_moh, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bridges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recording, setup, teardown),
         cmocka_unit_test_setup_teardown(test_originate_continue_hangup, setup, teardown),
