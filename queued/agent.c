@@ -195,6 +195,7 @@ void agent_talking(agent *a)
 void agent_back_to_free(agent *a)
 {
     a->k = NULL;
+    hold_left(&a->base); /* where it is after a failed call is not sure: MOH anew */
     if (!a->base.ended)
         to_holding(a);
 }

@@ -476,6 +476,10 @@ static const qs_side our_side[] = {
 
 static void connected(call *k)
 {
+    if (k->c) /* both moved out of their holding bridges */
+        hold_left((leg *)k->c);
+    if (k->a)
+        hold_left((leg *)k->a);
     set_state(k, CALL_CONNECTED);
     if (k->c)
         caller_talking(k->c);

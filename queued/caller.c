@@ -448,6 +448,7 @@ void caller_back_to_queue(caller *c)
         return;
     set_state(c, CALLER_HOLDING);
     c->playback[0] = '\0';
+    hold_left(&c->base); /* where it is after a failed call is not sure: MOH anew */
     hold_join(&c->base, c->q->moh_class, on_held);
 }
 

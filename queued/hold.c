@@ -8,9 +8,13 @@
  *
  * The bridge is made lazily and heals itself: join = addChannel; a 404 (no
  * such bridge: first use, or someone destroyed it) creates it with its fixed
- * id and tries once more. After every join the bridge's MOH is started again,
- * because Asterisk drops bridge MOH when a holding bridge empties
- * (OBSERVED.md): the next joiner would hear silence.
+ * id and tries once more. Asterisk drops bridge MOH when a holding bridge
+ * empties (OBSERVED.md): the next joiner would hear silence, so the bridge's
+ * MOH is started again whenever a party joins one that was empty. Every
+ * member of a node's holding bridges is a leg of that node, so the node
+ * counts them (n->holds): a leg is in from its join until it moves to its
+ * mixing bridge (hold_left, from call.c) or ends (leg_end). A bridge made
+ * anew counts from zero.
  *
  *   step      on                        next
  *   ADD       204                       MOH
@@ -63,6 +67,46 @@ static void hold_finish(hold_req *h, bool ok)
     leg_unref(l);
 }
 
+/* ---- who is in which holding bridge ---------------------------------------- */
+
+static intptr_t members(node *n, const char *bridge)
+{
+    return (intptr_t)strmap_get(n->holds, bridge);
+}
+
+static void set_members(node *n, const char *bridge, intptr_t count)
+{
+    if (count > 0)
+        strmap_put(n->holds, bridge, (void *)count);
+    else
+        strmap_del(n->holds, bridge);
+}
+
+void hold_left(leg *l)
+{
+    if (!l->hold_bridge)
+        return;
+    set_members(l->n, l->hold_bridge, members(l->n, l->hold_bridge) - 1);
+    free(l->hold_bridge);
+    l->hold_bridge = NULL;
+}
+
+/* l is in `bridge` now; returns true if it is the only one of our legs
+ * there (the bridge was empty: its MOH must be started again). */
+static bool joined(leg *l, const char *bridge)
+{
+    if (l->hold_bridge && strcmp(l->hold_bridge, bridge) == 0)
+        return false; /* it was there already */
+    hold_left(l);
+    char *copy = strdup(bridge);
+    if (!copy)
+        return true; /* untracked: MOH every time for it */
+    l->hold_bridge = copy;
+    intptr_t n = members(l->n, bridge) + 1;
+    set_members(l->n, bridge, n);
+    return n == 1;
+}
+
 static void on_answer(ari_rest *rest, const ari_response *r, void *pd)
 {
     (void)rest;
@@ -70,7 +114,13 @@ static void on_answer(ari_rest *rest, const ari_response *r, void *pd)
     bool ok2xx = r->status >= 200 && r->status < 300;
     switch (h->step) {
     case HOLD_ADD:
-        if (ok2xx) {
+        if (ok2xx && h->l->ended) {
+            hold_finish(h, true); /* gone meanwhile: nothing to track */
+            return;
+        } else if (ok2xx && !joined(h->l, h->bridge)) {
+            hold_finish(h, true); /* others of ours are there: MOH is playing */
+            return;
+        } else if (ok2xx) {
             h->step = HOLD_MOH;
         } else if (r->status == 404 && !h->retried) {
             h->step = HOLD_CREATE;
@@ -85,6 +135,8 @@ static void on_answer(ari_rest *rest, const ari_response *r, void *pd)
             hold_finish(h, false);
             return;
         }
+        if (ok2xx) /* a new bridge: whatever we counted in the old one is gone */
+            set_members(h->l->n, h->bridge, 0);
         h->step = HOLD_ADD;
         break;
     case HOLD_MOH:

@@ -36,6 +36,7 @@ struct leg {
      * joins, announcement plays): a call waits for them (call_leg_idle). */
     int busy;
     answer_req *answering; /* answer.c, while the answer is being retried */
+    char *hold_bridge;     /* hold.c: the holding bridge it is in, or NULL */
     bool ended;
 };
 

@@ -53,6 +53,7 @@ void leg_end(leg *l)
     l->ended = true;
     leg_ref(l); /* on_end may drop the last reference but one */
     answer_cancel(l);
+    hold_left(l);
     if (l->ops->on_end)
         l->ops->on_end(l);
     if (strmap_get(l->n->legs, l->chan) == l) {
@@ -440,7 +441,7 @@ int node_new(struct event_base *base, const qcfg *cfg, node **out, char *err, si
     n->base = base;
     n->cfg = cfg;
     int rc = ARIQ_ENOMEM;
-    if (!(n->legs = strmap_new()))
+    if (!(n->legs = strmap_new()) || !(n->holds = strmap_new()))
         goto fail;
     if ((rc = open_store(n, err, errlen)) != 0 || (rc = open_ari(n, err, errlen)) != 0 ||
         (rc = start_sweep(n, err, errlen)) != 0)
@@ -487,6 +488,7 @@ void node_free(node *n)
     cluster_free(n->cl);  /* its reads end too; closing: they start nothing */
     qs_free(n->qs);
     strmap_free(n->legs);
+    strmap_free(n->holds);
     free(n);
 }
 

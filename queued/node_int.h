@@ -25,6 +25,7 @@ struct node {
     store *store;
     queue_store *qs;
     strmap *legs; /* channel id -> leg (one reference each) */
+    strmap *holds; /* holding bridge id -> how many of our legs are in it */
     cluster *cl;         /* command stream, heartbeat, reaping */
     bool store_up;       /* the command connection was ready once */
     bool cluster_up;     /* the command stream's start is known */
@@ -93,6 +94,8 @@ void answer_cancel(leg *l);
  * until then. */
 typedef void (*hold_done_fn)(leg *l, bool ok);
 void hold_join(leg *l, const char *moh_class, hold_done_fn done);
+/* l left its holding bridge (moved to its call's bridge, or gone). */
+void hold_left(leg *l);
 
 /* ---- caller.c / agent.c ---- */
 

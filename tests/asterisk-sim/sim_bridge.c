@@ -124,7 +124,8 @@ void bridge_add(sim *s, sim_bridge *b, sim_chan *ch)
         b->app = strdup(app);
     chan_note(s, ch, "entered_bridge",
               json_pack("{s:s,s:s}", "bridge", b->id, "type", b->mixing ? "mixing" : "holding"));
-    chan_emit(s, ch, "ChannelEnteredBridge", json_pack("{s:o}", "bridge", bridge_json(s, b)));
+    if (chan_wants(s, ch, "ChannelEnteredBridge")) /* a bridge model is costly */
+        chan_emit(s, ch, "ChannelEnteredBridge", json_pack("{s:o}", "bridge", bridge_json(s, b)));
     peers_update(s, b);
     pb_bridge_member(s, b, ch, true);
     chan_update_hearing(s, ch);
@@ -152,7 +153,8 @@ void bridge_remove(sim *s, sim_bridge *b, sim_chan *ch)
         b->announcer = false;
     chan_note(s, ch, "left_bridge",
               json_pack("{s:s,s:s}", "bridge", b->id, "type", b->mixing ? "mixing" : "holding"));
-    chan_emit(s, ch, "ChannelLeftBridge", json_pack("{s:o}", "bridge", bridge_json(s, b)));
+    if (chan_wants(s, ch, "ChannelLeftBridge")) /* a bridge model is costly */
+        chan_emit(s, ch, "ChannelLeftBridge", json_pack("{s:o}", "bridge", bridge_json(s, b)));
     chan_update_hearing(s, ch);
 }
 

@@ -105,9 +105,15 @@ const char *chan_event_app(const sim_chan *ch)
     return ch->stasis_app ? ch->stasis_app : ch->sub_app;
 }
 
+bool chan_wants(sim *s, const sim_chan *ch, const char *type)
+{
+    return sim_app_attached(s, ch->node, chan_event_app(ch)) &&
+           !sim_event_filtered(s, ch->node, chan_event_app(ch), type);
+}
+
 void chan_emit(sim *s, sim_chan *ch, const char *type, json_t *extra)
 {
-    if (!sim_app_attached(s, ch->node, chan_event_app(ch))) {
+    if (!chan_wants(s, ch, type)) {
         json_decref(extra); /* nobody listens: skip building the model */
         return;
     }
@@ -182,7 +188,8 @@ static void exec_move(sim *s, sim_chan *ch, const char *bid)
 void chan_setvar_event(sim *s, sim_chan *ch, const char *name, const char *val)
 {
     json_object_set_new(ch->vars, name, json_string(val));
-    chan_emit(s, ch, "ChannelVarset", json_pack("{s:s,s:s}", "variable", name, "value", val));
+    if (chan_wants(s, ch, "ChannelVarset"))
+        chan_emit(s, ch, "ChannelVarset", json_pack("{s:s,s:s}", "variable", name, "value", val));
 }
 
 static void exec_setvar(sim *s, sim_chan *ch, const char *name, const char *val)

@@ -250,6 +250,9 @@ const char *chan_state_name(chan_state st);
  * originated it, else NULL. */
 const char *chan_event_app(const sim_chan *ch);
 /* Emits `type` with "channel" added to `extra` (consumed; NULL = {}). */
+/* Some app listens for this channel's events of `type` (attached, not
+ * filtered out): worth building the event. */
+bool chan_wants(sim *s, const sim_chan *ch, const char *type);
 void chan_emit(sim *s, sim_chan *ch, const char *type, json_t *extra);
 /* Appends {t, ev: what, ...fields} (fields consumed) to ch's timeline. */
 void chan_note(sim *s, sim_chan *ch, const char *what, json_t *fields);

@@ -502,11 +502,77 @@ static void test_pairing_cuts_announcement(void **state)
     assert_redis_clean();
 }
 
+/* The holding bridge a channel id lands in (hold.c: FNV-1a of the id, 32
+ * shards). */
+static unsigned shard_of(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % 32;
+}
+
+/* A channel id "<prefix>N" in the same holding bridge as `like`. */
+static void id_in_shard_of(const char *like, const char *prefix, char *out, size_t len)
+{
+    for (int i = 0;; i++) {
+        snprintf(out, len, "%s%d", prefix, i);
+        if (shard_of(out) == shard_of(like))
+            return;
+    }
+}
+
+static void place_id(const char *id, const char *args, const char *num)
+{
+    char body[256], got[128];
+    snprintf(body, sizeof body,
+             "{\"app\":\"queue\",\"args\":\"%s\",\"channel_id\":\"%s\","
+             "\"caller_number\":\"%s\"}",
+             args, id, num);
+    json_t *c = sim_place_call_json(&F->sim, 0, body, got, sizeof got);
+    assert_non_null(c);
+    json_decref(c);
+}
+
+/* Music on hold is started again only when a party joins a holding bridge
+ * that had emptied (Asterisk drops bridge MOH then): whoever joins, into an
+ * empty bridge or one with others in it, hears music. All parties here are
+ * in one holding bridge. */
+static void test_moh_in_a_reused_holding_bridge(void **state)
+{
+    (void)state;
+    const char *first = "mohc-0";
+    char c2[64], c3[64], c4[64], ag[64];
+    id_in_shard_of(first, "mohc-a", c2, sizeof c2);
+    id_in_shard_of(first, "mohc-b", c3, sizeof c3);
+    id_in_shard_of(first, "mohc-c", c4, sizeof c4);
+    id_in_shard_of(first, "moha-", ag, sizeof ag);
+    place_id(first, "caller,support", "5557001");
+    assert_true(wait_moh(first)); /* an empty bridge: music started */
+    place_id(c2, "caller,support", "5557002");
+    assert_true(wait_moh(c2)); /* a bridge with someone in it: music already on */
+    assert_int_equal(sim_hangup_call(&F->sim, 0, first, 16), 204);
+    assert_int_equal(sim_hangup_call(&F->sim, 0, c2, 16), 204); /* the bridge empties */
+    sleep_ms(50);
+    place_id(c3, "caller,support", "5557003");
+    assert_true(wait_moh(c3)); /* emptied, so music started again */
+    place_id(ag, "agent,support,7101", "7101"); /* takes c3: the bridge empties */
+    assert_true(sim_wait_connected(&F->sim, 0, c3, ag, true, WAIT_MS));
+    assert_int_equal(sim_hangup_call(&F->sim, 0, c3, 16), 204);
+    assert_true(wait_moh(ag)); /* the agent back, alone: music started again */
+    place_id(c4, "caller,support", "5557004"); /* paired with the agent at once */
+    assert_true(sim_wait_connected(&F->sim, 0, c4, ag, true, WAIT_MS));
+    assert_int_equal(sim_hangup_call(&F->sim, 0, ag, 16), 204);
+    wait_sim_empty();
+    assert_redis_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_waiting_and_announcements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_serves_callers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moh_in_a_reused_holding_bridge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agent_in_use, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_and_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hangup_while_disconnected, setup, teardown),
