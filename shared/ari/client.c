@@ -58,6 +58,10 @@ struct ari_client {
     int depth;              /* our libevent callbacks on the stack */
     bool closing;
     char errmsg[256];
+    /* Easy handles of finished requests, reset and kept for the next ones:
+     * making one costs a dozen allocations (libcurl's advice: reuse them). */
+    CURL *idle[32];
+    size_t nidle;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -89,8 +93,13 @@ static void req_free(ari_req *q)
 {
     if (!q)
         return;
-    if (q->easy)
+    ari_client *c = q->client;
+    if (q->easy && c && !c->closing && c->nidle < sizeof c->idle / sizeof c->idle[0]) {
+        curl_easy_reset(q->easy);
+        c->idle[c->nidle++] = q->easy;
+    } else if (q->easy) {
         curl_easy_cleanup(q->easy);
+    }
     free(q->method);
     free(q->path);
     free(q->buf);
@@ -383,7 +392,7 @@ static ari_req *req_new(ari_client *c, const char *method, const char *path,
     q->client = c;
     q->method = strdup(method);
     q->path = strdup(path);
-    q->easy = curl_easy_init();
+    q->easy = c->nidle ? c->idle[--c->nidle] : curl_easy_init();
     url = malloc(n);
     if (!q->method || !q->path || !q->easy || !url)
         goto fail;
@@ -528,6 +537,8 @@ static void client_destroy(ari_client *c)
         curl_multi_remove_handle(c->multi, q->easy);
         req_complete(c, q, CURLE_OK, ARIQ_ECLOSED);
     }
+    while (c->nidle)
+        curl_easy_cleanup(c->idle[--c->nidle]);
     if (c->multi)
         curl_multi_cleanup(c->multi);   /* closes cached connections */
     if (c->timer)
