@@ -60,7 +60,7 @@ struct agent {
 
 static void set_state(agent *a, agent_state to)
 {
-    LOG_I(MOD, "chan=%s agent=%s from=%s to=%s", a->base.chan, a->id,
+    LOG_D(MOD, "chan=%s agent=%s from=%s to=%s", a->base.chan, a->id,
           state_names[a->state], state_names[to]);
     a->state = to;
 }

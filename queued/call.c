@@ -132,7 +132,7 @@ __attribute__((noinline)) static void call_unref(call *k)
 
 static void set_state(call *k, call_state to)
 {
-    LOG_I(MOD, "pairing=%s kind=%s caller=%s agent=%s from=%s to=%s", k->p.pairing,
+    LOG_D(MOD, "pairing=%s kind=%s caller=%s agent=%s from=%s to=%s", k->p.pairing,
           kind_names[k->kind], k->p.caller_channel, k->p.agent, state_names[k->state],
           state_names[to]);
     k->state = to;
@@ -372,9 +372,12 @@ static void link_lost(call *k, const char *why)
 {
     if (k->state == CALL_ENDED || k->state == CALL_UNLINKING)
         return;
-    LOG_W(MOD, "pairing=%s link lost: %s", k->p.pairing, why);
-    link_hangup(k->link);
     k->was_connected = k->state == CALL_CONNECTED;
+    if (k->was_connected) /* the usual end of a call from the other side */
+        LOG_I(MOD, "pairing=%s link gone: %s", k->p.pairing, why);
+    else
+        LOG_W(MOD, "pairing=%s link lost: %s", k->p.pairing, why);
+    link_hangup(k->link);
     set_state(k, CALL_UNLINKING);
     bool out = k->kind == CALL_OUT;
     call_ref(k);
@@ -388,6 +391,18 @@ static void link_lost(call *k, const char *why)
 
 void call_link_gone(call *k, const char *why)
 {
+    if (k->kind == CALL_IN && k->state == CALL_CONNECTED) {
+        /* The link of a call in progress went from the caller's side: the
+         * caller's node records the end (its caller's leave, or its own
+         * unlink when the link dropped), and says what the agent is next.
+         * Here the agent wraps up or is free as after any call; Redis has
+         * the last word on pairing it again. One script call less a call. */
+        LOG_I(MOD, "pairing=%s over from the caller's side: %s", k->p.pairing, why);
+        agent_set_call(k->a, NULL);
+        agent_after_call(k->a, k->q->wrapup_s, true);
+        finish(k);
+        return;
+    }
     link_lost(k, why);
 }
 
@@ -412,7 +427,7 @@ void call_superseded(call *k, leg *mover)
 {
     if (k->state == CALL_ENDED)
         return;
-    LOG_W(MOD, "pairing=%s superseded by a newer pairing of %s", k->p.pairing, mover->chan);
+    LOG_I(MOD, "pairing=%s superseded by a newer pairing of %s", k->p.pairing, mover->chan);
     link_hangup(k->link);
     if (k->c && (leg *)k->c != mover) {
         caller_set_call(k->c, NULL);

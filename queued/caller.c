@@ -83,7 +83,7 @@ static void on_answered(leg *l, answer_outcome o);
 
 static void set_state(caller *c, caller_state to)
 {
-    LOG_I(MOD, "chan=%s queue=%s from=%s to=%s", c->base.chan, c->q->name,
+    LOG_D(MOD, "chan=%s queue=%s from=%s to=%s", c->base.chan, c->q->name,
           state_names[c->state], state_names[to]);
     c->state = to;
 }
