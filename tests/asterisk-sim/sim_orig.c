@@ -160,6 +160,18 @@ static void arm(sim *s, sim_chan *ch, uint64_t ms, sim_timer_fn fn)
     ch->otimer = sim_timer_add(s, sim_scaled(s, ms), fn, ch);
 }
 
+static void on_timeout(void *arg);
+
+/* The originate `timeout`: scaled like every delay, except in zero-latency
+ * mode (scale 0), where "instant" would fail every call before its far end
+ * could answer: there it keeps its real length. */
+static void arm_timeout(sim *s, sim_chan *ch)
+{
+    sim_timer_cancel(s, ch->otimer);
+    uint64_t ms = s->scale > 0 ? sim_scaled(s, (uint64_t)ch->timeout_ms) : (uint64_t)ch->timeout_ms;
+    ch->otimer = sim_timer_add(s, ms, on_timeout, ch);
+}
+
 static void answered(sim *s, sim_chan *ch)
 {
     chan_set_state(s, ch, CH_UP);
@@ -270,7 +282,7 @@ int orig_start(sim *s, sim_chan *ch)
     switch (k) {
     case OUT_ANSWER:
         if (ch->far_node >= 0) {
-            arm(s, ch, (uint64_t)ch->timeout_ms, on_timeout);
+            arm_timeout(s, ch);
             if (link_far(s, ch)) {
                 end_unanswered(s, ch, 34);
                 return 0;
@@ -279,7 +291,7 @@ int orig_start(sim *s, sim_chan *ch)
             arm(s, ch, (uint64_t)delay, on_answer);
         }
         break;
-    case OUT_NOANSWER: arm(s, ch, (uint64_t)ch->timeout_ms, on_timeout); break;
+    case OUT_NOANSWER: arm_timeout(s, ch); break;
     case OUT_BUSY: arm(s, ch, (uint64_t)(r && r->delay_ms >= 0 ? delay : 0), on_busy); break;
     case OUT_FAIL: arm(s, ch, (uint64_t)(r && r->delay_ms >= 0 ? delay : 0), on_fail); break;
     }

@@ -14,10 +14,9 @@
  *      CONNECT ts_ms under load, INFO commandstats before and after (the
  *      bench's own XREAD and INFO left out), and the CPU each process used
  *      (/proc/PID/stat utime + stime) against the machine's (/proc/stat).
- *   2. latency (a fresh cluster at LAT_SCALE, 0.01 by default: nothing on
- *      the connect path is scaled but the link's originate timeout, and at
- *      --scale 0 the simulator scales that to 0 ms, so no link is ever
- *      answered and every cross-node pairing rolls back): ROUNDS rounds of
+ *   2. latency (a fresh cluster at LAT_SCALE, 0 by default: the
+ *      simulator's zero-latency mode, every delay instant but the
+ *      originate timeout, which keeps its real length): ROUNDS rounds of
  *      one call on an idle cluster: an agent logs in on node a and is free;
  *      the bench places a caller on node b != a and polls /sim/connected
  *      every 200 us until they hear each other. Figures: queued's PAIRED ->
@@ -34,7 +33,7 @@
  *
  * Prints "name: value unit" lines. Usage:
  *   bench_queued_cluster [duration_s=20] [rate=1500] [agents_per_node=50] [rounds=300]
- *                        [lat_scale=0.01] [log_level=info]
+ *                        [lat_scale=0] [log_level=info]
  * Exit 0 when every step worked and every queued stopped cleanly. */
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
@@ -973,7 +972,7 @@ int main(int argc, char **argv)
     l.rate = argc > 2 ? atoi(argv[2]) : 1500;
     l.agents = argc > 3 ? atoi(argv[3]) : 50;
     L.rounds = argc > 4 ? atoi(argv[4]) : 300;
-    double lat_scale = argc > 5 ? atof(argv[5]) : 0.01;
+    double lat_scale = argc > 5 ? atof(argv[5]) : 0;
     const char *log_level = argc > 6 ? argv[6] : "info";
     if (secs < 1 || secs > 600 || l.rate < 1 || l.rate > 100000 || l.agents < 1 ||
         l.agents > 1000 || L.rounds < 1 || L.rounds > 100000 || lat_scale < 0 ||
