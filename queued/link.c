@@ -25,9 +25,11 @@
  * call detaches itself with link_set_call(l, NULL) when it ends. */
 #include "node_int.h"
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,10 +158,31 @@ static void refuse(link_leg *x, const char *why)
     link_hangup(&x->base);
 }
 
+/* The pairing p (live, as far as we know) came for link x: hand x to its
+ * agent's call, or hang it up. */
+static void take_link(link_leg *x, const qs_pairing *p)
+{
+    node *n = x->base.n;
+    agent *a = leg_agent(node_leg(n, p->agent_channel));
+    call *old = a ? agent_call(a) : NULL;
+    if (strcmp(p->agent_node, n->cfg->node_id) != 0)
+        refuse(x, "its agent is on another node");
+    else if (!a || ((leg *)a)->ended)
+        refuse(x, "its agent is not here any more");
+    else if (old && pairing_seq(call_pairing(old)) >= pairing_seq(p->pairing))
+        refuse(x, "its agent is in a newer call");
+    else {
+        if (old)
+            call_superseded(old, (leg *)a);
+        x->k = call_start_in(n, p, a, &x->base);
+        if (!x->k)
+            refuse(x, "out of memory");
+    }
+}
+
 static void on_pairing(queue_store *qs, int err, const qs_result *res, void *pd)
 {
     link_leg *x = pd;
-    node *n = x->base.n;
     if (x->base.ended) {
         /* hung up while we looked: the caller's node sees its link go */
     } else if (err) {
@@ -168,25 +191,74 @@ static void on_pairing(queue_store *qs, int err, const qs_result *res, void *pd)
         refuse(x, why);
     } else if (res->npairings != 1 || strcmp(res->state, "paired") != 0) {
         refuse(x, strcmp(res->state, "gone") == 0 ? "the pairing is over" : "already bridged");
-    } else if (strcmp(res->pairings[0].agent_node, n->cfg->node_id) != 0) {
-        refuse(x, "its agent is on another node");
     } else {
-        const qs_pairing *p = &res->pairings[0];
-        agent *a = leg_agent(node_leg(n, p->agent_channel));
-        call *old = a ? agent_call(a) : NULL;
-        if (!a || ((leg *)a)->ended)
-            refuse(x, "its agent is not here any more");
-        else if (old && pairing_seq(call_pairing(old)) >= pairing_seq(p->pairing))
-            refuse(x, "its agent is in a newer call");
-        else {
-            if (old)
-                call_superseded(old, (leg *)a);
-            x->k = call_start_in(n, p, a, &x->base);
-            if (!x->k)
-                refuse(x, "out of memory");
-        }
+        take_link(x, &res->pairings[0]);
     }
     leg_unref(&x->base);
+}
+
+/* ---- links we were told to expect ------------------------------------------- */
+
+/* A cross-node pairing whose agent is ours, as Redis told us (command stream
+ * or a reply): its link is on its way. Kept until it comes, or for
+ * EXPECT_KEEP_MS; if it ended meanwhile, the caller's node hangs the link up
+ * and Redis refuses what we report for it (bridged: NOTFOUND), so acting on
+ * a stale one loses nothing. */
+typedef struct expected {
+    qs_pairing p;
+    uint64_t at_ms;
+} expected;
+
+#define EXPECT_MAX 20000
+#define EXPECT_KEEP_MS 120000
+
+void link_expect(node *n, const qs_pairing *p)
+{
+    if (strmap_get(n->expect, p->pairing) || strmap_count(n->expect) >= EXPECT_MAX)
+        return; /* known, or too many: the link will look it up */
+    expected *e = malloc(sizeof *e);
+    if (!e)
+        return;
+    e->p = *p;
+    e->at_ms = clock_mono_ms();
+    if (strmap_put(n->expect, p->pairing, e) != 0)
+        free(e);
+}
+
+static expected *take_expected(node *n, const char *pairing)
+{
+    expected *e = strmap_get(n->expect, pairing);
+    if (e)
+        strmap_del(n->expect, pairing);
+    return e;
+}
+
+typedef struct expiry {
+    uint64_t now;
+    char (*old)[ENTRY_NAME_MAX + 1];
+    size_t n, cap;
+} expiry;
+
+static void find_old(const char *key, void *value, void *ud)
+{
+    expiry *x = ud;
+    const expected *e = value;
+    if (x->now - e->at_ms > EXPECT_KEEP_MS && x->n < x->cap && strlen(key) <= ENTRY_NAME_MAX)
+        snprintf(x->old[x->n++], sizeof x->old[0], "%s", key);
+}
+
+void link_expect_expire(node *n, bool all)
+{
+    size_t cap = strmap_count(n->expect);
+    if (!cap)
+        return;
+    expiry x = {all ? UINT64_MAX : clock_mono_ms(), calloc(cap, sizeof *x.old), 0, cap};
+    if (!x.old)
+        return;
+    strmap_each(n->expect, find_old, &x);
+    for (size_t i = 0; i < x.n; i++)
+        free(take_expected(n, x.old[i]));
+    free(x.old);
 }
 
 void link_in_start(node *n, const ari_event *ev, const entry_args *args)
@@ -198,10 +270,16 @@ void link_in_start(node *n, const ari_event *ev, const entry_args *args)
         return;
     }
     LOG_I(MOD, "chan=%s pairing=%s link arrived", x->base.chan, x->pairing);
-    leg_ref(&x->base);
-    if (qs_pairing_info(n->qs, x->pairing, on_pairing, x) != 0) {
-        leg_unref(&x->base);
-        refuse(x, "Redis is not reachable");
+    expected *e = take_expected(n, x->pairing);
+    if (e) { /* Redis told us of it already */
+        take_link(x, &e->p);
+        free(e);
+    } else {
+        leg_ref(&x->base);
+        if (qs_pairing_info(n->qs, x->pairing, on_pairing, x) != 0) {
+            leg_unref(&x->base);
+            refuse(x, "Redis is not reachable");
+        }
     }
     leg_unref(&x->base); /* the creator's; the registry keeps it */
 }

@@ -178,8 +178,11 @@ void node_take_pairings(node *n, const qs_pairing *p, size_t np)
 {
     const char *me = n->cfg->node_id;
     for (size_t i = 0; i < np && !n->closing; i++) {
-        if (strcmp(p[i].caller_node, me) != 0)
+        if (strcmp(p[i].caller_node, me) != 0) {
+            if (strcmp(p[i].agent_node, me) == 0)
+                link_expect(n, &p[i]); /* our agent: its link will come */
             continue; /* its caller's node carries it out (Redis told it) */
+        }
         caller *c = leg_caller(node_leg(n, p[i].caller_channel));
         if (!c || ((leg *)c)->ended) {
             LOG_W(MOD, "pairing=%s caller=%s is not a live leg here: left to its leave",
@@ -220,6 +223,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     node *n = arg;
+    link_expect_expire(n, false);
     if (!store_is_ready(n->store))
         return;
     for (size_t i = 0; i < n->cfg->nqueues; i++)
@@ -441,7 +445,7 @@ int node_new(struct event_base *base, const qcfg *cfg, node **out, char *err, si
     n->base = base;
     n->cfg = cfg;
     int rc = ARIQ_ENOMEM;
-    if (!(n->legs = strmap_new()) || !(n->holds = strmap_new()))
+    if (!(n->legs = strmap_new()) || !(n->holds = strmap_new()) || !(n->expect = strmap_new()))
         goto fail;
     if ((rc = open_store(n, err, errlen)) != 0 || (rc = open_ari(n, err, errlen)) != 0 ||
         (rc = start_sweep(n, err, errlen)) != 0)
@@ -489,6 +493,9 @@ void node_free(node *n)
     qs_free(n->qs);
     strmap_free(n->legs);
     strmap_free(n->holds);
+    if (n->expect)
+        link_expect_expire(n, true);
+    strmap_free(n->expect);
     free(n);
 }
 

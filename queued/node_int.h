@@ -26,6 +26,7 @@ struct node {
     queue_store *qs;
     strmap *legs; /* channel id -> leg (one reference each) */
     strmap *holds; /* holding bridge id -> how many of our legs are in it */
+    strmap *expect; /* pairing id -> link.c's expected link (our agent, a far caller) */
     cluster *cl;         /* command stream, heartbeat, reaping */
     bool store_up;       /* the command connection was ready once */
     bool cluster_up;     /* the command stream's start is known */
@@ -138,6 +139,11 @@ void agent_after_link(agent *a, const char *state, int64_t wrapup_ms);
 /* Stasis(app, link, PAIRING) on the agent's node: looks the pairing up and
  * hands the link to its agent's call, or hangs it up. */
 void link_in_start(node *n, const ari_event *ev, const entry_args *a);
+/* A cross-node pairing of one of our agents: its link will come (kept so
+ * that the link need not read the pairing from Redis). */
+void link_expect(node *n, const qs_pairing *p);
+/* Forgets expected links older than two minutes (all: every one). */
+void link_expect_expire(node *n, bool all);
 /* Stasis(app, linkout, ...) with no call waiting for it: hung up. */
 void link_out_stray(node *n, const ari_event *ev);
 /* Registers our end of a link about to be dialled for call k; returns the

@@ -276,6 +276,12 @@ local function pair_one(q, callid, c, agentid, a)
     redis.call('XADD', key('node', c.node, 'cmds'), 'MAXLEN', '~', CMDS_MAXLEN, '*',
                'cmd', 'pair', 'pairing', pid, unpack(rec))
   end
+  -- The agent's node, when it is a third one, is told too: it expects the
+  -- link and need not read the pairing when it comes.
+  if a.node ~= c.node and a.node ~= NODE then
+    redis.call('XADD', key('node', a.node, 'cmds'), 'MAXLEN', '~', CMDS_MAXLEN, '*',
+               'cmd', 'pair', 'pairing', pid, unpack(rec))
+  end
   return pairing_reply(pid, {call = callid, agent = agentid, queue = q,
                               caller_channel = c.channel, agent_channel = a.channel,
                               caller_node = c.node, agent_node = a.node,

@@ -809,17 +809,21 @@ static void test_cmds_stream(void **state)
     assert_pair_cmd(h, "A", 0, &want);
     assert_pair_cmd(h, "A", 0, &o.pairs[0]); /* and it is what B was told */
     assert_int_equal(hx_int(h, "EXISTS {ariq}:node:B:cmds {ariq}:node:C:cmds"), 0);
-    /* A pairs its own caller (with an agent on B): nothing to hand over */
+    /* A pairs its own caller with an agent on B: nothing to hand over to A,
+     * and B, the agent's node, is told so that it expects the link */
     OK(hx_login(h, 1, "a2", "r", false, &o));
     OK(hx_enter(h, 0, "c2", 0, "r", true, &o));
     assert_int_equal(o.npairs, 1);
     assert_string_equal(o.pairs[0].agent, "a2");
     assert_int_equal(cmds_len(h, "A"), 1);
+    assert_int_equal(cmds_len(h, "B"), 1);
+    assert_pair_cmd(h, "B", 0, &o.pairs[0]);
     OK(hx_enter(h, 0, "c3", 0, "s", false, &o));
-    OK(hx_login(h, 0, "a3", "s", true, &o)); /* A again, from the agent's side */
+    OK(hx_login(h, 0, "a3", "s", true, &o)); /* A again, both parties its own */
     assert_int_equal(o.npairs, 1);
     assert_int_equal(cmds_len(h, "A"), 1);
-    assert_int_equal(hx_int(h, "EXISTS {ariq}:node:B:cmds {ariq}:node:C:cmds"), 0);
+    assert_int_equal(cmds_len(h, "B"), 1);
+    assert_int_equal(hx_int(h, "EXISTS {ariq}:node:C:cmds"), 0);
     /* a sweep by C for a caller on A, agent on B: one more on A's stream */
     OK(hx_enter(h, 0, "c4", 0, "t", false, &o));
     OK(hx_login(h, 1, "a4", "t", false, &o));
@@ -835,13 +839,15 @@ static void test_cmds_stream(void **state)
     assert_string_equal(hx_ev(&c.v[1], "caller_node"), "A");
     assert_string_equal(hx_ev(&c.v[1], "holdtime_ms"), "1000");
     hx_events_free(&c);
-    assert_int_equal(hx_int(h, "EXISTS {ariq}:node:B:cmds {ariq}:node:C:cmds"), 0);
-    /* a caller on B paired by A: B's stream, not A's */
+    assert_int_equal(cmds_len(h, "B"), 2); /* and one on the agent's node */
+    assert_pair_cmd(h, "B", 1, &g_o.pairs[0]);
+    assert_int_equal(hx_int(h, "EXISTS {ariq}:node:C:cmds"), 0); /* C ran it */
+    /* a caller on B paired by A (the agent's own node): B's stream only */
     OK(hx_enter(h, 1, "c5", 0, "u", false, &o));
     OK(hx_login(h, 0, "a5", "u", true, &o));
     assert_int_equal(o.npairs, 1);
-    assert_int_equal(cmds_len(h, "B"), 1);
-    assert_pair_cmd(h, "B", 0, &o.pairs[0]);
+    assert_int_equal(cmds_len(h, "B"), 3);
+    assert_pair_cmd(h, "B", 2, &o.pairs[0]);
     assert_int_equal(cmds_len(h, "A"), 2);
     assert_int_equal(hx_int(h, "EXISTS {ariq}:node:C:cmds"), 0);
     /* the PAIRED events say who made each */
