@@ -301,6 +301,17 @@ static void last_unpaired_detail(char *buf, size_t len)
     redisFree(rc);
 }
 
+/* Polls the agent's record until its state is `want`; returns it. */
+static const char *wait_agent_state(const char *agentid, const char *want, char *st,
+                                    size_t len)
+{
+    char k[96];
+    snprintf(k, sizeof k, "{ariq}:agent:%s", agentid);
+    for (int t = 0; t < WAIT_MS && strcmp(hget(k, "state", st, len), want); t += 10)
+        sleep_ms(10);
+    return st;
+}
+
 static void hang_up(int node, const char *id)
 {
     assert_int_equal(sim_hangup_call(&C->sim, node, id, 16), 204);
@@ -375,11 +386,8 @@ static void test_agent_keys_across_link(void **state)
     assert_true(wait_moh(N2, agent));
     char state_[32]; /* wrapup_time 100 s: 1 s here */
     assert_string_equal(hget("{ariq}:agent:2002", "state", state_, sizeof state_), "wrapup");
-    for (int t = 0; t < WAIT_MS && strcmp(hget("{ariq}:agent:2002", "state", state_,
-                                               sizeof state_), "free");
-         t += 20)
-        sleep_ms(20);
-    assert_string_equal(state_, "free"); /* and then free again */
+    assert_string_equal(wait_agent_state("2002", "free", state_, sizeof state_),
+                        "free"); /* and then free again */
     hang_up(N2, agent);
     assert_all_clean();
 }
@@ -418,13 +426,26 @@ static void test_link_drops_while_talking(void **state)
     assert_true(wait_moh(N2, agent));
     assert_int_equal(count_events("COMPLETECALLER") + count_events("COMPLETEAGENT"), 1);
     char st[32];
-    for (int t = 0; t < WAIT_MS && strcmp(hget("{ariq}:agent:2004", "state", st, sizeof st),
-                                          "free");
-         t += 10)
-        sleep_ms(10);
-    assert_string_equal(st, "free");
+    assert_string_equal(wait_agent_state("2004", "free", st, sizeof st), "free");
     hang_up(N2, agent);
     assert_all_clean();
+}
+
+/* With the trunk answering `rule`, an agent on node2 and a caller on node1
+ * are paired: the link fails, the UNPAIRED detail says `why`, and the
+ * pairing is rolled back and retried with the same two. */
+static void link_fails(const char *rule, const char *why, const char *agentid, char *agent,
+                       char *caller)
+{
+    char detail[160];
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", rule, 0), 204);
+    agent_in(N2, "support", agentid, agent, 128);
+    caller_in(N1, "support", caller, 128);
+    assert_true(wait_events("UNPAIRED", 1));
+    last_unpaired_detail(detail, sizeof detail);
+    if (!strstr(detail, why))
+        fail_msg("UNPAIRED detail '%s' does not say %s", detail, why);
+    assert_rolled_back_and_retried("support", caller, agentid);
 }
 
 /* The trunk answers busy: the pairing is undone, the caller keeps the front
@@ -433,15 +454,8 @@ static void test_link_drops_while_talking(void **state)
 static void test_link_busy_rolls_back(void **state)
 {
     (void)state;
-    char agent[128], caller[128], later[128], detail[160];
-    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "busy", 0), 204);
-    agent_in(N2, "support", "2005", agent, sizeof agent);
-    caller_in(N1, "support", caller, sizeof caller);
-    assert_true(wait_events("UNPAIRED", 1));
-    last_unpaired_detail(detail, sizeof detail);
-    if (!strstr(detail, "busy"))
-        fail_msg("UNPAIRED detail '%s' does not say busy", detail);
-    assert_rolled_back_and_retried("support", caller, "2005");
+    char agent[128], caller[128], later[128];
+    link_fails("busy", "busy", "2005", agent, caller);
     caller_in(N2, "support", later, sizeof later); /* same node as the agent */
     sleep_ms(200); /* several sweeps: each retries the first caller, never the later */
     assert_false(sim_is_connected(&C->sim, 0, later, agent) == 1);
@@ -459,20 +473,23 @@ static void test_link_busy_rolls_back(void **state)
 static void test_link_not_answered_rolls_back(void **state)
 {
     (void)state;
-    char agent[128], caller[128], detail[160];
-    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "noanswer", 0), 204);
-    agent_in(N2, "support", "2006", agent, sizeof agent);
-    caller_in(N1, "support", caller, sizeof caller);
-    assert_true(wait_events("UNPAIRED", 1));
-    last_unpaired_detail(detail, sizeof detail);
-    if (!strstr(detail, "not answered"))
-        fail_msg("UNPAIRED detail '%s' does not say not answered", detail);
-    assert_rolled_back_and_retried("support", caller, "2006");
+    char agent[128], caller[128];
+    link_fails("noanswer", "not answered", "2006", agent, caller);
     assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "answer", 0), 204);
     wait_connected(caller, agent);
     hang_up(N1, caller);
     hang_up(N2, agent);
     assert_all_clean();
+}
+
+/* An agent on node2 and a caller on node1 paired, their link ringing (the
+ * trunk does not answer). */
+static void link_rings(const char *agentid, char *agent, char *caller)
+{
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "noanswer", 0), 204);
+    agent_in(N2, "support", agentid, agent, 128);
+    caller_in(N1, "support", caller, 128);
+    assert_true(wait_events("PAIRED", 1));
 }
 
 /* The caller hangs up while its link rings: ABANDON, the link goes, the
@@ -481,10 +498,7 @@ static void test_caller_hangs_up_while_link_rings(void **state)
 {
     (void)state;
     char agent[128], caller[128], link[160];
-    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "noanswer", 0), 204);
-    agent_in(N2, "support", "2007", agent, sizeof agent);
-    caller_in(N1, "support", caller, sizeof caller);
-    assert_true(wait_events("PAIRED", 1));
+    link_rings("2007", agent, caller);
     qc_event p;
     assert_true(last_event("PAIRED", &p));
     snprintf(link, sizeof link, "ariq-lo-%s", p.pairing);
@@ -494,11 +508,7 @@ static void test_caller_hangs_up_while_link_rings(void **state)
     assert_true(wait_events("ABANDON", 1));
     assert_true(wait_gone(N1, link));
     char st[32];
-    for (int t = 0; t < WAIT_MS && strcmp(hget("{ariq}:agent:2007", "state", st, sizeof st),
-                                          "free");
-         t += 10)
-        sleep_ms(10);
-    assert_string_equal(st, "free");
+    assert_string_equal(wait_agent_state("2007", "free", st, sizeof st), "free");
     assert_true(hearing_moh(N2, agent));
     hang_up(N2, agent);
     assert_all_clean();
@@ -510,10 +520,7 @@ static void test_agent_hangs_up_while_link_rings(void **state)
 {
     (void)state;
     char agent[128], agent2[128], caller[128];
-    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "noanswer", 0), 204);
-    agent_in(N2, "support", "2008", agent, sizeof agent);
-    caller_in(N1, "support", caller, sizeof caller);
-    assert_true(wait_events("PAIRED", 1));
+    link_rings("2008", agent, caller);
     hang_up(N2, agent);
     assert_true(wait_events("AGENTLOGOFF", 1));
     assert_true(wait_events("UNPAIRED", 1));
