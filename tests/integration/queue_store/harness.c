@@ -326,3 +326,28 @@ int hx_find(const hx_events *e, const char *name, const char *fname, const char 
     }
     return -1;
 }
+
+hx_out hx_o;
+
+const char *hx_errors(hx *h)
+{
+    static char buf[2 * QS_ERRMSG_MAX + 8];
+    snprintf(buf, sizeof buf, "A: %s B: %s", qs_errmsg(h->n[0].qs), qs_errmsg(h->n[1].qs));
+    return buf;
+}
+
+const char *hx_hget4(hx *h, const char *key, const char *field)
+{
+    static char buf[4][256];
+    static int i;
+    i = (i + 1) % 4;
+    return hx_hget(h, key, field, buf[i], sizeof buf[i]);
+}
+
+long long hx_zrank(hx *h, const char *queue, const char *callid)
+{
+    redisReply *r = redisCommand(h->rc, "ZRANK {ariq}:queue:%s:callers %s", queue, callid);
+    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return v;
+}

@@ -54,6 +54,39 @@ int hx_stop(hx *h);
 /* Runs the loop until *counter >= target or ms passed. */
 bool hx_wait(hx *h, const int *counter, int target, int ms);
 
+/* The last request's outcome, for the tests' own requests and HX_OK. */
+extern hx_out hx_o;
+
+/* Both nodes' last queue_store errors ("A: ... B: ..."), for failures. */
+const char *hx_errors(hx *h);
+
+/* Asserts that expr returned 0, and says why not: the last request's
+ * message and both nodes' errors (needs a `hx *h` in scope). */
+#define HX_OK(expr)                                                                      \
+    do {                                                                                 \
+        int rc_ = (expr);                                                                \
+        if (rc_ != 0)                                                                    \
+            fail_msg("%s: %s (%s | %s)", #expr, ariq_strerror(rc_), hx_o.errmsg,         \
+                     hx_errors(h));                                                      \
+    } while (0)
+
+/* Asserts that the keyspace is what hx_snapshot returned as `before`
+ * (freed here). */
+#define HX_UNCHANGED(h, before)                                                          \
+    do {                                                                                 \
+        char *after_ = hx_snapshot(h);                                                   \
+        assert_string_equal((before), after_);                                           \
+        free(before);                                                                    \
+        free(after_);                                                                    \
+    } while (0)
+
+/* 0-based rank of a call in a queue's callers, -1 when not there. */
+long long hx_zrank(hx *h, const char *queue, const char *callid);
+
+/* HGET into one of four rotating buffers ("" when missing): several may be
+ * used in one expression. */
+const char *hx_hget4(hx *h, const char *key, const char *field);
+
 /* The callbacks, for a test sending its own requests (pd = hx_out *). */
 void hx_enter_cb(queue_store *qs, int err, const qs_enter_result *res, void *pd);
 void hx_result_cb(queue_store *qs, int err, const qs_result *res, void *pd);

@@ -38,78 +38,49 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Asserts success, and says why not (the last request's message). */
-#define OK(expr)                                                                         \
-    do {                                                                                 \
-        int rc_ = (expr);                                                                \
-        if (rc_ != 0)                                                                    \
-            fail_msg("%s: %s (%s | %s)", #expr, ariq_strerror(rc_), g_o.errmsg,          \
-                     qs_last(h));                                                        \
-    } while (0)
+#define OK HX_OK
 
-static hx_out g_o; /* the last request's outcome */
 
-static const char *qs_last(hx *h)
-{
-    static char buf[2 * QS_ERRMSG_MAX + 8];
-    snprintf(buf, sizeof buf, "A: %s B: %s", qs_errmsg(h->n[0].qs),
-             qs_errmsg(h->n[1].qs));
-    return buf;
-}
+#define hget hx_hget4
 
-static const char *hget(hx *h, const char *key, const char *field)
-{
-    static char buf[4][256];
-    static int i;
-    i = (i + 1) % 4;
-    return hx_hget(h, key, field, buf[i], sizeof buf[i]);
-}
-
-static long long zrank(hx *h, const char *queue, const char *callid)
-{
-    redisReply *r =
-        redisCommand(h->rc, "ZRANK {ariq}:queue:%s:callers %s", queue, callid);
-    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
-    return v;
-}
+#define zrank hx_zrank
 
 static int leave(hx *h, int node, const char *callid, qs_leave_reason why, qs_party who,
                  int wrapup, bool autopair)
 {
-    memset(&g_o, 0, sizeof g_o);
+    memset(&hx_o, 0, sizeof hx_o);
     return hx_done(
         h,
-        qs_leave(h->n[node].qs, callid, why, who, wrapup, autopair, hx_result_cb, &g_o),
-        &g_o);
+        qs_leave(h->n[node].qs, callid, why, who, wrapup, autopair, hx_result_cb, &hx_o),
+        &hx_o);
 }
 
 static int call_info(hx *h, const char *callid)
 {
-    memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_call_info(h->n[0].qs, callid, hx_call_cb, &g_o), &g_o);
+    memset(&hx_o, 0, sizeof hx_o);
+    return hx_done(h, qs_call_info(h->n[0].qs, callid, hx_call_cb, &hx_o), &hx_o);
 }
 
 static int pair_queue(hx *h, int node, const char *q)
 {
-    memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_pair_queue(h->n[node].qs, q, hx_result_cb, &g_o), &g_o);
+    memset(&hx_o, 0, sizeof hx_o);
+    return hx_done(h, qs_pair_queue(h->n[node].qs, q, hx_result_cb, &hx_o), &hx_o);
 }
 
 static int logoff(hx *h, const char *agent, bool autopair)
 {
-    memset(&g_o, 0, sizeof g_o);
+    memset(&hx_o, 0, sizeof hx_o);
     return hx_done(
-        h, qs_agent_logoff(h->n[0].qs, agent, "hangup", autopair, hx_result_cb, &g_o),
-        &g_o);
+        h, qs_agent_logoff(h->n[0].qs, agent, "hangup", autopair, hx_result_cb, &hx_o),
+        &hx_o);
 }
 
 static int bridged(hx *h, const char *pairing)
 {
-    char pid[QS_ID_MAX + 1]; /* it may point into g_o */
+    char pid[QS_ID_MAX + 1]; /* it may point into hx_o */
     snprintf(pid, sizeof pid, "%s", pairing);
-    memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_bridged(h->n[0].qs, pid, QS_SIDE_BOTH, hx_result_cb, &g_o), &g_o);
+    memset(&hx_o, 0, sizeof hx_o);
+    return hx_done(h, qs_bridged(h->n[0].qs, pid, QS_SIDE_BOTH, hx_result_cb, &hx_o), &hx_o);
 }
 
 /* Callers are ordered by priority, then by arrival over both nodes;
@@ -135,38 +106,38 @@ static void test_order_and_positions(void **state)
     assert_int_equal(zrank(h, "support", "c1"), 2);
     assert_int_equal(zrank(h, "support", "c2"), 3);
     OK(call_info(h, "c2"));
-    assert_true(g_o.call.found);
-    assert_string_equal(g_o.call.state, "waiting");
-    assert_string_equal(g_o.call.node, "B");
-    assert_int_equal(g_o.call.queues[0].position, 4);
-    assert_int_equal(g_o.call.queues[0].ahead, 3);
-    assert_int_equal(g_o.call.queues[0].length, 4);
+    assert_true(hx_o.call.found);
+    assert_string_equal(hx_o.call.state, "waiting");
+    assert_string_equal(hx_o.call.node, "B");
+    assert_int_equal(hx_o.call.queues[0].position, 4);
+    assert_int_equal(hx_o.call.queues[0].ahead, 3);
+    assert_int_equal(hx_o.call.queues[0].length, 4);
     h->now += 2000;
     OK(leave(h, 0, "c3", QS_LEAVE_HANGUP, QS_BY_CALLER, 0, false));
-    assert_string_equal(g_o.res.outcome, "ABANDON");
+    assert_string_equal(hx_o.res.outcome, "ABANDON");
     OK(call_info(h, "c2"));
-    assert_int_equal(g_o.call.queues[0].ahead, 2);
+    assert_int_equal(hx_o.call.queues[0].ahead, 2);
     OK(leave(h, 1, "c4", QS_LEAVE_TIMEOUT, QS_BY_CALLER, 0, false));
-    assert_string_equal(g_o.res.outcome, "EXITWITHTIMEOUT");
+    assert_string_equal(hx_o.res.outcome, "EXITWITHTIMEOUT");
     OK(call_info(h, "c2"));
-    assert_int_equal(g_o.call.queues[0].position, 2);
-    assert_int_equal(g_o.call.queues[0].ahead, 1);
+    assert_int_equal(hx_o.call.queues[0].position, 2);
+    assert_int_equal(hx_o.call.queues[0].ahead, 1);
     /* the queue: 2 waiting, the longest wait is c1's (entered first) */
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_queue_info(h->n[1].qs, "support", hx_queue_cb, &g_o), &g_o));
-    assert_int_equal(g_o.queue.callers, 2);
-    assert_int_equal(g_o.queue.agents_free, 0);
-    assert_string_equal(g_o.queue.front, "c1");
-    assert_string_equal(g_o.queue.oldest, "c1");
-    assert_int_equal(g_o.queue.longest_wait_ms, 3000);
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_queue_info(h->n[1].qs, "support", hx_queue_cb, &hx_o), &hx_o));
+    assert_int_equal(hx_o.queue.callers, 2);
+    assert_int_equal(hx_o.queue.agents_free, 0);
+    assert_string_equal(hx_o.queue.front, "c1");
+    assert_string_equal(hx_o.queue.oldest, "c1");
+    assert_int_equal(hx_o.queue.longest_wait_ms, 3000);
     /* an unknown call, an empty queue */
     OK(call_info(h, "nobody"));
-    assert_false(g_o.call.found);
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_queue_info(h->n[0].qs, "empty", hx_queue_cb, &g_o), &g_o));
-    assert_int_equal(g_o.queue.callers, 0);
-    assert_string_equal(g_o.queue.front, "");
-    assert_int_equal(g_o.queue.longest_wait_ms, 0);
+    assert_false(hx_o.call.found);
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_queue_info(h->n[0].qs, "empty", hx_queue_cb, &hx_o), &hx_o));
+    assert_int_equal(hx_o.queue.callers, 0);
+    assert_string_equal(hx_o.queue.front, "");
+    assert_int_equal(hx_o.queue.longest_wait_ms, 0);
     hx_events e;
     hx_events_read(h, &e);
     assert_int_equal(hx_count(&e, "ENTERQUEUE"), 4);
@@ -203,8 +174,8 @@ static void test_multi_queue(void **state)
     OK(hx_login(h, 1, "a1", "billing&sales", false, &o));
     assert_int_equal(hx_int(h, "ZCARD {ariq}:queue:billing:agents"), 1);
     OK(pair_queue(h, 1, "sales"));
-    assert_int_equal(g_o.npairs, 1);
-    qs_pairing *p = &g_o.pairs[0];
+    assert_int_equal(hx_o.npairs, 1);
+    qs_pairing *p = &hx_o.pairs[0];
     assert_string_equal(p->call, "c1");
     assert_string_equal(p->agent, "a1");
     assert_string_equal(p->queue, "sales");
@@ -227,7 +198,7 @@ static void test_multi_queue(void **state)
     /* the connect logs CONNECT in sales and WITHDRAW in support */
     h->now += 3000;
     OK(bridged(h, p->pairing));
-    assert_int_equal(g_o.res.ringtime_ms, 3000);
+    assert_int_equal(hx_o.res.ringtime_ms, 3000);
     hx_events e;
     hx_events_read(h, &e);
     int i = hx_find(&e, "CONNECT", NULL, NULL, 0);
@@ -258,17 +229,17 @@ static void test_pair_on_caller_arrival(void **state)
     /* the next one goes to a2, the front of support */
     OK(hx_enter(h, 1, "c2", 0, "support", false, &o));
     assert_int_equal(o.npairs, 0);
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_pair_call(h->n[1].qs, "c2", hx_result_cb, &g_o), &g_o));
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].agent, "a2");
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_pair_call(h->n[1].qs, "c2", hx_result_cb, &hx_o), &hx_o));
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].agent, "a2");
     /* pairing a call that is no longer waiting pairs nothing */
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_pair_call(h->n[1].qs, "c2", hx_result_cb, &g_o), &g_o));
-    assert_int_equal(g_o.npairs, 0);
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_pair_call(h->n[1].qs, "nobody", hx_result_cb, &g_o), &g_o));
-    assert_int_equal(g_o.npairs, 0);
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_pair_call(h->n[1].qs, "c2", hx_result_cb, &hx_o), &hx_o));
+    assert_int_equal(hx_o.npairs, 0);
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_pair_call(h->n[1].qs, "nobody", hx_result_cb, &hx_o), &hx_o));
+    assert_int_equal(hx_o.npairs, 0);
 }
 
 /* An agent becoming free takes the best caller over its queues: highest
@@ -284,10 +255,10 @@ static void test_pair_on_agent_free(void **state)
     OK(hx_enter(h, 1, "c4", 2, "sales", false, &o)); /* priority 2 wins over c1 */
     OK(hx_login(h, 0, "a1", "support&sales", false, &o));
     assert_int_equal(o.npairs, 0);
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_pair_agent(h->n[0].qs, "a1", hx_result_cb, &g_o), &g_o));
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].call, "c4");
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_pair_agent(h->n[0].qs, "a1", hx_result_cb, &hx_o), &hx_o));
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].call, "c4");
     /* a2 in both: c1 (arrived before c2, same priority) */
     OK(hx_login(h, 1, "a2", "sales&support", true, &o));
     assert_int_equal(o.npairs, 1);
@@ -296,11 +267,11 @@ static void test_pair_on_agent_free(void **state)
     /* the sweep of sales with a third agent: c2 */
     OK(hx_login(h, 1, "a3", "sales", false, &o));
     OK(pair_queue(h, 0, "sales"));
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].call, "c2");
-    assert_string_equal(g_o.pairs[0].agent, "a3");
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].call, "c2");
+    assert_string_equal(hx_o.pairs[0].agent, "a3");
     OK(pair_queue(h, 0, "sales"));
-    assert_int_equal(g_o.npairs, 0);
+    assert_int_equal(hx_o.npairs, 0);
     assert_int_equal(zrank(h, "billing", "c3"), 0);
 }
 
@@ -319,14 +290,14 @@ static void test_sweep_many(void **state)
         OK(hx_enter(h, i % 2, id, i == 7 ? 9 : 0, "q", false, &o));
     }
     OK(pair_queue(h, 0, "q"));
-    assert_int_equal(g_o.npairs, 5);
-    assert_string_equal(g_o.pairs[0].call, "c7"); /* priority first */
-    assert_string_equal(g_o.pairs[0].agent, "a0");
+    assert_int_equal(hx_o.npairs, 5);
+    assert_string_equal(hx_o.pairs[0].call, "c7"); /* priority first */
+    assert_string_equal(hx_o.pairs[0].agent, "a0");
     for (int i = 1; i < 5; i++) {
         snprintf(id, sizeof id, "c%d", i - 1);
-        assert_string_equal(g_o.pairs[i].call, id);
+        assert_string_equal(hx_o.pairs[i].call, id);
         snprintf(id, sizeof id, "a%d", i);
-        assert_string_equal(g_o.pairs[i].agent, id);
+        assert_string_equal(hx_o.pairs[i].agent, id);
     }
     assert_int_equal(hx_int(h, "ZCARD {ariq}:queue:q:callers"), 3);
 }
@@ -348,10 +319,10 @@ static void test_rollback(void **state)
     char pid[QS_ID_MAX + 1];
     snprintf(pid, sizeof pid, "%s", o.pairs[0].pairing);
     OK(hx_enter(h, 0, "c3", 0, "q", false, &o));
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_rollback(h->n[0].qs, pid, "busy", QS_AGENT_KEEP, hx_result_cb, &g_o),
-               &g_o));
-    assert_string_equal(g_o.res.outcome, "ROLLEDBACK");
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_rollback(h->n[0].qs, pid, "busy", QS_AGENT_KEEP, hx_result_cb, &hx_o),
+               &hx_o));
+    assert_string_equal(hx_o.res.outcome, "ROLLEDBACK");
     assert_int_equal(zrank(h, "q", "c1"), 0);
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:callers c1"), score);
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:agents a1"), aseq);
@@ -360,10 +331,10 @@ static void test_rollback(void **state)
     assert_int_equal(hx_int(h, "EXISTS {ariq}:pairing:%s", pid), 0);
     assert_int_equal(hx_int(h, "SCARD {ariq}:node:A:pairings"), 0);
     char *snap = hx_snapshot(h);
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_rollback(h->n[1].qs, pid, "busy", QS_AGENT_KEEP, hx_result_cb, &g_o),
-               &g_o));
-    assert_string_equal(g_o.res.outcome, "GONE");
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_rollback(h->n[1].qs, pid, "busy", QS_AGENT_KEEP, hx_result_cb, &hx_o),
+               &hx_o));
+    assert_string_equal(hx_o.res.outcome, "GONE");
     char *snap2 = hx_snapshot(h);
     assert_string_equal(snap, snap2);
     free(snap);
@@ -377,31 +348,31 @@ static void test_rollback(void **state)
     hx_events_free(&e);
     /* paired again, the same way: c1 and a1 */
     OK(pair_queue(h, 0, "q"));
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].call, "c1");
-    assert_string_equal(g_o.pairs[0].agent, "a1");
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].call, "c1");
+    assert_string_equal(hx_o.pairs[0].agent, "a1");
     /* rollback to pause: a1 paused, c1 first again */
-    snprintf(pid, sizeof pid, "%s", g_o.pairs[0].pairing);
-    memset(&g_o, 0, sizeof g_o);
+    snprintf(pid, sizeof pid, "%s", hx_o.pairs[0].pairing);
+    memset(&hx_o, 0, sizeof hx_o);
     OK(hx_done(
-        h, qs_rollback(h->n[0].qs, pid, "noanswer", QS_AGENT_PAUSE, hx_result_cb, &g_o),
-        &g_o));
+        h, qs_rollback(h->n[0].qs, pid, "noanswer", QS_AGENT_PAUSE, hx_result_cb, &hx_o),
+        &hx_o));
     assert_string_equal(hget(h, "{ariq}:agent:a1", "state"), "paused");
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:agents a1"), -1);
     assert_int_equal(zrank(h, "q", "c1"), 0);
     /* a bridged pairing cannot be rolled back */
     OK(hx_login(h, 1, "a2", "q", true, &o));
     assert_string_equal(o.pairs[0].call, "c1");
-    g_o = o;
-    snprintf(pid, sizeof pid, "%s", g_o.pairs[0].pairing);
+    hx_o = o;
+    snprintf(pid, sizeof pid, "%s", hx_o.pairs[0].pairing);
     OK(bridged(h, pid));
-    memset(&g_o, 0, sizeof g_o);
+    memset(&hx_o, 0, sizeof hx_o);
     assert_int_equal(
         hx_done(h,
-                qs_rollback(h->n[0].qs, pid, "late", QS_AGENT_KEEP, hx_result_cb, &g_o),
-                &g_o),
+                qs_rollback(h->n[0].qs, pid, "late", QS_AGENT_KEEP, hx_result_cb, &hx_o),
+                &hx_o),
         ARIQ_ESTATE);
-    assert_non_null(strstr(g_o.errmsg, "BADSTATE"));
+    assert_non_null(strstr(hx_o.errmsg, "BADSTATE"));
 }
 
 /* The whole life of a call, then everything is cleaned: COMPLETECALLER
@@ -420,23 +391,23 @@ static void test_complete_wrapup_logoff(void **state)
     snprintf(pid, sizeof pid, "%s", o.pairs[0].pairing);
     h->now += 2000;
     OK(bridged(h, pid));
-    assert_int_equal(g_o.res.holdtime_ms, 2000);
+    assert_int_equal(hx_o.res.holdtime_ms, 2000);
     assert_string_equal(hget(h, "{ariq}:agent:a1", "state"), "talking");
     h->now += 65000;
     OK(leave(h, 0, "c1", QS_LEAVE_HANGUP, QS_BY_CALLER, 10000, true));
-    assert_string_equal(g_o.res.outcome, "COMPLETECALLER");
+    assert_string_equal(hx_o.res.outcome, "COMPLETECALLER");
     assert_string_equal(hget(h, "{ariq}:agent:a1", "state"), "wrapup");
     assert_string_equal(hget(h, "{ariq}:agent:a1", "calls_taken"), "1");
     assert_string_equal(hget(h, "{ariq}:agent:a1", "talk_ms"), "65000");
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:agents a1"), -1);
     /* ready again: behind a2 */
-    memset(&g_o, 0, sizeof g_o);
+    memset(&hx_o, 0, sizeof hx_o);
     assert_int_equal(
-        hx_done(h, qs_agent_ready(h->n[1].qs, "a2", true, hx_result_cb, &g_o), &g_o),
+        hx_done(h, qs_agent_ready(h->n[1].qs, "a2", true, hx_result_cb, &hx_o), &hx_o),
         ARIQ_ESTATE);
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_agent_ready(h->n[1].qs, "a1", true, hx_result_cb, &g_o), &g_o));
-    assert_string_equal(g_o.res.state, "free");
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_agent_ready(h->n[1].qs, "a1", true, hx_result_cb, &hx_o), &hx_o));
+    assert_string_equal(hx_o.res.state, "free");
     assert_true(hx_int(h, "ZSCORE {ariq}:queue:q:agents a1") >
                 hx_int(h, "ZSCORE {ariq}:queue:q:agents a2"));
     /* a second call: the agent ends it (#) without wrapup: free at once */
@@ -446,10 +417,10 @@ static void test_complete_wrapup_logoff(void **state)
     OK(bridged(h, pid));
     h->now += 5000;
     OK(leave(h, 0, "c2", QS_LEAVE_HANGUP, QS_BY_AGENT, 0, true));
-    assert_string_equal(g_o.res.outcome, "COMPLETEAGENT");
+    assert_string_equal(hx_o.res.outcome, "COMPLETEAGENT");
     assert_string_equal(hget(h, "{ariq}:agent:a2", "state"), "free");
     OK(leave(h, 0, "c2", QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true));
-    assert_string_equal(g_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.outcome, "GONE");
     hx_events e;
     hx_events_read(h, &e);
     int i = hx_find(&e, "COMPLETECALLER", NULL, NULL, 0);
@@ -464,10 +435,10 @@ static void test_complete_wrapup_logoff(void **state)
     assert_int_equal(hx_count(&e, "UNPAIRED"), 2);
     hx_events_free(&e);
     OK(logoff(h, "a1", false));
-    assert_string_equal(g_o.res.outcome, "AGENTLOGOFF");
+    assert_string_equal(hx_o.res.outcome, "AGENTLOGOFF");
     OK(logoff(h, "a2", false));
     OK(logoff(h, "a2", false));
-    assert_string_equal(g_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.outcome, "GONE");
     hx_events_read(h, &e);
     i = hx_find(&e, "AGENTLOGOFF", "agent", "a1", 0);
     assert_string_equal(hx_ev(&e.v[i], "channel"), "PJSIP/a1-0001");
@@ -492,11 +463,11 @@ static void test_agent_hangup(void **state)
     OK(hx_enter(h, 0, "c1", 0, "q", true, &o));
     OK(bridged(h, o.pairs[0].pairing));
     OK(logoff(h, "a1", true));
-    assert_string_equal(g_o.res.call_outcome, "COMPLETEAGENT");
-    assert_string_equal(g_o.res.call, "c1");
+    assert_string_equal(hx_o.res.call_outcome, "COMPLETEAGENT");
+    assert_string_equal(hx_o.res.call, "c1");
     assert_int_equal(hx_int(h, "EXISTS {ariq}:call:c1"), 0);
     OK(leave(h, 0, "c1", QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true));
-    assert_string_equal(g_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.outcome, "GONE");
     assert_int_equal(hx_dbsize(h), 2);
     /* paired, not bridged */
     OK(hx_enter(h, 0, "c2", 0, "q", false, &o));
@@ -505,10 +476,10 @@ static void test_agent_hangup(void **state)
     assert_string_equal(o.pairs[0].call, "c2");
     OK(hx_login(h, 1, "a3", "q", false, &o));
     OK(logoff(h, "a2", true)); /* c2 goes back first and is paired with a3 */
-    assert_string_equal(g_o.res.call_outcome, "REQUEUED");
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].call, "c2");
-    assert_string_equal(g_o.pairs[0].agent, "a3");
+    assert_string_equal(hx_o.res.call_outcome, "REQUEUED");
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].call, "c2");
+    assert_string_equal(hx_o.pairs[0].agent, "a3");
 }
 
 /* A caller hanging up while paired: ABANDON, the agent free again keeping
@@ -522,7 +493,7 @@ static void test_abandon_while_paired(void **state)
     OK(hx_enter(h, 0, "c1", 0, "q", true, &o));
     h->now += 4000;
     OK(leave(h, 0, "c1", QS_LEAVE_HANGUP, QS_BY_CALLER, 0, false));
-    assert_string_equal(g_o.res.outcome, "ABANDON");
+    assert_string_equal(hx_o.res.outcome, "ABANDON");
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:agents a1"), aseq);
     hx_events e;
     hx_events_read(h, &e);
@@ -543,39 +514,39 @@ static void test_pause(void **state)
     hx_out o;
     OK(hx_login(h, 0, "a1", "q&r", false, &o));
     OK(hx_login(h, 0, "a2", "q", false, &o));
-    memset(&g_o, 0, sizeof g_o);
+    memset(&hx_o, 0, sizeof hx_o);
     OK(hx_done(h,
-               qs_agent_pause(h->n[0].qs, "a1", true, "lunch", false, hx_result_cb, &g_o),
-               &g_o));
-    assert_string_equal(g_o.res.state, "paused");
+               qs_agent_pause(h->n[0].qs, "a1", true, "lunch", false, hx_result_cb, &hx_o),
+               &hx_o));
+    assert_string_equal(hx_o.res.state, "paused");
     assert_int_equal(hx_int(h, "ZCARD {ariq}:queue:r:agents"), 0);
     assert_string_equal(hget(h, "{ariq}:agent:a1", "pause_reason"), "lunch");
     OK(hx_enter(h, 0, "c1", 0, "r", true, &o));
     assert_int_equal(o.npairs, 0);
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_agent_pause(h->n[0].qs, "a1", false, "", true, hx_result_cb, &g_o),
-               &g_o));
-    assert_string_equal(g_o.res.state,
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_agent_pause(h->n[0].qs, "a1", false, "", true, hx_result_cb, &hx_o),
+               &hx_o));
+    assert_string_equal(hx_o.res.state,
                         "paired"); /* unpaused and paired with c1 at once */
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].call, "c1");
-    OK(bridged(h, g_o.pairs[0].pairing));
-    memset(&g_o, 0, sizeof g_o);
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].call, "c1");
+    OK(bridged(h, hx_o.pairs[0].pairing));
+    memset(&hx_o, 0, sizeof hx_o);
     OK(hx_done(h,
-               qs_agent_pause(h->n[0].qs, "a1", true, "after", false, hx_result_cb, &g_o),
-               &g_o));
-    assert_string_equal(g_o.res.state, "talking");
+               qs_agent_pause(h->n[0].qs, "a1", true, "after", false, hx_result_cb, &hx_o),
+               &hx_o));
+    assert_string_equal(hx_o.res.state, "talking");
     OK(leave(h, 0, "c1", QS_LEAVE_HANGUP, QS_BY_CALLER, 0, true));
     assert_string_equal(hget(h, "{ariq}:agent:a1", "state"), "paused");
-    memset(&g_o, 0, sizeof g_o);
+    memset(&hx_o, 0, sizeof hx_o);
     assert_int_equal(
-        hx_done(h, qs_agent_pause(h->n[0].qs, "a2", false, "", false, hx_result_cb, &g_o),
-                &g_o),
+        hx_done(h, qs_agent_pause(h->n[0].qs, "a2", false, "", false, hx_result_cb, &hx_o),
+                &hx_o),
         ARIQ_ESTATE);
-    memset(&g_o, 0, sizeof g_o);
+    memset(&hx_o, 0, sizeof hx_o);
     assert_int_equal(
-        hx_done(h, qs_agent_pause(h->n[0].qs, "zz", true, "", false, hx_result_cb, &g_o),
-                &g_o),
+        hx_done(h, qs_agent_pause(h->n[0].qs, "zz", true, "", false, hx_result_cb, &hx_o),
+                &hx_o),
         ARIQ_ENOTFOUND);
     hx_events e;
     hx_events_read(h, &e);
@@ -598,10 +569,7 @@ static void test_agentinuse(void **state)
     assert_int_equal(hx_login(h, 1, "1001", "q&r", false, &o), ARIQ_EBUSY);
     assert_non_null(strstr(o.errmsg, "AGENTINUSE"));
     assert_non_null(strstr(o.errmsg, "node A"));
-    char *after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    HX_UNCHANGED(h, before);
     OK(hx_enter(h, 0, "c1", 0, "q", true, &o));
     OK(bridged(h, o.pairs[0].pairing));
     assert_int_equal(hx_login(h, 0, "1001", "q", false, &o), ARIQ_EBUSY);
@@ -622,10 +590,10 @@ static void test_recording(void **state)
     OK(bridged(h, pid));
     queue_store *qs = h->n[1].qs;
 #define REC(act, name, ...)                                                              \
-    (memset(&g_o, 0, sizeof g_o),                                                        \
-     hx_done(h, qs_rec(qs, act, name, __VA_ARGS__, hx_result_cb, &g_o), &g_o))
+    (memset(&hx_o, 0, sizeof hx_o),                                                        \
+     hx_done(h, qs_rec(qs, act, name, __VA_ARGS__, hx_result_cb, &hx_o), &hx_o))
     OK(REC(QS_REC_START, "r1", pid, "q-r1.wav", 0));
-    assert_string_equal(g_o.res.state, "recording");
+    assert_string_equal(hx_o.res.state, "recording");
     assert_int_equal(REC(QS_REC_START, "r1", pid, "q-r1.wav", 0), ARIQ_EBUSY);
     assert_int_equal(REC(QS_REC_UNPAUSE, "r1", NULL, NULL, 0), ARIQ_ESTATE);
     h->now += 1000;
@@ -634,7 +602,7 @@ static void test_recording(void **state)
     OK(REC(QS_REC_UNPAUSE, "r1", NULL, NULL, 0));
     h->now += 2000;
     OK(REC(QS_REC_STOP, "r1", NULL, NULL, 0));
-    assert_string_equal(g_o.res.state, "stored");
+    assert_string_equal(hx_o.res.state, "stored");
     const char *k = "{ariq}:recording:r1";
     assert_string_equal(hget(h, k, "paused_ms"), "500");
     assert_string_equal(hget(h, k, "call"), "c1");
@@ -698,9 +666,9 @@ static void reap_cb(queue_store *qs, int err, const qs_reap_result *res, void *p
 
 static int reap(hx *h, const char *node, int max)
 {
-    memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_reap(h->n[0].qs, node, "heartbeat lapsed", max, reap_cb, &g_o),
-                   &g_o);
+    memset(&hx_o, 0, sizeof hx_o);
+    return hx_done(h, qs_reap(h->n[0].qs, node, "heartbeat lapsed", max, reap_cb, &hx_o),
+                   &hx_o);
 }
 
 /* Node B dies: its pairings end (a paired caller of A back at the front, a
@@ -723,10 +691,10 @@ static void test_reap_node(void **state)
     freeReplyObject(r);
     h->now += 9000;
     OK(reap(h, "B", 100));
-    assert_int_equal(g_o.res.seq, 2);         /* pairings */
-    assert_int_equal(g_o.res.holdtime_ms, 1); /* calls */
-    assert_int_equal(g_o.res.ringtime_ms, 3); /* agents */
-    assert_int_equal(g_o.res.npairings, 0);   /* more */
+    assert_int_equal(hx_o.res.seq, 2);         /* pairings */
+    assert_int_equal(hx_o.res.holdtime_ms, 1); /* calls */
+    assert_int_equal(hx_o.res.ringtime_ms, 3); /* agents */
+    assert_int_equal(hx_o.res.npairings, 0);   /* more */
     assert_int_equal(zrank(h, "q", "c2"), 0);
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:callers c2"), c2score);
     assert_string_equal(hget(h, "{ariq}:call:c2", "state"), "waiting");
@@ -758,11 +726,8 @@ static void test_reap_node(void **state)
     hx_events_free(&e);
     char *before = hx_snapshot(h);
     OK(reap(h, "B", 100));
-    assert_int_equal(g_o.res.seq + g_o.res.holdtime_ms + g_o.res.ringtime_ms, 0);
-    char *after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    assert_int_equal(hx_o.res.seq + hx_o.res.holdtime_ms + hx_o.res.ringtime_ms, 0);
+    HX_UNCHANGED(h, before);
     /* a live node is not reaped */
     r = redisCommand(h->rc, "SET {ariq}:node:A:heartbeat 1 PX 60000");
     freeReplyObject(r);
@@ -785,8 +750,8 @@ static void test_reap_budget(void **state)
     do {
         OK(reap(h, "B", 1));
         calls++;
-        assert_true(g_o.res.seq + g_o.res.holdtime_ms + g_o.res.ringtime_ms <= 1);
-    } while (g_o.res.npairings && calls < 20);
+        assert_true(hx_o.res.seq + hx_o.res.holdtime_ms + hx_o.res.ringtime_ms <= 1);
+    } while (hx_o.res.npairings && calls < 20);
     assert_int_equal(calls, 6);
     assert_int_equal(hx_dbsize(h), 2); /* seq and events */
 }

@@ -25,24 +25,8 @@ typedef struct fx {
     hx_node c; /* node "C"; zero when not started */
 } fx;
 
-static hx_out g_o; /* the last request's outcome */
 
-static const char *qs_last(hx *h)
-{
-    static char buf[2 * QS_ERRMSG_MAX + 8];
-    snprintf(buf, sizeof buf, "A: %s B: %s", qs_errmsg(h->n[0].qs),
-             qs_errmsg(h->n[1].qs));
-    return buf;
-}
-
-/* Asserts success, and says why not (the last request's message). */
-#define OK(expr)                                                                         \
-    do {                                                                                 \
-        int rc_ = (expr);                                                                \
-        if (rc_ != 0)                                                                    \
-            fail_msg("%s: %s (%s | %s)", #expr, ariq_strerror(rc_), g_o.errmsg,          \
-                     qs_last(h));                                                        \
-    } while (0)
+#define OK HX_OK
 
 static int setup(void **state)
 {
@@ -114,13 +98,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static const char *hget(hx *h, const char *key, const char *field)
-{
-    static char buf[4][256];
-    static int i;
-    i = (i + 1) % 4;
-    return hx_hget(h, key, field, buf[i], sizeof buf[i]);
-}
+#define hget hx_hget4
 
 /* A pairing's hash field. */
 static const char *pget(hx *h, const char *pid, const char *field)
@@ -130,21 +108,14 @@ static const char *pget(hx *h, const char *pid, const char *field)
     return hget(h, key, field);
 }
 
-static long long zrank(hx *h, const char *queue, const char *callid)
-{
-    redisReply *r =
-        redisCommand(h->rc, "ZRANK {ariq}:queue:%s:callers %s", queue, callid);
-    long long v = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
-    return v;
-}
+#define zrank hx_zrank
 
 static int bridged(hx *h, int node, const char *pairing, qs_side side)
 {
-    char pid[QS_ID_MAX + 1]; /* it may point into g_o */
+    char pid[QS_ID_MAX + 1]; /* it may point into hx_o */
     snprintf(pid, sizeof pid, "%s", pairing);
-    memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_bridged(h->n[node].qs, pid, side, hx_result_cb, &g_o), &g_o);
+    memset(&hx_o, 0, sizeof hx_o);
+    return hx_done(h, qs_bridged(h->n[node].qs, pid, side, hx_result_cb, &hx_o), &hx_o);
 }
 
 static int unlink_(hx *h, int node, const char *pairing, qs_side side, const char *party,
@@ -152,25 +123,25 @@ static int unlink_(hx *h, int node, const char *pairing, qs_side side, const cha
 {
     char pid[QS_ID_MAX + 1];
     snprintf(pid, sizeof pid, "%s", pairing);
-    memset(&g_o, 0, sizeof g_o);
+    memset(&hx_o, 0, sizeof hx_o);
     return hx_done(h,
                    qs_unlink(h->n[node].qs, pid, side, party, reason, wrapup_ms, autopair,
-                             hx_result_cb, &g_o),
-                   &g_o);
+                             hx_result_cb, &hx_o),
+                   &hx_o);
 }
 
 static int pairing_info(hx *h, int node, const char *pairing)
 {
     char pid[QS_ID_MAX + 1];
     snprintf(pid, sizeof pid, "%s", pairing);
-    memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_pairing_info(h->n[node].qs, pid, hx_result_cb, &g_o), &g_o);
+    memset(&hx_o, 0, sizeof hx_o);
+    return hx_done(h, qs_pairing_info(h->n[node].qs, pid, hx_result_cb, &hx_o), &hx_o);
 }
 
 static int pair_queue(hx *h, queue_store *qs, const char *q)
 {
-    memset(&g_o, 0, sizeof g_o);
-    return hx_done(h, qs_pair_queue(qs, q, hx_result_cb, &g_o), &g_o);
+    memset(&hx_o, 0, sizeof hx_o);
+    return hx_done(h, qs_pair_queue(qs, q, hx_result_cb, &hx_o), &hx_o);
 }
 
 /* A cross-node pairing: `call` waits on A, `agent` logs in on B with
@@ -237,9 +208,9 @@ static void test_bridged_caller_then_agent(void **state)
     snprintf(pid, sizeof pid, "%s", o.pairs[0].pairing);
     h->now += 2000;
     OK(bridged(h, 0, pid, QS_SIDE_CALLER));
-    assert_int_equal(g_o.res.connected, 0);
-    assert_int_equal(g_o.res.holdtime_ms, 0);
-    assert_int_equal(g_o.res.ringtime_ms, 0);
+    assert_int_equal(hx_o.res.connected, 0);
+    assert_int_equal(hx_o.res.holdtime_ms, 0);
+    assert_int_equal(hx_o.res.ringtime_ms, 0);
     assert_string_equal(pget(h, pid, "state"), "paired");
     assert_string_equal(pget(h, pid, "sides"), "caller");
     assert_string_equal(hget(h, "{ariq}:call:c1", "state"), "paired");
@@ -250,16 +221,13 @@ static void test_bridged_caller_then_agent(void **state)
     char *before = hx_snapshot(h);
     h->now += 100;
     OK(bridged(h, 0, pid, QS_SIDE_CALLER));
-    assert_int_equal(g_o.res.connected, 0);
-    char *after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    assert_int_equal(hx_o.res.connected, 0);
+    HX_UNCHANGED(h, before);
     h->now += 400;
     OK(bridged(h, 1, pid, QS_SIDE_AGENT));
-    assert_int_equal(g_o.res.connected, 1);
-    assert_int_equal(g_o.res.ringtime_ms, 2500);
-    assert_int_equal(g_o.res.holdtime_ms, 3500);
+    assert_int_equal(hx_o.res.connected, 1);
+    assert_int_equal(hx_o.res.ringtime_ms, 2500);
+    assert_int_equal(hx_o.res.holdtime_ms, 3500);
     assert_string_equal(pget(h, pid, "state"), "bridged");
     assert_string_equal(pget(h, pid, "sides"), "both");
     assert_string_equal(hget(h, "{ariq}:call:c1", "state"), "bridged");
@@ -282,13 +250,10 @@ static void test_bridged_caller_then_agent(void **state)
     /* once bridged, any side is BADSTATE and writes nothing */
     before = hx_snapshot(h);
     assert_int_equal(bridged(h, 1, pid, QS_SIDE_AGENT), ARIQ_ESTATE);
-    assert_non_null(strstr(g_o.errmsg, "BADSTATE"));
+    assert_non_null(strstr(hx_o.errmsg, "BADSTATE"));
     assert_int_equal(bridged(h, 0, pid, QS_SIDE_CALLER), ARIQ_ESTATE);
     assert_int_equal(bridged(h, 0, pid, QS_SIDE_BOTH), ARIQ_ESTATE);
-    after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    HX_UNCHANGED(h, before);
 }
 
 /* Agent side first works the same; BOTH connects at once; a pairing gone
@@ -302,15 +267,15 @@ static void test_bridged_agent_first_both_notfound(void **state)
     hx_out o;
     cross_pair(h, "c2", "a2", "q", pid);
     OK(bridged(h, 1, pid, QS_SIDE_AGENT));
-    assert_int_equal(g_o.res.connected, 0);
+    assert_int_equal(hx_o.res.connected, 0);
     assert_string_equal(pget(h, pid, "sides"), "agent");
     assert_string_equal(hget(h, "{ariq}:agent:a2", "state"), "paired");
     OK(bridged(h, 1, pid, QS_SIDE_AGENT));
-    assert_int_equal(g_o.res.connected, 0);
+    assert_int_equal(hx_o.res.connected, 0);
     assert_string_equal(pget(h, pid, "state"), "paired");
     assert_int_equal(count_events(h, "CONNECT"), 0);
     OK(bridged(h, 0, pid, QS_SIDE_CALLER));
-    assert_int_equal(g_o.res.connected, 1);
+    assert_int_equal(hx_o.res.connected, 1);
     assert_string_equal(pget(h, pid, "sides"), "both");
     assert_string_equal(hget(h, "{ariq}:call:c2", "state"), "bridged");
     assert_string_equal(hget(h, "{ariq}:agent:a2", "state"), "talking");
@@ -320,38 +285,35 @@ static void test_bridged_agent_first_both_notfound(void **state)
     OK(hx_login(h, 0, "a3", "s", true, &o));
     snprintf(pid, sizeof pid, "%s", o.pairs[0].pairing);
     OK(bridged(h, 0, pid, QS_SIDE_BOTH));
-    assert_int_equal(g_o.res.connected, 1);
+    assert_int_equal(hx_o.res.connected, 1);
     assert_string_equal(pget(h, pid, "state"), "bridged");
     assert_string_equal(hget(h, "{ariq}:agent:a3", "state"), "talking");
     assert_int_equal(count_events(h, "CONNECT"), 2);
     /* completed: NOTFOUND */
-    memset(&g_o, 0, sizeof g_o);
+    memset(&hx_o, 0, sizeof hx_o);
     OK(hx_done(h,
                qs_leave(h->n[0].qs, "c3", QS_LEAVE_HANGUP, QS_BY_CALLER, 0, false,
-                        hx_result_cb, &g_o),
-               &g_o));
+                        hx_result_cb, &hx_o),
+               &hx_o));
     assert_int_equal(bridged(h, 0, pid, QS_SIDE_BOTH), ARIQ_ENOTFOUND);
-    assert_non_null(strstr(g_o.errmsg, "NOTFOUND"));
+    assert_non_null(strstr(hx_o.errmsg, "NOTFOUND"));
     assert_int_equal(bridged(h, 0, "p424242", QS_SIDE_CALLER), ARIQ_ENOTFOUND);
     /* one side in, then rolled back: the other side is NOTFOUND */
     cross_pair(h, "c4", "a4", "t", pid);
     OK(bridged(h, 1, pid, QS_SIDE_AGENT));
-    memset(&g_o, 0, sizeof g_o);
-    OK(hx_done(h, qs_rollback(h->n[0].qs, pid, "x", QS_AGENT_KEEP, hx_result_cb, &g_o),
-               &g_o));
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_rollback(h->n[0].qs, pid, "x", QS_AGENT_KEEP, hx_result_cb, &hx_o),
+               &hx_o));
     char *before = hx_snapshot(h);
     assert_int_equal(bridged(h, 0, pid, QS_SIDE_CALLER), ARIQ_ENOTFOUND);
-    char *after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    HX_UNCHANGED(h, before);
     assert_int_equal(count_events(h, "CONNECT"), 2);
     /* the same two parties paired again start with no side in */
     OK(pair_queue(h, h->n[1].qs, "t"));
-    assert_int_equal(g_o.npairs, 1);
-    snprintf(pid, sizeof pid, "%s", g_o.pairs[0].pairing);
+    assert_int_equal(hx_o.npairs, 1);
+    snprintf(pid, sizeof pid, "%s", hx_o.pairs[0].pairing);
     OK(bridged(h, 0, pid, QS_SIDE_CALLER));
-    assert_int_equal(g_o.res.connected, 0);
+    assert_int_equal(hx_o.res.connected, 0);
     assert_int_equal(count_events(h, "CONNECT"), 2);
 }
 
@@ -378,11 +340,11 @@ static void test_unlink_rollback_from_caller(void **state)
     OK(bridged(h, 0, pid, QS_SIDE_CALLER)); /* one side in: still not connected */
     h->now += 1500;
     OK(unlink_(h, 0, pid, QS_SIDE_CALLER, "c1", "noanswer", 0, true));
-    assert_string_equal(g_o.res.outcome, "ROLLEDBACK");
-    assert_string_equal(g_o.res.state, "waiting");
-    assert_string_equal(g_o.res.pairing, "");
-    assert_int_equal(g_o.res.wrapup_ms, 0);
-    assert_int_equal(g_o.npairs, 0); /* no autopair */
+    assert_string_equal(hx_o.res.outcome, "ROLLEDBACK");
+    assert_string_equal(hx_o.res.state, "waiting");
+    assert_string_equal(hx_o.res.pairing, "");
+    assert_int_equal(hx_o.res.wrapup_ms, 0);
+    assert_int_equal(hx_o.npairs, 0); /* no autopair */
     /* the caller: first, its score */
     assert_int_equal(zrank(h, "q", "c1"), 0);
     assert_int_equal(zrank(h, "q", "c2"), 1);
@@ -417,14 +379,11 @@ static void test_unlink_rollback_from_caller(void **state)
     /* the agent's node learns it too late: GONE, its agent free */
     char *before = hx_snapshot(h);
     OK(unlink_(h, 1, pid, QS_SIDE_AGENT, "a1", "noanswer", 0, true));
-    assert_string_equal(g_o.res.outcome, "GONE");
-    assert_string_equal(g_o.res.state, "free");
-    assert_string_equal(g_o.res.pairing, "");
-    assert_int_equal(g_o.npairs, 0);
-    char *after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    assert_string_equal(hx_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.state, "free");
+    assert_string_equal(hx_o.res.pairing, "");
+    assert_int_equal(hx_o.npairs, 0);
+    HX_UNCHANGED(h, before);
 }
 
 /* From the agent's side: the same rollback, the reply shows the agent; a
@@ -443,11 +402,11 @@ static void test_unlink_rollback_from_agent(void **state)
     h->now += 2000;
     OK(bridged(h, 1, pid, QS_SIDE_AGENT));
     OK(unlink_(h, 1, pid, QS_SIDE_AGENT, "a1", "dropped", 0, true));
-    assert_string_equal(g_o.res.outcome, "ROLLEDBACK");
-    assert_string_equal(g_o.res.state, "free");
-    assert_string_equal(g_o.res.pairing, "");
-    assert_int_equal(g_o.res.wrapup_ms, 0);
-    assert_int_equal(g_o.npairs, 0);
+    assert_string_equal(hx_o.res.outcome, "ROLLEDBACK");
+    assert_string_equal(hx_o.res.state, "free");
+    assert_string_equal(hx_o.res.pairing, "");
+    assert_int_equal(hx_o.res.wrapup_ms, 0);
+    assert_int_equal(hx_o.npairs, 0);
     assert_int_equal(zrank(h, "q", "c2"), 0);
     assert_int_equal(hx_int(h, "ZSCORE {ariq}:queue:q:callers c2"), c2score);
     assert_string_equal(hget(h, "{ariq}:call:c2", "state"), "waiting");
@@ -466,26 +425,23 @@ static void test_unlink_rollback_from_agent(void **state)
     hx_events_free(&e);
     /* the caller's side, late: GONE, the caller waiting */
     OK(unlink_(h, 0, pid, QS_SIDE_CALLER, "c2", "dropped", 0, true));
-    assert_string_equal(g_o.res.outcome, "GONE");
-    assert_string_equal(g_o.res.state, "waiting");
-    assert_string_equal(g_o.res.pairing, "");
-    assert_int_equal(g_o.npairs, 0);
+    assert_string_equal(hx_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.state, "waiting");
+    assert_string_equal(hx_o.res.pairing, "");
+    assert_int_equal(hx_o.npairs, 0);
     /* the sweep pairs again; a late unlink of the old pairing says so */
     OK(pair_queue(h, h->n[0].qs, "q"));
-    assert_int_equal(g_o.npairs, 2);
-    assert_string_equal(g_o.pairs[0].call, "c2");
-    assert_string_equal(g_o.pairs[0].agent, "a0");
+    assert_int_equal(hx_o.npairs, 2);
+    assert_string_equal(hx_o.pairs[0].call, "c2");
+    assert_string_equal(hx_o.pairs[0].agent, "a0");
     char pid2[QS_ID_MAX + 1];
-    snprintf(pid2, sizeof pid2, "%s", g_o.pairs[0].pairing);
+    snprintf(pid2, sizeof pid2, "%s", hx_o.pairs[0].pairing);
     char *before = hx_snapshot(h);
     OK(unlink_(h, 0, pid, QS_SIDE_CALLER, "c2", "late", 0, true));
-    assert_string_equal(g_o.res.outcome, "GONE");
-    assert_string_equal(g_o.res.state, "paired");
-    assert_string_equal(g_o.res.pairing, pid2);
-    char *after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    assert_string_equal(hx_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.state, "paired");
+    assert_string_equal(hx_o.res.pairing, pid2);
+    HX_UNCHANGED(h, before);
 }
 
 /* ---- unlink after CONNECT -------------------------------------------------- */
@@ -500,16 +456,16 @@ static void test_unlink_connected_from_caller(void **state)
     cross_pair(h, "c1", "a1", "q", pid);
     OK(bridged(h, 0, pid, QS_SIDE_CALLER));
     OK(bridged(h, 1, pid, QS_SIDE_AGENT));
-    assert_int_equal(g_o.res.connected, 1);
+    assert_int_equal(hx_o.res.connected, 1);
     OK(hx_login(h, 1, "a2", "q", false, &o)); /* free before a1 is */
     long long a2seq = o.res.seq;
     h->now += 7000;
     OK(unlink_(h, 0, pid, QS_SIDE_CALLER, "c1", "linklost", 0, false));
-    assert_string_equal(g_o.res.outcome, "COMPLETEAGENT");
-    assert_string_equal(g_o.res.state, "gone");
-    assert_string_equal(g_o.res.pairing, "");
-    assert_int_equal(g_o.res.wrapup_ms, 0);
-    assert_int_equal(g_o.npairs, 0);
+    assert_string_equal(hx_o.res.outcome, "COMPLETEAGENT");
+    assert_string_equal(hx_o.res.state, "gone");
+    assert_string_equal(hx_o.res.pairing, "");
+    assert_int_equal(hx_o.res.wrapup_ms, 0);
+    assert_int_equal(hx_o.npairs, 0);
     assert_int_equal(hx_int(h, "EXISTS {ariq}:call:c1 {ariq}:pairing:%s", pid), 0);
     assert_int_equal(hx_int(h, "SISMEMBER {ariq}:node:A:calls c1"), 0);
     assert_int_equal(hx_int(h, "EXISTS {ariq}:node:A:pairings {ariq}:node:B:pairings"),
@@ -534,12 +490,9 @@ static void test_unlink_connected_from_caller(void **state)
     /* the agent's side, late: GONE, its agent free */
     char *before = hx_snapshot(h);
     OK(unlink_(h, 1, pid, QS_SIDE_AGENT, "a1", "linklost", 0, true));
-    assert_string_equal(g_o.res.outcome, "GONE");
-    assert_string_equal(g_o.res.state, "free");
-    char *after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    assert_string_equal(hx_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.state, "free");
+    HX_UNCHANGED(h, before);
 }
 
 /* From the agent's side with wrapup: COMPLETECALLER, the agent in wrapup
@@ -556,11 +509,11 @@ static void test_unlink_connected_from_agent_wrapup(void **state)
     h->now += 3000;
     OK(hx_enter(h, 0, "c2", 0, "q", false, &o));
     OK(unlink_(h, 1, pid, QS_SIDE_AGENT, "a1", "linklost", 30000, true));
-    assert_string_equal(g_o.res.outcome, "COMPLETECALLER");
-    assert_string_equal(g_o.res.state, "wrapup");
-    assert_int_equal(g_o.res.wrapup_ms, 30000);
-    assert_string_equal(g_o.res.pairing, "");
-    assert_int_equal(g_o.npairs, 0);
+    assert_string_equal(hx_o.res.outcome, "COMPLETECALLER");
+    assert_string_equal(hx_o.res.state, "wrapup");
+    assert_int_equal(hx_o.res.wrapup_ms, 30000);
+    assert_string_equal(hx_o.res.pairing, "");
+    assert_int_equal(hx_o.npairs, 0);
     assert_string_equal(hget(h, "{ariq}:agent:a1", "state"), "wrapup");
     assert_int_equal(hx_int(h, "HGET {ariq}:agent:a1 wrapup_until_ms"),
                      (long long)h->now + 30000);
@@ -578,13 +531,13 @@ static void test_unlink_connected_from_agent_wrapup(void **state)
     /* later, both sides hear of it again: GONE; the agent's wrapup left */
     h->now += 10000;
     OK(unlink_(h, 0, pid, QS_SIDE_CALLER, "c1", "linklost", 0, true));
-    assert_string_equal(g_o.res.outcome, "GONE");
-    assert_string_equal(g_o.res.state, "gone");
-    assert_int_equal(g_o.res.wrapup_ms, 0);
+    assert_string_equal(hx_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.state, "gone");
+    assert_int_equal(hx_o.res.wrapup_ms, 0);
     OK(unlink_(h, 1, pid, QS_SIDE_AGENT, "a1", "linklost", 30000, true));
-    assert_string_equal(g_o.res.outcome, "GONE");
-    assert_string_equal(g_o.res.state, "wrapup");
-    assert_int_equal(g_o.res.wrapup_ms, 20000);
+    assert_string_equal(hx_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.state, "wrapup");
+    assert_int_equal(hx_o.res.wrapup_ms, 20000);
 }
 
 /* No wrapup and autopair with a caller waiting: the agent is paired again
@@ -598,15 +551,15 @@ static void test_unlink_connected_autopair(void **state)
     OK(bridged(h, 0, pid, QS_SIDE_BOTH));
     OK(hx_enter(h, 0, "c2", 0, "q", false, &o));
     OK(unlink_(h, 1, pid, QS_SIDE_AGENT, "a1", "linklost", 0, true));
-    assert_string_equal(g_o.res.outcome, "COMPLETECALLER");
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].call, "c2");
-    assert_string_equal(g_o.pairs[0].agent, "a1");
-    assert_string_equal(g_o.pairs[0].queue, "q");
-    assert_string_equal(g_o.res.state, "paired");
-    assert_string_equal(g_o.res.pairing, g_o.pairs[0].pairing);
-    assert_int_equal(g_o.res.wrapup_ms, 0);
-    snprintf(pid, sizeof pid, "%s", g_o.pairs[0].pairing);
+    assert_string_equal(hx_o.res.outcome, "COMPLETECALLER");
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].call, "c2");
+    assert_string_equal(hx_o.pairs[0].agent, "a1");
+    assert_string_equal(hx_o.pairs[0].queue, "q");
+    assert_string_equal(hx_o.res.state, "paired");
+    assert_string_equal(hx_o.res.pairing, hx_o.pairs[0].pairing);
+    assert_int_equal(hx_o.res.wrapup_ms, 0);
+    snprintf(pid, sizeof pid, "%s", hx_o.pairs[0].pairing);
     assert_string_equal(hget(h, "{ariq}:agent:a1", "pairing"), pid);
     assert_string_equal(hget(h, "{ariq}:call:c2", "state"), "paired");
     /* made by B for a caller on A: handed to A like any other */
@@ -615,22 +568,22 @@ static void test_unlink_connected_autopair(void **state)
     OK(bridged(h, 0, pid, QS_SIDE_BOTH));
     OK(hx_enter(h, 0, "c3", 0, "q", false, &o));
     OK(unlink_(h, 0, pid, QS_SIDE_CALLER, "c2", "linklost", 0, true));
-    assert_string_equal(g_o.res.outcome, "COMPLETEAGENT");
-    assert_string_equal(g_o.res.state, "gone");
-    assert_string_equal(g_o.res.pairing, "");
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].call, "c3");
-    assert_string_equal(g_o.pairs[0].agent, "a1");
-    snprintf(pid, sizeof pid, "%s", g_o.pairs[0].pairing);
+    assert_string_equal(hx_o.res.outcome, "COMPLETEAGENT");
+    assert_string_equal(hx_o.res.state, "gone");
+    assert_string_equal(hx_o.res.pairing, "");
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].call, "c3");
+    assert_string_equal(hx_o.pairs[0].agent, "a1");
+    snprintf(pid, sizeof pid, "%s", hx_o.pairs[0].pairing);
     assert_string_equal(hget(h, "{ariq}:agent:a1", "state"), "paired");
     assert_int_equal(cmds_len(h, "A"), 2); /* made by A itself */
     /* without autopair: nobody is paired */
     OK(bridged(h, 0, pid, QS_SIDE_BOTH));
     OK(hx_enter(h, 0, "c4", 0, "q", false, &o));
     OK(unlink_(h, 1, pid, QS_SIDE_AGENT, "a1", "linklost", 0, false));
-    assert_string_equal(g_o.res.outcome, "COMPLETECALLER");
-    assert_string_equal(g_o.res.state, "free");
-    assert_int_equal(g_o.npairs, 0);
+    assert_string_equal(hx_o.res.outcome, "COMPLETECALLER");
+    assert_string_equal(hx_o.res.state, "free");
+    assert_int_equal(hx_o.npairs, 0);
     assert_int_equal(zrank(h, "q", "c4"), 0);
 }
 
@@ -665,7 +618,7 @@ static void test_unlink_wrong_party(void **state)
             if (rc != ARIQ_EINVAL)
                 fail_msg("unlink %s (%s): %s, want EINVAL", bad[i].party,
                          bridged_yet ? "bridged" : "paired", ariq_strerror(rc));
-            assert_non_null(strstr(g_o.errmsg, "ERR ariq"));
+            assert_non_null(strstr(hx_o.errmsg, "ERR ariq"));
         }
         char *after = hx_snapshot(h);
         assert_string_equal(before, after);
@@ -685,15 +638,12 @@ static void test_unlink_wrong_party(void **state)
     assert_int_equal(o.done, 0);
     /* a pairing that no longer exists: GONE whoever asks */
     OK(unlink_(h, 0, pid, QS_SIDE_CALLER, "c1", "x", 0, false));
-    assert_string_equal(g_o.res.outcome, "COMPLETEAGENT");
+    assert_string_equal(hx_o.res.outcome, "COMPLETEAGENT");
     char *before = hx_snapshot(h);
     OK(unlink_(h, 1, pid, QS_SIDE_AGENT, "a2", "x", 0, false));
-    assert_string_equal(g_o.res.outcome, "GONE");
-    assert_string_equal(g_o.res.state, "free");
-    char *after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
+    assert_string_equal(hx_o.res.outcome, "GONE");
+    assert_string_equal(hx_o.res.state, "free");
+    HX_UNCHANGED(h, before);
 }
 
 /* ---- pairing_info ---------------------------------------------------------- */
@@ -710,14 +660,11 @@ static void test_pairing_info(void **state)
     snprintf(pid, sizeof pid, "%s", o.pairs[0].pairing);
     char *before = hx_snapshot(h);
     OK(pairing_info(h, 0, pid));
-    char *after = hx_snapshot(h);
-    assert_string_equal(before, after);
-    free(before);
-    free(after);
-    assert_string_equal(g_o.res.state, "paired");
-    assert_string_equal(g_o.res.sides, "");
-    assert_int_equal(g_o.npairs, 1);
-    qs_pairing *p = &g_o.pairs[0];
+    HX_UNCHANGED(h, before);
+    assert_string_equal(hx_o.res.state, "paired");
+    assert_string_equal(hx_o.res.sides, "");
+    assert_int_equal(hx_o.npairs, 1);
+    qs_pairing *p = &hx_o.pairs[0];
     assert_string_equal(p->pairing, pid);
     assert_string_equal(p->call, "c1");
     assert_string_equal(p->agent, "a1");
@@ -730,26 +677,26 @@ static void test_pairing_info(void **state)
     assert_int_equal(p->holdtime_ms, 2000);
     OK(bridged(h, 1, pid, QS_SIDE_AGENT));
     OK(pairing_info(h, 1, pid));
-    assert_string_equal(g_o.res.state, "paired");
-    assert_string_equal(g_o.res.sides, "agent");
+    assert_string_equal(hx_o.res.state, "paired");
+    assert_string_equal(hx_o.res.sides, "agent");
     OK(bridged(h, 0, pid, QS_SIDE_CALLER));
     OK(pairing_info(h, 0, pid));
-    assert_string_equal(g_o.res.state, "bridged");
-    assert_string_equal(g_o.res.sides, "both");
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].call, "c1");
-    memset(&g_o, 0, sizeof g_o);
+    assert_string_equal(hx_o.res.state, "bridged");
+    assert_string_equal(hx_o.res.sides, "both");
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].call, "c1");
+    memset(&hx_o, 0, sizeof hx_o);
     OK(hx_done(h,
                qs_leave(h->n[0].qs, "c1", QS_LEAVE_HANGUP, QS_BY_CALLER, 0, false,
-                        hx_result_cb, &g_o),
-               &g_o));
+                        hx_result_cb, &hx_o),
+               &hx_o));
     OK(pairing_info(h, 1, pid));
-    assert_string_equal(g_o.res.state, "gone");
-    assert_int_equal(g_o.npairs, 0);
-    assert_string_equal(g_o.res.sides, "");
+    assert_string_equal(hx_o.res.state, "gone");
+    assert_int_equal(hx_o.npairs, 0);
+    assert_string_equal(hx_o.res.sides, "");
     OK(pairing_info(h, 0, "p424242"));
-    assert_string_equal(g_o.res.state, "gone");
-    assert_int_equal(g_o.npairs, 0);
+    assert_string_equal(hx_o.res.state, "gone");
+    assert_int_equal(hx_o.npairs, 0);
 }
 
 /* ---- the command streams ---------------------------------------------------- */
@@ -829,10 +776,10 @@ static void test_cmds_stream(void **state)
     OK(hx_login(h, 1, "a4", "t", false, &o));
     h->now += 1000;
     OK(pair_queue(h, f->c.qs, "t"));
-    assert_int_equal(g_o.npairs, 1);
-    assert_string_equal(g_o.pairs[0].call, "c4");
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].call, "c4");
     assert_int_equal(cmds_len(h, "A"), 2);
-    assert_pair_cmd(h, "A", 1, &g_o.pairs[0]);
+    assert_pair_cmd(h, "A", 1, &hx_o.pairs[0]);
     hx_events c;
     cmds_read(h, "A", &c);
     assert_string_equal(hx_ev(&c.v[1], "agent_node"), "B");
@@ -840,7 +787,7 @@ static void test_cmds_stream(void **state)
     assert_string_equal(hx_ev(&c.v[1], "holdtime_ms"), "1000");
     hx_events_free(&c);
     assert_int_equal(cmds_len(h, "B"), 2); /* and one on the agent's node */
-    assert_pair_cmd(h, "B", 1, &g_o.pairs[0]);
+    assert_pair_cmd(h, "B", 1, &hx_o.pairs[0]);
     assert_int_equal(hx_int(h, "EXISTS {ariq}:node:C:cmds"), 0); /* C ran it */
     /* a caller on B paired by A (the agent's own node): B's stream only */
     OK(hx_enter(h, 1, "c5", 0, "u", false, &o));
