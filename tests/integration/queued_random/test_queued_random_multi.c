@@ -739,6 +739,14 @@ static int setup(void **state)
         R.c = NULL;
         return -1;
     }
+    const char *lat = getenv("ARIQ_SIM_LATENCY_MS"); /* widen every window */
+    if (lat && *lat) {
+        char body[64];
+        snprintf(body, sizeof body, "{\"latency_ms\":%d}", atoi(lat));
+        for (int n = 0; n < NNODES; n++)
+            if (sim_fault(&R.c->sim, n, body) != 200)
+                return -1;
+    }
     R.rc = redis_proc_connect(&R.c->redis);
     R.parties = calloc(MAX_CHANS, sizeof *R.parties);
     R.connects = calloc(NCALLERS + 1, sizeof *R.connects);
