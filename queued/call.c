@@ -104,9 +104,17 @@ struct call {
     rec_state rec; /* as the keys left it (requests may still be queued) */
     unsigned nrec;
     char rec_name[ARI_EVENT_MAX_ID + 1];
-    rec_req rq[REC_QUEUE_MAX]; /* recording requests not sent yet */
+    /* Recording requests not sent yet, each with the number of the recording
+     * it is for (its name is the pairing and that number): a key may start
+     * the next recording while requests for the last are still queued. */
+    struct {
+        rec_req r;
+        unsigned n;
+    } rq[REC_QUEUE_MAX];
     size_t rq_head, rq_len;
     bool rq_busy; /* one is in flight */
+    rec_req rq_now; /* the one in flight, and its recording's name */
+    char rq_name[ARI_EVENT_MAX_ID + 1];
     bool destroy_when_idle; /* the bridge goes after the last recording request */
     bool was_connected;     /* UNLINKING: our side had been connected */
 };
@@ -736,6 +744,14 @@ static void on_rec_answered(ari_rest *rest, const ari_response *r, void *pd)
     call *k = pd;
     on_logged(rest, r, call_ref(k)); /* logs failures, drops that reference */
     k->rq_busy = false;
+    if (k->rq_now == RQ_DISCARD && r->status == 404) {
+        /* it ended by itself meanwhile (the bridge emptied as the call
+         * ended) and was stored: the agent's key still means "throw it
+         * away" */
+        LOG_I(MOD, "pairing=%s recording %s ended before its discard: deleting the file",
+              k->p.pairing, k->rq_name);
+        FIRE(k, ari_recording_stored_delete(k->n->rest, k->rq_name, on_logged, k));
+    }
     if (r->err != ARIQ_ECLOSED)
         rec_send_next(k);
     call_unref(k);
@@ -750,11 +766,13 @@ static void rec_send_next(call *k)
     }
     if (k->rq_busy || !k->rq_len)
         return;
-    rec_req r = k->rq[k->rq_head];
+    rec_req r = k->rq[k->rq_head].r;
+    char *name = k->rq_name;
+    snprintf(name, sizeof k->rq_name, "ariq-%s-%u", k->p.pairing, k->rq[k->rq_head].n);
     k->rq_head = (k->rq_head + 1) % REC_QUEUE_MAX;
     k->rq_len--;
     ari_rest *rest = k->n->rest;
-    ari_record_opts o = {.name = k->rec_name, .format = k->q->record_format, .if_exists = "fail"};
+    ari_record_opts o = {.name = name, .format = k->q->record_format, .if_exists = "fail"};
     int rc = ARIQ_EINVAL;
     call_ref(k);
     switch (r) {
@@ -762,19 +780,20 @@ static void rec_send_next(call *k)
         rc = ari_bridge_record(rest, k->bridge, &o, on_rec_answered, k);
         break;
     case RQ_PAUSE:
-        rc = ari_recording_pause(rest, k->rec_name, on_rec_answered, k);
+        rc = ari_recording_pause(rest, name, on_rec_answered, k);
         break;
     case RQ_UNPAUSE:
-        rc = ari_recording_unpause(rest, k->rec_name, on_rec_answered, k);
+        rc = ari_recording_unpause(rest, name, on_rec_answered, k);
         break;
     case RQ_STOP:
-        rc = ari_recording_stop(rest, k->rec_name, on_rec_answered, k);
+        rc = ari_recording_stop(rest, name, on_rec_answered, k);
         break;
     case RQ_DISCARD:
-        rc = ari_recording_cancel(rest, k->rec_name, on_rec_answered, k);
+        rc = ari_recording_cancel(rest, name, on_rec_answered, k);
         break;
     }
     k->rq_busy = rc == 0;
+    k->rq_now = r;
     if (rc) {
         call_unref(k);
         rec_send_next(k);
@@ -787,7 +806,9 @@ static void rec_push(call *k, rec_req r)
         LOG_W(MOD, "pairing=%s too many recording keys at once: key dropped", k->p.pairing);
         return;
     }
-    k->rq[(k->rq_head + k->rq_len) % REC_QUEUE_MAX] = r;
+    size_t i = (k->rq_head + k->rq_len) % REC_QUEUE_MAX;
+    k->rq[i].r = r;
+    k->rq[i].n = k->nrec; /* the recording the keys are about now */
     k->rq_len++;
     rec_send_next(k);
 }

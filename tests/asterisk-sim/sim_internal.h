@@ -155,6 +155,7 @@ struct sim_rec {
     char state[16];       /* queued recording paused done failed */
     bool muted;
     bool stored, discarded;
+    bool deleted;         /* stored, then DELETE /recordings/stored/{name} */
     json_t *spans;        /* array of {start,end} in sim ms */
     uint64_t span_start;
     json_t *span_chans;   /* who was in the target when the open span began */

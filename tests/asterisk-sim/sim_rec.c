@@ -223,10 +223,11 @@ json_t *rec_oracle(sim *s)
                                                    (json_int_t)r->span_start, "end", "channels",
                                                    r->span_chans));
         json_array_append_new(
-            a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:o,s:I,s:I,s:I}", "node",
+            a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:b,s:o,s:I,s:I,s:I}", "node",
                          s->nodes[r->node].name, "name", r->name, "format", r->format,
                          "target_uri", r->target_uri, "state", r->state, "stored", r->stored,
-                         "discarded", r->discarded, "spans", spans, "started",
+                         "discarded", r->discarded, "deleted", r->deleted, "spans", spans,
+                         "started",
                          (json_int_t)r->started_ms, "ended", (json_int_t)r->ended_ms,
                          "duration_ms", (json_int_t)r->dur_ms));
     }

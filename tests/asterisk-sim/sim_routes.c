@@ -804,6 +804,7 @@ static void rs_delete(sim_req *r)
     snprintf(k, sizeof(k), "%d/%s", rec->node, rec->name);
     sim_map_del(r->s->recs_stored, k);
     rec->stored = false;
+    rec->deleted = true;
     req_reply(r, 204, NULL);
 }
 

@@ -613,7 +613,9 @@ static int rec_agrees(json_t *r, redisContext *rc, const char *ns, int *ns_, int
     const char *name = json_string_value(json_object_get(r, "name"));
     const char *state = json_string_value(json_object_get(r, "state"));
     bool stored = json_is_true(json_object_get(r, "stored"));
-    bool discarded = json_is_true(json_object_get(r, "discarded"));
+    /* discarded live, or stored and then deleted: either way not kept */
+    bool discarded = json_is_true(json_object_get(r, "discarded")) ||
+                     json_is_true(json_object_get(r, "deleted"));
     if (!name || !state || strcmp(state, "done") || stored == discarded) {
         snprintf(err, errlen, "recording %s is %s (stored %d, discarded %d)",
                  name ? name : "?", state ? state : "?", stored, discarded);

@@ -100,7 +100,7 @@ int qc_oracle_were_connected(const sim_proc *sim, int node, const char *a, const
 
 /* Every recording the simulator made is finished (state done, stored or
  * discarded), and Redis's record agrees: `stored` for a stored one,
- * `discarded` for a discarded one; and every recording record in Redis
+ * `discarded` for one discarded live or deleted after it was stored; and every recording record in Redis
  * names a recording the simulator made. Returns 0, or -1 with the first
  * disagreement. *nstored / *ndiscarded (may be NULL) get the counts. */
 int qc_recordings_agree(const sim_proc *sim, int node, redisContext *rc, const char *ns,

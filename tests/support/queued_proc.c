@@ -30,12 +30,15 @@ static int write_conf(queued_proc *q, const sim_proc *sim, int node, const redis
     return fclose(f) == 0 ? 0 : -1;
 }
 
+/* The app is attached and has set its event filter: queued's start-up
+ * requests are done, so a test's faults meet only the requests it causes. */
 static bool app_attached(const sim_proc *sim, int node)
 {
     long st = 0;
     json_t *j = sim_ctl(sim, node, "GET", "/ari/applications/queue", NULL, &st);
+    bool ready = st == 200 && json_array_size(json_object_get(j, "events_allowed")) > 0;
     json_decref(j);
-    return st == 200;
+    return ready;
 }
 
 int queued_proc_start(queued_proc *q, const sim_proc *sim, int node, const redis_proc *r,

@@ -20,8 +20,9 @@ typedef struct queued_proc {
 /* Writes a config for simulator node `node` (node ids "node1", ...) and Redis
  * `r`, with `general_extra` appended to [general] and `queues` (INI text of
  * the [queue ...] sections) after it, then starts build/queued/queued and
- * waits until the app is attached on that node (GET /ari/applications/queue
- * answers 200), up to 10 s. Returns 0, or -1 (its log says why). */
+ * waits until the app is attached on that node and has set its event filter
+ * (GET /ari/applications/queue answers 200 with events_allowed), up to 10 s.
+ * Returns 0, or -1 (its log says why). */
 int queued_proc_start(queued_proc *q, const sim_proc *sim, int node, const redis_proc *r,
                       const char *general_extra, const char *queues);
 

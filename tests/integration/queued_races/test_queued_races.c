@@ -619,6 +619,68 @@ static void test_discard(void **state)
     assert_int_equal(count_events("RECORDDISCARD"), 1);
 }
 
+/* "0 9 0 7" faster than ARI answers (every answer held 50 ms): each request
+ * goes to the recording its key was about - the first is discarded, the
+ * second kept - although the second started while the first's discard was
+ * still queued. The simulator and Redis agree on both. */
+static void test_discard_then_record_again_at_once(void **state)
+{
+    (void)state;
+    char ag[128], c[128];
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    place("caller,support", "5551019", c, sizeof c);
+    connected(c, ag);
+    assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":50}"), 200);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "090"), 204);
+    sleep_ms(20);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "7"), 204);
+    sleep_ms(500); /* four requests, one at a time, 50 ms each */
+    assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":0}"), 200);
+    assert_int_equal(count_events("RECORDDISCARD"), 1);
+    assert_int_equal(count_events("RECORDSTOP"), 1);
+    assert_int_equal(recordings_made(), 2);
+    hangup(ag);
+    assert_true(wait_gone(c));
+    end_check(NULL, 0); /* recordings agree: one discarded, one stored */
+}
+
+/* '9' reaching a recording that has already ended by itself (here its
+ * bridge is destroyed from outside while the discard waits behind the
+ * start, every ARI answer held 50 ms): Asterisk stored it, and the key
+ * still means "throw it away": the stored file is deleted, so the
+ * simulator and Redis agree it is discarded. */
+static void test_discard_after_the_recording_ended(void **state)
+{
+    (void)state;
+    char ag[128], c[128];
+    place_agent("support", ag, sizeof ag);
+    assert_true(wait_moh(ag));
+    place("caller,support", "5551020", c, sizeof c);
+    connected(c, ag);
+    qc_stream *st = stream();
+    const char *pid = NULL;
+    for (size_t i = 0; i < qc_stream_len(st); i++)
+        if (!strcmp(qc_stream_at(st, i)->event, "PAIRED"))
+            pid = qc_stream_at(st, i)->pairing;
+    assert_non_null(pid);
+    char path[200];
+    snprintf(path, sizeof path, "/ari/bridges/ariq-mix-%s", pid);
+    qc_stream_free(st);
+    assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":50}"), 200);
+    assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "09"), 204);
+    sleep_ms(20); /* the start is in, its answer held; the discard waits */
+    long status = 0;
+    free(sim_http(&F->sim, 0, "DELETE", path, NULL, true, &status));
+    assert_int_equal(status, 204);
+    sleep_ms(300);
+    assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":0}"), 200);
+    hangup(c);
+    hangup(ag);
+    end_check(NULL, QC_ALLOW_EMPTY_MIXING); /* recordings agree: discarded in both */
+    assert_int_equal(count_events("RECORDDISCARD"), 1);
+}
+
 /* Keys that mean nothing now change nothing: '5', '7', '9' with no
  * recording, an unassigned key, '0' while recording. */
 static void test_meaningless_keys(void **state)
@@ -1063,6 +1125,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recording_kept_when_caller_hangs_up, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_discard_then_record_again_at_once, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_discard_after_the_recording_ended, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_meaningless_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_under_load, setup, teardown),
