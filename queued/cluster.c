@@ -21,7 +21,14 @@
  * member of {NS}:nodes is offered to queue.lua `reap`, which refuses a node
  * whose heartbeat still exists (BADSTATE) and reaps one whose heartbeat
  * lapsed: a dead node's entries go within three periods. Every node does it
- * (agentd too, later); reap is idempotent, so two at once are harmless. */
+ * (agentd too, later); reap is idempotent, so two at once are harmless.
+ *
+ * A node whose Asterisk is gone (its events WebSocket down for two periods:
+ * dead, restarting, unreachable) stops beating: its callers and agents are
+ * gone with that Asterisk, so the other nodes reap them and undo the
+ * pairings that target it, within three periods more. It beats again once
+ * its Asterisk is back (and its legs whose channels vanished meanwhile end;
+ * node.c also pairs nothing while the WebSocket is down). */
 #include "node_int.h"
 
 #include "core/clock.h"
@@ -47,6 +54,7 @@ struct cluster {
     bool told_ready;
     struct event *beat;
     unsigned beats;
+    bool unhealthy; /* Asterisk lost: the node does not beat */
     uint64_t entries; /* command entries read */
 };
 
@@ -227,6 +235,15 @@ static void on_members(store *s, const redisReply *r, void *pd)
     }
 }
 
+static void offer_reaps(cluster *cl, store *s)
+{
+    char nodes[STORE_KEY_MAX];
+    if (store_key_nodes(store_get_keys(s), nodes, sizeof nodes) == 0) {
+        const char *argv[] = {"SMEMBERS", nodes};
+        store_command_argv(s, 2, argv, NULL, on_members, cl);
+    }
+}
+
 static void on_beat(store *s, const redisReply *r, void *pd)
 {
     cluster *cl = pd;
@@ -241,11 +258,7 @@ static void on_beat(store *s, const redisReply *r, void *pd)
               cl->n->cfg->node_id);
     else if (cl->beats == 0)
         cl->beats = 1;
-    char nodes[STORE_KEY_MAX];
-    if (store_key_nodes(store_get_keys(s), nodes, sizeof nodes) == 0) {
-        const char *argv[] = {"SMEMBERS", nodes};
-        store_command_argv(s, 2, argv, NULL, on_members, cl);
-    }
+    offer_reaps(cl, s);
 }
 
 /* heartbeat_s, scaled for tests but never under HEARTBEAT_MIN_MS: a loop
@@ -262,6 +275,21 @@ void cluster_beat(cluster *cl)
 {
     store *s = cl->n->store;
     char hb[STORE_KEY_MAX], nodes[STORE_KEY_MAX], ttl[24], now[24];
+    node *n = cl->n;
+    bool lost = n->ari_down_since && clock_mono_ms() - n->ari_down_since > 2 * period_ms(cl);
+    if (lost != cl->unhealthy) {
+        cl->unhealthy = lost;
+        if (lost)
+            LOG_E(MOD, "node=%s Asterisk unreachable for %llu ms: not beating, so the other "
+                       "nodes reap this node's callers and agents and undo its pairings",
+                  n->cfg->node_id, (unsigned long long)(clock_mono_ms() - n->ari_down_since));
+        else
+            LOG_W(MOD, "node=%s Asterisk is back: beating again", n->cfg->node_id);
+    }
+    if (lost && store_is_ready(s)) {
+        offer_reaps(cl, s);
+        return;
+    }
     if (!store_is_ready(s) ||
         store_key_node_heartbeat(store_get_keys(s), hb, sizeof hb, cl->n->cfg->node_id) != 0 ||
         store_key_nodes(store_get_keys(s), nodes, sizeof nodes) != 0)

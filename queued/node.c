@@ -1,6 +1,7 @@
 #include "node.h"
 #include "node_int.h"
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/strmap.h"
@@ -224,8 +225,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)what;
     node *n = arg;
     link_expect_expire(n, false);
-    if (!store_is_ready(n->store))
-        return;
+    if (!store_is_ready(n->store) || n->ari_down_since)
+        return; /* no pairing a node cannot carry out: its Asterisk is not there */
     for (size_t i = 0; i < n->cfg->nqueues; i++)
         qs_pair_queue(n->qs, n->cfg->queues[i].name, on_swept, n);
 }
@@ -315,6 +316,7 @@ static void on_ari_connected(ari_stream *s, void *ud)
     (void)s;
     node *n = ud;
     LOG_I(MOD, "node=%s ari=connected app=%s", n->cfg->node_id, n->cfg->app);
+    n->ari_down_since = 0;
     ari_application_filter(n->rest, n->cfg->app, wanted_events,
                            sizeof wanted_events / sizeof wanted_events[0], on_filtered, n);
     if (n->ari_connects++ > 0) /* a reconnect: what happened meanwhile? */
@@ -326,6 +328,8 @@ static void on_ari_disconnected(ari_stream *s, const char *reason, void *ud)
     (void)s;
     node *n = ud;
     LOG_W(MOD, "node=%s ari=disconnected reason=\"%s\"", n->cfg->node_id, reason);
+    if (!n->ari_down_since)
+        n->ari_down_since = clock_mono_ms();
 }
 
 /* ---- Redis ----------------------------------------------------------------- */

@@ -33,6 +33,7 @@ struct node {
     struct event *sweep; /* periodic pairing sweep */
     bool closing;        /* node_free running: start nothing new */
     unsigned ari_connects; /* events WebSocket connections so far */
+    uint64_t ari_down_since; /* monotonic ms the events WebSocket went down; 0 while up */
     node_stats stats;
 };
 

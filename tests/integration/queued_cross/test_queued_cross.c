@@ -742,6 +742,51 @@ static void test_dead_node_is_reaped(void **state)
     C->nnodes = 2;
 }
 
+/* node2's Asterisk dies but its queued lives on: queued stops beating once
+ * its events WebSocket has been down two periods, so node1 reaps node2's
+ * entries (ABANDON, AGENTLOGOFF, the pairing that targeted it undone) and
+ * carries on; when node2's Asterisk is back, its queued beats again and
+ * ends the legs whose channels went with the old Asterisk. */
+static void test_asterisk_dies_queued_lives(void **state)
+{
+    (void)state;
+    char ag2[128], c2[128], c1[128], ag1[128];
+    assert_int_equal(sim_originate_rule(&C->sim, N1, "IAX2/node2", "noanswer", 0), 204);
+    agent_in(N2, "support", "2011", ag2, sizeof ag2);
+    caller_in(N2, "sales", c2, sizeof c2); /* no sales agent: it waits */
+    caller_in(N1, "support", c1, sizeof c1);
+    assert_true(wait_events("PAIRED", 1));
+    assert_int_equal(sim_set_node_down(&C->sim, N2, N1), 200);
+    bool reaped = false;
+    for (int t = 0; t < 6000 && !reaped; t += 20, sleep_ms(20))
+        reaped = count_events("AGENTLOGOFF") >= 1 && count_events("ABANDON") >= 1;
+    assert_true(reaped); /* 2 periods without Asterisk + TTL + a check: ~2.5 s */
+    assert_true(queued_proc_alive(&C->q[N2]));
+    qc_event e;
+    assert_true(last_event("ABANDON", &e));
+    assert_string_equal(e.callid, c2);
+    char k[64];
+    snprintf(k, sizeof k, "{ariq}:queue:support:callers");
+    for (int t = 0; t < WAIT_MS && zrank(k, c1) != 0; t += 10)
+        sleep_ms(10);
+    assert_int_equal(zrank(k, c1), 0); /* still first */
+    place(N1, "agent,support,1011", "1011", ag1, sizeof ag1);
+    wait_connected(c1, ag1); /* node1 carries on */
+    assert_int_equal(sim_set_node_up(&C->sim, N2, N1), 200);
+    bool back = false;
+    for (int t = 0; t < 8000 && !back; t += 50, sleep_ms(50)) {
+        redisContext *rc = redis();
+        redisReply *r = redisCommand(rc, "SISMEMBER {ariq}:nodes node2");
+        back = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        freeReplyObject(r);
+        redisFree(rc);
+    }
+    assert_true(back); /* beating again */
+    hang_up(N1, c1);
+    hang_up(N1, ag1);
+    assert_all_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -757,6 +802,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_global_order_three_nodes, setup_3, teardown),
         cmocka_unit_test_setup_teardown(test_agent_order_three_nodes, setup_3, teardown),
         cmocka_unit_test_setup_teardown(test_dead_node_is_reaped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_asterisk_dies_queued_lives, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
