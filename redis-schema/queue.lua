@@ -272,14 +272,13 @@ local function pair_one(q, callid, c, agentid, a)
   -- The caller's node carries a pairing out; one made elsewhere is handed to
   -- it through its command stream (a reply only reaches the node that ran
   -- the op).
-  if c.node ~= NODE then
-    redis.call('XADD', key('node', c.node, 'cmds'), 'MAXLEN', '~', CMDS_MAXLEN, '*',
-               'cmd', 'pair', 'pairing', pid, unpack(rec))
-  end
-  -- The agent's node, when it is a third one, is told too: it expects the
+  -- The agent's node, when it is another one, is told too: it expects the
   -- link and need not read the pairing when it comes.
-  if a.node ~= c.node and a.node ~= NODE then
-    redis.call('XADD', key('node', a.node, 'cmds'), 'MAXLEN', '~', CMDS_MAXLEN, '*',
+  local tell = {}
+  if c.node ~= NODE then tell[#tell + 1] = c.node end
+  if a.node ~= c.node and a.node ~= NODE then tell[#tell + 1] = a.node end
+  for _, n in ipairs(tell) do
+    redis.call('XADD', key('node', n, 'cmds'), 'MAXLEN', '~', CMDS_MAXLEN, '*',
                'cmd', 'pair', 'pairing', pid, unpack(rec))
   end
   return pairing_reply(pid, {call = callid, agent = agentid, queue = q,

@@ -269,8 +269,13 @@ char *hx_snapshot(hx *h)
 
 void hx_events_read(hx *h, hx_events *out)
 {
+    hx_stream_read(h, "{ariq}:events", out);
+}
+
+void hx_stream_read(hx *h, const char *key, hx_events *out)
+{
     memset(out, 0, sizeof *out);
-    redisReply *r = redisCommand(h->rc, "XRANGE {ariq}:events - +");
+    redisReply *r = redisCommand(h->rc, "XRANGE %s - +", key);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         if (r)
             freeReplyObject(r);

@@ -127,6 +127,8 @@ typedef struct hx_events {
 } hx_events;
 
 void hx_events_read(hx *h, hx_events *out);
+/* The same for any stream (a node's command stream). */
+void hx_stream_read(hx *h, const char *key, hx_events *out);
 void hx_events_free(hx_events *e);
 /* A field of an event, or NULL. */
 const char *hx_ev(const hx_event *e, const char *name);

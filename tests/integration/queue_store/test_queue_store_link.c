@@ -170,20 +170,9 @@ static int count_events(hx *h, const char *name)
 /* The entries of node `node`'s command stream, read like the events. */
 static void cmds_read(hx *h, const char *node, hx_events *out)
 {
-    memset(out, 0, sizeof *out);
-    redisReply *r = redisCommand(h->rc, "XRANGE {ariq}:node:%s:cmds - +", node);
-    if (r && r->type == REDIS_REPLY_ARRAY) {
-        out->v = calloc(r->elements + 1, sizeof *out->v);
-        for (size_t i = 0; i < r->elements; i++) {
-            redisReply *e = r->element[i], *fv = e->element[1];
-            hx_event *ev = &out->v[out->n++];
-            snprintf(ev->id, sizeof ev->id, "%s", e->element[0]->str);
-            for (size_t j = 0; j < fv->elements && ev->nf < 40; j++)
-                ev->f[ev->nf++] = strdup(fv->element[j]->str);
-        }
-    }
-    if (r)
-        freeReplyObject(r);
+    char key[QS_ID_MAX + 32];
+    snprintf(key, sizeof key, "{ariq}:node:%s:cmds", node);
+    hx_stream_read(h, key, out);
 }
 
 static long long cmds_len(hx *h, const char *node)

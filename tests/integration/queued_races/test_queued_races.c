@@ -310,6 +310,16 @@ static void end_check(qc_stats *out, unsigned flags)
 
 /* ---- the races ---------------------------------------------------------------- */
 
+/* An agent of "support" waiting with music, then a caller (`number`)
+ * connected with it. */
+static void agent_with_caller(const char *number, char *ag, char *c)
+{
+    place_agent("support", ag, 128);
+    assert_true(wait_moh(ag));
+    place("caller,support", number, c, 128);
+    connected(c, ag);
+}
+
 /* Caller and agent hang up at the same moment while bridged, both orders:
  * one COMPLETE per CONNECT, the agent logged off, nothing left. */
 static void test_both_hang_up_while_bridged(void **state)
@@ -593,10 +603,7 @@ static void test_discard(void **state)
 {
     (void)state;
     char ag[128], c[128];
-    place_agent("support", ag, sizeof ag);
-    assert_true(wait_moh(ag));
-    place("caller,support", "5551009", c, sizeof c);
-    connected(c, ag);
+    agent_with_caller("5551009", ag, c);
     assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "0"), 204);
     assert_true(wait_rec_state("recording"));
     assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "9"), 204);
@@ -627,10 +634,7 @@ static void test_discard_then_record_again_at_once(void **state)
 {
     (void)state;
     char ag[128], c[128];
-    place_agent("support", ag, sizeof ag);
-    assert_true(wait_moh(ag));
-    place("caller,support", "5551019", c, sizeof c);
-    connected(c, ag);
+    agent_with_caller("5551019", ag, c);
     assert_int_equal(sim_fault(&F->sim, 0, "{\"latency_ms\":50}"), 200);
     assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "090"), 204);
     sleep_ms(20);
@@ -654,10 +658,7 @@ static void test_discard_after_the_recording_ended(void **state)
 {
     (void)state;
     char ag[128], c[128];
-    place_agent("support", ag, sizeof ag);
-    assert_true(wait_moh(ag));
-    place("caller,support", "5551020", c, sizeof c);
-    connected(c, ag);
+    agent_with_caller("5551020", ag, c);
     qc_stream *st = stream();
     const char *pid = NULL;
     for (size_t i = 0; i < qc_stream_len(st); i++)
@@ -687,10 +688,7 @@ static void test_meaningless_keys(void **state)
 {
     (void)state;
     char ag[128], c[128];
-    place_agent("support", ag, sizeof ag);
-    assert_true(wait_moh(ag));
-    place("caller,support", "5551010", c, sizeof c);
-    connected(c, ag);
+    agent_with_caller("5551010", ag, c);
     assert_int_equal(sim_send_dtmf(&F->sim, 0, ag, "5793*"), 204);
     sleep_ms(100);
     assert_int_equal(recordings_made(), 0);
