@@ -207,7 +207,7 @@ callcenter() {
   Asterisk node2 (sim)   http://127.0.0.1:$P2/ari   linked to node1 (IAX2/node1, IAX2/node2)
   queued node1           pid ${QPID[node1]}, config $RUN/queued-node1.conf
   queued node2           pid ${QPID[node2]}, config $RUN/queued-node2.conf
-  logs                   $RUN  (queued-NODE.log: one line per call transition)
+  logs                   $RUN  (queued-NODE.log: a line per call milestone; log_level = debug for every state change)
   time scale             $SCALE (1 = real time)
 
 TXT
