@@ -111,9 +111,11 @@ end
 local function qcallers(q) return key('queue', q, 'callers') end
 local function qarrivals(q) return key('queue', q, 'arrivals') end
 local function qagents(q) return key('queue', q, 'agents') end
-local function kcall(c) return key('call', c) end
-local function kagent(a) return key('agent', a) end
-local function kpairing(p) return key('pairing', p) end
+-- the keys built per record, without key()'s table: reconcile builds
+-- thousands of them in one run
+local function kcall(c) return P .. 'call:' .. c end
+local function kagent(a) return P .. 'agent:' .. a end
+local function kpairing(p) return P .. 'pairing:' .. p end
 
 local function check_key(i, want)
   if KEYS[i] ~= want then bad('KEYS[' .. i .. '] must be ' .. want) end
@@ -369,17 +371,24 @@ local function wait_fields(pos, opos, waited)
 end
 
 -- Logs ABANDON / EXITWITHTIMEOUT for every queue of a call that was waiting
--- (positions now) or paired (positions when it was paired).
-local function log_exit(ev, callid, c, pos)
+-- (positions now) or paired (positions when it was paired). `reason`, when
+-- given, is added as the events' `reason` (reap, reconcile).
+local function log_exit(ev, callid, c, pos, reason)
   local waited = span(c.entered_ms, NOW)
   for i, q in ipairs(split(c.queues)) do
-    emit(ev, q, callid, nil, wait_fields(pos[i], list_at(c.opos, i), waited))
+    local f = wait_fields(pos[i] or 0, list_at(c.opos, i), waited)
+    if reason then
+      f[#f + 1] = 'reason'
+      f[#f + 1] = reason
+    end
+    emit(ev, q, callid, nil, f)
   end
 end
 
 -- A bridged call ends: COMPLETECALLER / COMPLETEAGENT, pairing and call
--- records go, the agent is counted; returns the agent record.
-local function complete(callid, c, who)
+-- records go, the agent is counted; returns the agent record. `note`, when
+-- given, is appended to the UNPAIRED detail ("COMPLETEAGENT;restart").
+local function complete(callid, c, who, note)
   local pid = c.pairing
   local p = hgetall(kpairing(pid))
   local a = hgetall(kagent(p.agent))
@@ -390,7 +399,7 @@ local function complete(callid, c, who)
   emit(ev, p.queue, callid, p.agent, {'holdtime', secs(hold), 'calltime', secs(talk),
        'origposition', list_at(c.opos, i), 'holdtime_ms', fmt(hold), 'calltime_ms', fmt(talk),
        'pairing', pid})
-  pairing_end(pid, p, 'complete', ev)
+  pairing_end(pid, p, 'complete', note and (ev .. ';' .. note) or ev)
   call_delete(callid, c)
   if a then
     redis.call('HINCRBY', kagent(p.agent), 'calls_taken', 1)
@@ -410,6 +419,36 @@ local function agent_after_call(agentid, a, wrapup_ms)
   end
 end
 
+-- The caller is gone, whatever its state: ev (ABANDON / EXITWITHTIMEOUT)
+-- while waiting or paired (a paired agent is free again keeping its place),
+-- COMPLETECALLER / COMPLETEAGENT (who) when bridged (the agent to wrapup or
+-- free at the back). Returns the outcome and the agent id and record freed,
+-- or nil, having written nothing, when the call is paired or bridged without
+-- its pairing (no op leaves that). `reason` goes into the exit events and
+-- the UNPAIRED detail (reconcile); op_leave gives none.
+local function leave_call(callid, c, ev, who, wrapup, reason)
+  if c.state == 'waiting' then
+    log_exit(ev, callid, c, call_dequeue(callid, c), reason)
+    call_delete(callid, c)
+    return ev
+  end
+  local p = hgetall(kpairing(c.pairing))
+  if c.state == 'paired' and p then
+    log_exit(ev, callid, c, split(c.pairpos), reason)
+    pairing_end(c.pairing, p, 'abandon', reason and (ev .. ';' .. reason) or ev)
+    call_delete(callid, c)
+    local a = hgetall(kagent(p.agent))
+    if a then agent_make_free(p.agent, a, a.free_seq) end
+    return ev, p.agent, a
+  end
+  if c.state == 'bridged' and p then
+    local agentid, a, done = complete(callid, c, who, reason)
+    if a then agent_after_call(agentid, a, wrapup) end
+    return done, agentid, a, true
+  end
+  return nil
+end
+
 -- leave: callid reason(hangup|abandon|timeout) who(caller|agent) wrapup_ms autopair max_pairs
 -- The caller is gone, whatever its state. KEYS[3] {NS}:call:<callid>
 local function op_leave()
@@ -423,31 +462,15 @@ local function op_leave()
   check_key(3, kcall(callid))
   local c = hgetall(KEYS[3])
   if not c then return {'outcome', 'GONE', 'pairings', {}} end
-  local ev = reason == 'timeout' and 'EXITWITHTIMEOUT' or 'ABANDON'
-  if c.state == 'waiting' then
-    log_exit(ev, callid, c, call_dequeue(callid, c))
-    call_delete(callid, c)
-    return {'outcome', ev, 'pairings', {}}
+  local outcome, _, a, bridged = leave_call(callid, c,
+                                            reason == 'timeout' and 'EXITWITHTIMEOUT' or 'ABANDON',
+                                            who, wrapup, nil)
+  if not outcome then
+    raise('BADSTATE', 'call ' .. callid .. ' is ' .. tostring(c.state) .. ' without its pairing')
   end
-  local p = hgetall(kpairing(c.pairing))
-  if c.state == 'paired' and p then
-    log_exit(ev, callid, c, split(c.pairpos))
-    pairing_end(c.pairing, p, 'abandon', ev)
-    call_delete(callid, c)
-    local a = hgetall(kagent(p.agent))
-    if a then
-      agent_make_free(p.agent, a, a.free_seq)
-      return {'outcome', ev, 'pairings', autopair(ap, split(a.queues), max)}
-    end
-    return {'outcome', ev, 'pairings', {}}
-  end
-  if c.state == 'bridged' and p then
-    local agentid, a, done = complete(callid, c, who)
-    if not a then return {'outcome', done, 'pairings', {}} end
-    agent_after_call(agentid, a, wrapup)
-    return {'outcome', done, 'pairings', autopair(wrapup == 0 and ap or 0, split(a.queues), max)}
-  end
-  raise('BADSTATE', 'call ' .. callid .. ' is ' .. tostring(c.state) .. ' without its pairing')
+  -- a freed agent pairs again; one sent to wrapup does not yet
+  if not a or (bridged and wrapup > 0) then return {'outcome', outcome, 'pairings', {}} end
+  return {'outcome', outcome, 'pairings', autopair(ap, split(a.queues), max)}
 end
 
 -- ---- agent ops ---------------------------------------------------------------------
@@ -492,6 +515,32 @@ local function unpair_for_agent(pid, p)
   return {}
 end
 
+-- The agent is gone, whatever its state: a paired caller goes back first
+-- (REQUEUED), a bridged one is completed (COMPLETEAGENT), then AGENTLOGOFF
+-- with `reason`. `note` is appended to a completion's UNPAIRED detail.
+-- Returns the call outcome (NONE, REQUEUED, COMPLETEAGENT), the call id
+-- ("" if none), the queues of a requeued caller, and the call record.
+local function logoff_agent(agentid, a, reason, note)
+  local p = a.pairing ~= '' and hgetall(kpairing(a.pairing)) or nil
+  local callout, callid, requeue, c = 'NONE', '', {}, nil
+  if p then
+    callid = p.call
+    c = hgetall(kcall(p.call))
+    if p.state == 'bridged' and c then
+      local _, _, ev = complete(p.call, c, 'agent', note)
+      callout = ev
+    else
+      requeue = unpair_for_agent(a.pairing, p)
+      callout = 'REQUEUED'
+    end
+  end
+  if a.state == 'free' then agent_dequeue(agentid, a.queues) end
+  agent_delete(agentid, a)
+  emit('AGENTLOGOFF', nil, a.channel, agentid, {'channel', a.chan_name,
+       'logintime', secs(span(a.login_ms, NOW)), 'reason', reason})
+  return callout, callid, requeue, c
+end
+
 -- agent_logoff: agentid reason autopair max_pairs
 -- The agent is gone (logoff or hangup), whatever its state. A caller it was
 -- paired with goes back to the front; a caller it talked to is completed
@@ -506,23 +555,7 @@ local function op_agent_logoff()
   check_key(3, kagent(agentid))
   local a = hgetall(KEYS[3])
   if not a then return {'outcome', 'GONE', 'call', '', 'pairings', {}} end
-  local p = a.pairing ~= '' and hgetall(kpairing(a.pairing)) or nil
-  local callout, callid, requeue = 'NONE', '', {}
-  if p then
-    callid = p.call
-    local c = hgetall(kcall(p.call))
-    if p.state == 'bridged' and c then
-      local _, _, ev = complete(p.call, c, 'agent')
-      callout = ev
-    else
-      requeue = unpair_for_agent(a.pairing, p)
-      callout = 'REQUEUED'
-    end
-  end
-  if a.state == 'free' then agent_dequeue(agentid, a.queues) end
-  agent_delete(agentid, a)
-  emit('AGENTLOGOFF', nil, a.channel, agentid, {'channel', a.chan_name,
-       'logintime', secs(span(a.login_ms, NOW)), 'reason', reason})
+  local callout, callid, requeue = logoff_agent(agentid, a, reason, nil)
   return {'outcome', 'AGENTLOGOFF', 'call_outcome', callout, 'call', callid,
           'pairings', autopair(ap, requeue, max)}
 end
@@ -606,6 +639,36 @@ local function op_pair()
   return {'pairings', pair_loop(queues, max)}
 end
 
+-- Records that `side`'s party of paired pairing `pid` (record p, its call
+-- record c; both parties exist) is in its mixing bridge: the first of two
+-- sides only sets `sides`; both (or `both`) make it bridged with CONNECT
+-- and WITHDRAW in the caller's other queues. Returns connected (0/1),
+-- holdtime_ms and ringtime_ms (0 while not connected).
+local function bridge_side(pid, p, c, side)
+  local sides = p.sides or ''
+  if side ~= 'both' and (sides == '' or sides == side) then
+    redis.call('HSET', kpairing(pid), 'sides', side)
+    return 0, 0, 0
+  end
+  redis.call('HSET', kpairing(pid), 'state', 'bridged', 'bridged_ms', NOW, 'sides', 'both')
+  redis.call('HSET', kcall(p.call), 'state', 'bridged', 'bridged_ms', NOW)
+  redis.call('HSET', kagent(p.agent), 'state', 'talking', 'since_ms', NOW)
+  local hold = span(c.entered_ms, NOW)
+  local ring = span(p.created_ms, NOW)
+  emit('CONNECT', p.queue, p.call, p.agent, {'holdtime', secs(hold),
+       'bridgedchanneluniqueid', p.agent_channel, 'ringtime', secs(ring),
+       'holdtime_ms', fmt(hold), 'ringtime_ms', fmt(ring), 'pairing', pid})
+  local qs = split(c.queues)
+  for i, q in ipairs(qs) do
+    if q ~= p.queue then
+      emit('WITHDRAW', q, p.call, nil, {'position', list_at(c.pairpos, i),
+           'origposition', list_at(c.opos, i), 'waittime', secs(hold),
+           'withdrawinfo', 'connected:' .. p.queue})
+    end
+  end
+  return 1, hold, ring
+end
+
 -- bridged: pairing side(caller|agent|both) -- a side's party is in its
 -- mixing bridge. On one node both are (`both`); across nodes each node
 -- reports its own party with the link leg, and CONNECT is written when the
@@ -624,28 +687,28 @@ local function op_bridged()
   if redis.call('EXISTS', kagent(p.agent)) == 0 then
     raise('NOTFOUND', 'agent ' .. p.agent .. ' of pairing ' .. pid .. ' is gone')
   end
-  local sides = p.sides or ''
-  if side ~= 'both' and (sides == '' or sides == side) then
-    redis.call('HSET', KEYS[3], 'sides', side)
-    return {'connected', 0, 'holdtime_ms', 0, 'ringtime_ms', 0}
+  local connected, hold, ring = bridge_side(pid, p, c, side)
+  return {'connected', connected, 'holdtime_ms', hold, 'ringtime_ms', ring}
+end
+
+-- Undoes paired pairing `pid` (record p): UNPAIRED rollback
+-- `<reason>;agent=<to>`, the caller back with its original score, the agent
+-- free with its old seq (keep), a new one (back), or paused (pause).
+local function rollback_pairing(pid, p, reason, to)
+  local c, a = hgetall(kcall(p.call)), hgetall(kagent(p.agent))
+  pairing_end(pid, p, 'rollback', reason .. ';agent=' .. to)
+  if c then
+    redis.call('HSET', kcall(p.call), 'state', 'waiting', 'pairing', '')
+    call_enqueue(p.call, c)
   end
-  redis.call('HSET', KEYS[3], 'state', 'bridged', 'bridged_ms', NOW, 'sides', 'both')
-  redis.call('HSET', kcall(p.call), 'state', 'bridged', 'bridged_ms', NOW)
-  redis.call('HSET', kagent(p.agent), 'state', 'talking', 'since_ms', NOW)
-  local hold = span(c.entered_ms, NOW)
-  local ring = span(p.created_ms, NOW)
-  emit('CONNECT', p.queue, p.call, p.agent, {'holdtime', secs(hold),
-       'bridgedchanneluniqueid', p.agent_channel, 'ringtime', secs(ring),
-       'holdtime_ms', fmt(hold), 'ringtime_ms', fmt(ring), 'pairing', pid})
-  local qs = split(c.queues)
-  for i, q in ipairs(qs) do
-    if q ~= p.queue then
-      emit('WITHDRAW', q, p.call, nil, {'position', list_at(c.pairpos, i),
-           'origposition', list_at(c.opos, i), 'waittime', secs(hold),
-           'withdrawinfo', 'connected:' .. p.queue})
+  if a then
+    if to == 'pause' then
+      redis.call('HSET', kagent(p.agent), 'paused', '1', 'pause_reason', reason)
+      a.paused = '1'
+      for _, q in ipairs(split(a.queues)) do emit('PAUSE', q, nil, p.agent, {'reason', reason}) end
     end
+    agent_make_free(p.agent, a, to == 'keep' and a.free_seq or nil)
   end
-  return {'connected', 1, 'holdtime_ms', hold, 'ringtime_ms', ring}
 end
 
 -- rollback: pairing reason agent_to(keep|back|pause)
@@ -662,20 +725,7 @@ local function op_rollback()
   local p = hgetall(KEYS[3])
   if not p then return {'outcome', 'GONE'} end
   if p.state ~= 'paired' then raise('BADSTATE', 'pairing ' .. pid .. ' is ' .. p.state) end
-  local c, a = hgetall(kcall(p.call)), hgetall(kagent(p.agent))
-  pairing_end(pid, p, 'rollback', reason .. ';agent=' .. to)
-  if c then
-    redis.call('HSET', kcall(p.call), 'state', 'waiting', 'pairing', '')
-    call_enqueue(p.call, c)
-  end
-  if a then
-    if to == 'pause' then
-      redis.call('HSET', kagent(p.agent), 'paused', '1', 'pause_reason', reason)
-      a.paused = '1'
-      for _, q in ipairs(split(a.queues)) do emit('PAUSE', q, nil, p.agent, {'reason', reason}) end
-    end
-    agent_make_free(p.agent, a, to == 'keep' and a.free_seq or nil)
-  end
+  rollback_pairing(pid, p, reason, to)
   return {'outcome', 'ROLLEDBACK'}
 end
 
@@ -698,6 +748,38 @@ local function party_view(side, id)
   local left = 0
   if h.state == 'wrapup' then left = span(NOW, h.wrapup_until_ms or NOW) end
   return {'state', h.state, 'pairing', h.pairing or '', 'wrapup_ms', left}
+end
+
+-- The link of cross-node pairing `pid` (record p) is gone and `side`'s
+-- party is still there. Paired: undone, the caller back with its score, the
+-- agent free at the back (UNPAIRED rollback `<reason>;agent=back`).
+-- Bridged: completed as if the far side hung up, the agent to wrapup or
+-- free; `note` is appended to the UNPAIRED detail. Returns the outcome
+-- (ROLLEDBACK, COMPLETEAGENT, COMPLETECALLER, COMPLETE) and the agent
+-- record as it was before (nil without one).
+local function unlink_pairing(pid, p, side, reason, wrapup, note)
+  if p.state == 'paired' then
+    local a = hgetall(kagent(p.agent))
+    pairing_end(pid, p, 'rollback', reason .. ';agent=back')
+    local c = hgetall(kcall(p.call))
+    if c then
+      redis.call('HSET', kcall(p.call), 'state', 'waiting', 'pairing', '')
+      call_enqueue(p.call, c)
+    end
+    if a then agent_make_free(p.agent, a, nil) end
+    return 'ROLLEDBACK', a
+  end
+  local c = hgetall(kcall(p.call))
+  if c then
+    local agentid, a, ev = complete(p.call, c, side == 'caller' and 'agent' or 'caller', note)
+    if a then agent_after_call(agentid, a, wrapup) end
+    return ev, a
+  end
+  -- bridged without its call record: no op leaves that; end it
+  pairing_end(pid, p, 'complete', 'unlink:' .. reason)
+  local a = hgetall(kagent(p.agent))
+  if a then agent_after_call(p.agent, a, wrapup) end
+  return 'COMPLETE', a
 end
 
 -- unlink: pairing side(caller|agent) party reason wrapup_ms autopair max_pairs
@@ -728,28 +810,12 @@ local function op_unlink()
     bad('pairing ' .. pid .. ' is not the ' .. side .. ' side of ' .. party)
   end
   local outcome, pairs = 'GONE', {}
-  local c = p and hgetall(kcall(p.call))
-  if p and p.state == 'paired' then
-    local a = hgetall(kagent(p.agent))
-    pairing_end(pid, p, 'rollback', reason .. ';agent=back')
-    if c then
-      redis.call('HSET', kcall(p.call), 'state', 'waiting', 'pairing', '')
-      call_enqueue(p.call, c)
-    end
-    if a then agent_make_free(p.agent, a, nil) end
-    outcome = 'ROLLEDBACK'
-  elseif p and c then
-    local agentid, a, ev = complete(p.call, c, side == 'caller' and 'agent' or 'caller')
-    outcome = ev
-    if a then
-      agent_after_call(agentid, a, wrapup)
+  if p then
+    local a
+    outcome, a = unlink_pairing(pid, p, side, reason, wrapup, nil)
+    if a and outcome ~= 'ROLLEDBACK' and outcome ~= 'COMPLETE' then
       pairs = autopair(wrapup == 0 and ap or 0, split(a.queues), max)
     end
-  elseif p then -- bridged without its call record: no op leaves that; end it
-    pairing_end(pid, p, 'complete', 'unlink:' .. reason)
-    local a = hgetall(kagent(p.agent))
-    if a then agent_after_call(p.agent, a, wrapup) end
-    outcome = 'COMPLETE'
   end
   local out = {'outcome', outcome}
   for _, v in ipairs(party_view(side, party)) do out[#out + 1] = v end
@@ -765,6 +831,8 @@ local function rec_start(k, name, pid, file)
   redis.call('HSET', k, 'pairing', pid, 'queue', p.queue, 'agent', p.agent, 'call', p.call,
              'started_ms', NOW, 'state', 'recording', 'file', file, 'spans', '',
              'paused_ms', 0, 'node', NODE)
+  -- the pairing names its running recording, for a restarted node to find
+  redis.call('HSET', kpairing(pid), 'rec', name)
   return p.queue, p.call, p.agent
 end
 
@@ -808,6 +876,11 @@ local function op_rec()
     redis.call('HSET', k, 'ended_ms', NOW)
   end
   if ttl > 0 and (action == 'stop' or action == 'discard') then redis.call('PEXPIRE', k, ttl) end
+  -- no longer running: the pairing (when it still exists) names none
+  if (action == 'stop' or action == 'discard') and (r.pairing or '') ~= '' and
+     redis.call('HGET', kpairing(r.pairing), 'rec') == name then
+    redis.call('HSET', kpairing(r.pairing), 'rec', '')
+  end
   local f = redis.call('HMGET', k, 'paused_ms', 'started_ms', 'ended_ms')
   local fields = {'recording', name, 'file', r.file, 'pairing', r.pairing, 'paused_ms', f[1]}
   if f[3] then
@@ -908,15 +981,235 @@ local function op_reap()
   return {'pairings', np, 'calls', nc, 'agents', na, 'more', left > 0 and 1 or 0}
 end
 
+-- ---- re-adopting after a restart --------------------------------------------------
+
+local ALIVE_MAX, KEEP_MAX = 200000, 100000
+local RESTART = 'restart'
+local CALL_REC = {'channel', 'state', 'pairing', 'queues', 'priority', 'seq', 'score',
+                  'entered_ms', 'ann_ms', 'anns', 'cid_num', 'cid_name'}
+local AGENT_REC = {'channel', 'chan_name', 'state', 'queues', 'paused', 'pause_reason',
+                   'since_ms', 'wrapup_until_ms', 'pairing', 'free_seq'}
+
+-- reconcile's arguments: the set of live channels and the keep triples by
+-- pairing ({chan1, chan2}). Every one is checked before anything is read.
+local function reconcile_args()
+  local nalive = check_int(ARGV[5], 'nalive', 0, ALIVE_MAX)
+  if #ARGV < 6 + nalive then
+    bad('expected at least ' .. (6 + nalive) .. ' arguments, got ' .. #ARGV)
+  end
+  local alive = {}
+  for i = 6, 5 + nalive do alive[check_id(ARGV[i], 'alive channel', ID_MAX)] = true end
+  local nkeep = check_int(ARGV[6 + nalive], 'nkeep', 0, KEEP_MAX)
+  check_nargs(2 + nalive + 3 * nkeep)
+  local keep = {}
+  for i = 7 + nalive, 6 + nalive + 3 * nkeep, 3 do
+    local pid = check_id(ARGV[i], 'keep pairing', ID_MAX)
+    local c1 = check_id(ARGV[i + 1], 'keep channel', ID_MAX)
+    local c2 = check_id(ARGV[i + 2], 'keep channel', ID_MAX)
+    if c1 == c2 then bad('keep ' .. pid .. ' names one channel twice') end
+    if keep[pid] then bad('keep ' .. pid .. ' given twice') end
+    keep[pid] = {c1, c2}
+  end
+  return alive, keep
+end
+
+-- NODE's side of a pairing: `both` (caller and agent here), `caller`
+-- (OUT: the link goes out from here), `agent` (IN), nil (not ours).
+local function our_side(p)
+  if p.caller_node == NODE then return p.agent_node == NODE and 'both' or 'caller' end
+  if p.agent_node == NODE then return 'agent' end
+  return nil
+end
+
+-- Whether keep triple k ({chan1, chan2}, both live) is the bridge of
+-- pairing pid on `side`: both: the caller's and the agent's channels; caller:
+-- the caller's and our link leg ariq-lo-<pid>; agent: the agent's and any
+-- other (the link leg that came in). Returns the link channel (IN; "" for
+-- the others), or nil when it is not.
+local function kept_link(pid, p, side, k, alive)
+  if not k or not alive[k[1]] or not alive[k[2]] then return nil end
+  local mine = side == 'agent' and p.agent_channel or p.caller_channel
+  local other
+  if k[1] == mine then other = k[2] elseif k[2] == mine then other = k[1] else return nil end
+  if side == 'both' then return other == p.agent_channel and '' or nil end
+  if side == 'caller' then return other == 'ariq-lo-' .. pid and '' or nil end
+  return other
+end
+
+local function hangup_add(st, ch)
+  if ch and st.alive[ch] and not st.hung[ch] then
+    st.hung[ch] = true
+    st.hangup[#st.hangup + 1] = ch
+  end
+end
+
+-- Step 1, one pairing of NODE. Kept (its bridge holds what it should and
+-- both parties have records): our side is recorded as `bridged` does. Not
+-- kept, with our parties' channels alive: LOCAL paired is rolled back
+-- (keep), LOCAL bridged completed (COMPLETEAGENT: the caller is hung up, the
+-- agent stays), OUT/IN unlinked from our side. A party whose channel is gone
+-- is left to steps 2 and 3, which end it as its hangup would.
+local function reconcile_pairing(pid, st)
+  local p = hgetall(kpairing(pid))
+  local side = p and our_side(p)
+  if not side then -- no op leaves these
+    redis.call('SREM', key('node', NODE, 'pairings'), pid)
+    return
+  end
+  local c, a = hgetall(kcall(p.call)), hgetall(kagent(p.agent))
+  local link = c and a and kept_link(pid, p, side, st.keep[pid], st.alive)
+  if link then
+    local sides = p.sides or ''
+    if p.state == 'paired' and sides ~= 'both' and sides ~= side then
+      bridge_side(pid, p, c, side)
+    end
+    st.kept[#st.kept + 1] = {pid, link}
+    return
+  end
+  if (side ~= 'agent' and not st.alive[p.caller_channel]) or
+     (side ~= 'caller' and not st.alive[p.agent_channel]) then
+    return
+  end
+  if side == 'both' and p.state == 'paired' then
+    rollback_pairing(pid, p, RESTART, 'keep')
+    st.rolled_back = st.rolled_back + 1
+    return
+  end
+  -- LOCAL bridged: the caller's side loses its agent, as an unlink would
+  local out = unlink_pairing(pid, p, side == 'agent' and 'agent' or 'caller', RESTART, 0, RESTART)
+  if side == 'both' then
+    st.completed = st.completed + 1
+  else
+    st.unlinked = st.unlinked + 1
+  end
+  if out == 'COMPLETEAGENT' then hangup_add(st, p.caller_channel) end
+end
+
+-- Step 2, one call of NODE: its channel gone, it ends as the caller's
+-- hangup does (leave hangup by the caller), the events saying `restart`.
+-- A live one's fields (CALL_REC) are kept for the reply, read once.
+local function reconcile_call(callid, st)
+  local v = redis.call('HMGET', kcall(callid), unpack(CALL_REC))
+  if not v[1] then
+    redis.call('SREM', key('node', NODE, 'calls'), callid)
+    return
+  end
+  if st.alive[v[1]] then
+    st.calls[#st.calls + 1] = callid
+    st.callv[callid] = v
+    return
+  end
+  local c = hgetall(kcall(callid))
+  if not leave_call(callid, c, 'ABANDON', 'caller', 0, RESTART) then
+    reap_call(callid, NODE, RESTART) -- paired or bridged without its pairing
+  end
+  st.abandoned = st.abandoned + 1
+end
+
+-- Step 3, one agent of NODE: its channel gone, it is logged off; a caller
+-- here it talked to is completed (COMPLETEAGENT) and hung up.
+local function reconcile_agent(agentid, st)
+  local ch = redis.call('HGET', kagent(agentid), 'channel')
+  if not ch then
+    redis.call('SREM', key('node', NODE, 'agents'), agentid)
+    return
+  end
+  if st.alive[ch] then return end
+  local callout, callid, _, c = logoff_agent(agentid, hgetall(kagent(agentid)),
+                                             RESTART .. ': channel gone', RESTART)
+  st.dirty[callid] = true -- its call was requeued or ended: read it again
+  if callout == 'COMPLETEAGENT' and c.node == NODE then hangup_add(st, c.channel) end
+  st.logged_off = st.logged_off + 1
+end
+
+local function num(v)
+  return tonumber(v or '0') or 0
+end
+
+-- The records NODE has left, as the reply carries them: the live calls
+-- step 2 read, again where step 3 changed them.
+local function reconcile_calls(st)
+  local out = {}
+  for _, id in ipairs(st.calls) do
+    local v = st.callv[id]
+    if st.dirty[id] then v = redis.call('HMGET', kcall(id), unpack(CALL_REC)) end
+    if v[1] then
+      out[#out + 1] = {'callid', id, 'channel', v[1], 'state', v[2], 'pairing', v[3] or '',
+                       'queues', v[4], 'priority', num(v[5]), 'seq', num(v[6]),
+                       'score', num(v[7]), 'entered_ms', num(v[8]), 'ann_ms', num(v[9]),
+                       'anns', num(v[10]), 'cid_num', v[11] or '', 'cid_name', v[12] or ''}
+    end
+  end
+  return out
+end
+
+local function reconcile_agents()
+  local out = {}
+  for _, id in ipairs(redis.call('SMEMBERS', key('node', NODE, 'agents'))) do
+    local v = redis.call('HMGET', kagent(id), unpack(AGENT_REC))
+    if v[1] then
+      out[#out + 1] = {'agentid', id, 'channel', v[1], 'chan_name', v[2] or '',
+                       'state', v[3], 'queues', v[4], 'paused', num(v[5]),
+                       'pause_reason', v[6] or '', 'since_ms', num(v[7]),
+                       'wrapup_until_ms', num(v[8]), 'pairing', v[9] or '',
+                       'free_seq', num(v[10])}
+    end
+  end
+  return out
+end
+
+-- A kept pairing: the usual fields, its state and sides now, the link leg
+-- (IN), and its running recording ("" when none is recording or paused).
+local function reconcile_kept(st)
+  local out = {}
+  for _, k in ipairs(st.kept) do
+    local p = hgetall(kpairing(k[1]))
+    if p then
+      local rec, rs = p.rec or '', ''
+      if rec ~= '' then rs = redis.call('HGET', key('recording', rec), 'state') or '' end
+      if rs ~= 'recording' and rs ~= 'paused' then rec, rs = '', '' end
+      local r = pairing_reply(k[1], p)
+      for _, x in ipairs({'state', p.state, 'sides', p.sides or '', 'link_channel', k[2],
+                          'rec', rec, 'rec_state', rs}) do
+        r[#r + 1] = x
+      end
+      out[#out + 1] = r
+    end
+  end
+  return out
+end
+
+-- reconcile: nalive channel... nkeep (pairing chan1 chan2)...
+-- A node restarted (its process killed) tells what its Asterisk still has:
+-- every live channel, and each mixing bridge ariq-mix-<pairing> holding two
+-- of them. What died ends as if it had hung up, what is bridged is recorded,
+-- and the reply is everything the node has left to re-adopt. No autopair:
+-- the node pairs again once it holds its legs. SCHEMA.md has the steps.
+-- KEYS[3] {NS}:node:<NODE>:calls
+local function op_reconcile()
+  local alive, keep = reconcile_args()
+  check_key(3, key('node', NODE, 'calls'))
+  local st = {alive = alive, keep = keep, kept = {}, hangup = {}, hung = {}, calls = {},
+              callv = {}, dirty = {},
+              rolled_back = 0, unlinked = 0, completed = 0, abandoned = 0, logged_off = 0}
+  for _, pid in ipairs(redis.call('SMEMBERS', key('node', NODE, 'pairings'))) do
+    reconcile_pairing(pid, st)
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', KEYS[3])) do reconcile_call(id, st) end
+  for _, id in ipairs(redis.call('SMEMBERS', key('node', NODE, 'agents'))) do
+    reconcile_agent(id, st)
+  end
+  return {'seq', num(redis.call('GET', KEYS[1])), 'calls', reconcile_calls(st),
+          'agents', reconcile_agents(), 'pairings', reconcile_kept(st),
+          'hangup', st.hangup, 'rolled_back', st.rolled_back, 'unlinked', st.unlinked,
+          'completed', st.completed, 'abandoned', st.abandoned,
+          'logged_off', st.logged_off}
+end
+
 -- ---- reads ------------------------------------------------------------------------------
 
--- call_info: callid -- the call's state and, per queue, its position.
--- KEYS[3] {NS}:call:<callid>
-local function op_call_info()
-  check_nargs(1)
-  local callid = check_id(ARGV[5], 'call id', ID_MAX)
-  check_key(3, kcall(callid))
-  local c = hgetall(KEYS[3])
+-- The reply of call_info for call record c (nil: not found).
+local function call_view(callid, c)
   if not c then return {'found', 0} end
   local qs = {}
   for _, q in ipairs(split(c.queues)) do
@@ -927,6 +1220,31 @@ local function op_call_info()
   return {'found', 1, 'state', c.state, 'node', c.node, 'seq', tonumber(c.seq),
           'priority', tonumber(c.priority), 'entered_ms', tonumber(c.entered_ms),
           'pairing', c.pairing, 'queues', qs}
+end
+
+-- call_info: callid -- the call's state and, per queue, its position.
+-- KEYS[3] {NS}:call:<callid>
+local function op_call_info()
+  check_nargs(1)
+  local callid = check_id(ARGV[5], 'call id', ID_MAX)
+  check_key(3, kcall(callid))
+  return call_view(callid, hgetall(KEYS[3]))
+end
+
+-- announce_info: callid -- call_info's reply; a waiting call also records
+-- that an announcement starts now (ann_ms, anns), so a restarted node knows
+-- when the last one did. KEYS[3] {NS}:call:<callid>
+local function op_announce_info()
+  check_nargs(1)
+  local callid = check_id(ARGV[5], 'call id', ID_MAX)
+  check_key(3, kcall(callid))
+  local c = hgetall(KEYS[3])
+  if c and c.state == 'waiting' then
+    redis.call('HSET', KEYS[3], 'ann_ms', NOW)
+    c.ann_ms = NOW
+    c.anns = redis.call('HINCRBY', KEYS[3], 'anns', 1)
+  end
+  return call_view(callid, c)
 end
 
 -- pairing_info: pairing -- the pairing (as in replies) and its state
@@ -961,7 +1279,8 @@ local OPS = {enter = op_enter, leave = op_leave, agent_login = op_agent_login,
              agent_logoff = op_agent_logoff, agent_pause = op_agent_pause,
              agent_ready = op_agent_ready, pair = op_pair, bridged = op_bridged,
              rollback = op_rollback, unlink = op_unlink, rec = op_rec, reap = op_reap,
-             call_info = op_call_info, pairing_info = op_pairing_info,
+             reconcile = op_reconcile, call_info = op_call_info,
+             announce_info = op_announce_info, pairing_info = op_pairing_info,
              queue_info = op_queue_info}
 
 local function main()

@@ -32,7 +32,14 @@ struct queue_store {
     char errmsg[QS_ERRMSG_MAX];
 };
 
-typedef enum { REQ_ENTER, REQ_RESULT, REQ_CALL_INFO, REQ_QUEUE_INFO, REQ_REAP } req_kind;
+typedef enum {
+    REQ_ENTER,
+    REQ_RESULT,
+    REQ_CALL_INFO,
+    REQ_QUEUE_INFO,
+    REQ_REAP,
+    REQ_RECONCILE
+} req_kind;
 
 typedef struct qs_req {
     queue_store *qs;
@@ -44,6 +51,7 @@ typedef struct qs_req {
         qs_call_view_cb call_info;
         qs_queue_view_cb queue_info;
         qs_reap_cb reap;
+        qs_reconcile_cb reconcile;
     } cb;
     void *pd;
 } qs_req;
@@ -162,6 +170,9 @@ static void deliver_err(qs_req *q, int err)
     case REQ_REAP:
         q->cb.reap(qs, err, NULL, q->pd);
         break;
+    case REQ_RECONCILE:
+        q->cb.reconcile(qs, err, NULL, q->pd);
+        break;
     }
 }
 
@@ -188,10 +199,16 @@ static void deliver_reply(qs_req *q, const redisReply *r)
         qs_queue_view res;
         rc = qs_parse_queue_info(r, &res, qs->errmsg, sizeof qs->errmsg);
         q->cb.queue_info(qs, rc, rc == 0 ? &res : NULL, q->pd);
-    } else {
+    } else if (q->kind == REQ_REAP) {
         qs_reap_result res;
         rc = qs_parse_reap(r, &res, qs->errmsg, sizeof qs->errmsg);
         q->cb.reap(qs, rc, rc == 0 ? &res : NULL, q->pd);
+    } else {
+        qs_reconcile_result res;
+        qs_reconcile_owned blocks;
+        rc = qs_parse_reconcile(r, &res, &blocks, qs->errmsg, sizeof qs->errmsg);
+        q->cb.reconcile(qs, rc, rc == 0 ? &res : NULL, q->pd);
+        qs_reconcile_owned_free(&blocks);
     }
     free(owned);
 }
@@ -219,8 +236,11 @@ static void on_reply(store *s, const redisReply *r, void *pd)
 
 /* ---- sending -------------------------------------------------------------- */
 
-/* Sends msg as `EVALSHA queue 3 seq events key op now node maxlen args...`. */
-static int send_msg(queue_store *qs, const qs_msg *m, qs_req *tmpl)
+/* Sends `EVALSHA queue 3 seq events key op now node maxlen args...`: argv
+ * has 4 + nargs slots, the op's arguments from argv[4]; the first four are
+ * filled here. */
+static int send_argv(queue_store *qs, const char *op, const char *key, const char **argv,
+                     int nargs, qs_req *tmpl)
 {
     const store_keys *k = store_get_keys(qs->s);
     char seq[STORE_KEY_MAX], events[STORE_KEY_MAX], now[24], maxlen[24];
@@ -229,23 +249,32 @@ static int send_msg(queue_store *qs, const qs_msg *m, qs_req *tmpl)
         return ARIQ_EINVAL;
     snprintf(now, sizeof now, "%llu", (unsigned long long)qs->now_ms(qs->now_ud));
     snprintf(maxlen, sizeof maxlen, "%ld", qs->cfg.events_maxlen);
-    const char *keys[3] = {seq, events, m->key};
-    const char *argv[4 + ARGS_MAX] = {m->op, now, qs->cfg.node, maxlen};
-    for (int i = 0; i < m->nargs; i++)
-        argv[4 + i] = m->args[i];
+    const char *keys[3] = {seq, events, key};
+    argv[0] = op;
+    argv[1] = now;
+    argv[2] = qs->cfg.node;
+    argv[3] = maxlen;
     qs_req *q = malloc(sizeof *q);
     if (!q)
         return ARIQ_ENOMEM;
     *q = *tmpl;
     q->qs = qs;
-    int rc = store_script(qs->s, SCRIPT, 3, keys, 4 + m->nargs, argv, on_reply, q);
+    int rc = store_script(qs->s, SCRIPT, 3, keys, 4 + nargs, argv, on_reply, q);
     if (rc != 0) {
-        set_err(qs, "cannot send %s: %s", m->op, ariq_strerror(rc));
+        set_err(qs, "cannot send %s: %s", op, ariq_strerror(rc));
         free(q);
         return rc;
     }
     qs->pending++;
     return 0;
+}
+
+static int send_msg(queue_store *qs, const qs_msg *m, qs_req *tmpl)
+{
+    const char *argv[4 + ARGS_MAX];
+    for (int i = 0; i < m->nargs; i++)
+        argv[4 + i] = m->args[i];
+    return send_argv(qs, m->op, m->key, argv, m->nargs, tmpl);
 }
 
 static int send_result(queue_store *qs, const qs_msg *m, unsigned required,
@@ -594,11 +623,82 @@ int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items
     return send_msg(qs, &m, &t);
 }
 
+/* ---- re-adoption after a restart ------------------------------------------------ */
+
+static int check_reconcile(queue_store *qs, const char *const *alive, size_t nalive,
+                           const qs_keep *keep, size_t nkeep)
+{
+    if (nalive > QS_ALIVE_MAX || nkeep > QS_KEEP_MAX || (nalive && !alive) ||
+        (nkeep && !keep))
+        return bad(qs, "alive 0..200000 channels, keep 0..100000 bridges");
+    for (size_t i = 0; i < nalive; i++)
+        if (!alive[i] || !ids_valid(alive[i], QS_ID_MAX))
+            return bad(qs, "alive channel id");
+    for (size_t i = 0; i < nkeep; i++) {
+        const qs_keep *k = &keep[i];
+        if (!k->pairing || !ids_valid(k->pairing, QS_ID_MAX) || !k->chan1 ||
+            !ids_valid(k->chan1, QS_ID_MAX) || !k->chan2 ||
+            !ids_valid(k->chan2, QS_ID_MAX) || strcmp(k->chan1, k->chan2) == 0)
+            return bad(qs, "keep: a pairing id and two distinct channel ids");
+    }
+    return 0;
+}
+
+/* Its arguments are counted in the hundreds of thousands: argv is on the
+ * heap, the strings borrowed from the caller until store_script has copied
+ * them. */
+int qs_reconcile(queue_store *qs, const char *const *alive, size_t nalive,
+                 const qs_keep *keep, size_t nkeep, qs_reconcile_cb cb, void *pd)
+{
+    char key[STORE_KEY_MAX], na[24], nk[24];
+    if (!cb)
+        return bad(qs, "callback required");
+    int rc = check_reconcile(qs, alive, nalive, keep, nkeep);
+    if (rc != 0)
+        return rc;
+    if (store_key(store_get_keys(qs->s), key, sizeof key, "node", qs->cfg.node,
+                  "calls") != 0)
+        return bad(qs, "node");
+    size_t nargs = 2 + nalive + 3 * nkeep;
+    const char **argv = malloc((4 + nargs) * sizeof *argv);
+    if (!argv)
+        return ARIQ_ENOMEM;
+    const char **a = argv + 4;
+    snprintf(na, sizeof na, "%zu", nalive);
+    snprintf(nk, sizeof nk, "%zu", nkeep);
+    *a++ = na;
+    for (size_t i = 0; i < nalive; i++)
+        *a++ = alive[i];
+    *a++ = nk;
+    for (size_t i = 0; i < nkeep; i++) {
+        *a++ = keep[i].pairing;
+        *a++ = keep[i].chan1;
+        *a++ = keep[i].chan2;
+    }
+    qs_req t = {.kind = REQ_RECONCILE, .cb.reconcile = cb, .pd = pd};
+    rc = send_argv(qs, "reconcile", key, argv, (int)nargs, &t);
+    free(argv);
+    return rc;
+}
+
 /* ---- reads ------------------------------------------------------------------ */
 
 int qs_call_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd)
 {
     qs_msg m = {.op = "call_info"};
+    int rc = msg_key(qs, &m, "call", callid, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (!cb)
+        return bad(qs, "callback required");
+    arg(&m, callid);
+    qs_req t = {.kind = REQ_CALL_INFO, .cb.call_info = cb, .pd = pd};
+    return send_msg(qs, &m, &t);
+}
+
+int qs_announce_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd)
+{
+    qs_msg m = {.op = "announce_info"};
     int rc = msg_key(qs, &m, "call", callid, QS_ID_MAX, NULL);
     if (rc != 0)
         return rc;

@@ -320,7 +320,9 @@ typedef enum {
 /* Writes a recording's metadata and its RECORD* event. pairing and file
  * matter for START only (may be NULL otherwise). ttl_ms > 0: the record
  * expires that long after STOP / DISCARD (0: kept). res->state is the new
- * state. ENOTFOUND / ESTATE as usual. */
+ * state. ENOTFOUND / ESTATE as usual. START also names the recording on its
+ * pairing, STOP and DISCARD clear that again (qs_reconcile reports the
+ * recording running on a kept pairing). */
 int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *pairing,
            const char *file, int64_t ttl_ms, qs_result_cb cb, void *pd);
 
@@ -338,11 +340,122 @@ int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *
 int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items,
             qs_reap_cb cb, void *pd);
 
+/* ---- re-adoption after a restart ----------------------------------------- */
+
+#define QS_ALIVE_MAX 200000 /* live channels one qs_reconcile may name */
+#define QS_KEEP_MAX  100000 /* bridges one qs_reconcile may name */
+
+/* A mixing bridge ariq-mix-<pairing> on this node's Asterisk that holds
+ * exactly the two live channels chan1 and chan2 (in either order). All
+ * borrowed. */
+typedef struct qs_keep {
+    const char *pairing, *chan1, *chan2;
+} qs_keep;
+
+/* A call record this node has left after qs_reconcile. */
+typedef struct qs_call_rec {
+    char callid[QS_ID_MAX + 1];
+    char channel[QS_ID_MAX + 1];
+    char state[QS_OUTCOME_MAX];  /* waiting | paired | bridged */
+    char pairing[QS_ID_MAX + 1]; /* "" when waiting */
+    size_t nqueues;
+    char queues[QS_QUEUES_MAX][QS_NAME_MAX + 1]; /* in the order it entered them */
+    int64_t priority;
+    int64_t seq;   /* its arrival seq */
+    int64_t score; /* its place in every queue, kept across rollbacks */
+    int64_t entered_ms;
+    int64_t ann_ms; /* start of its last announcement (qs_announce_info), 0 if none */
+    int64_t anns;   /* announcements started while waiting */
+    char cid_num[QS_TEXT_MAX + 1];
+    char cid_name[QS_TEXT_MAX + 1];
+} qs_call_rec;
+
+/* An agent record this node has left after qs_reconcile. */
+typedef struct qs_agent_rec {
+    char agentid[QS_NAME_MAX + 1];
+    char channel[QS_ID_MAX + 1];
+    char chan_name[QS_TEXT_MAX + 1];
+    char state[QS_OUTCOME_MAX]; /* free | paired | talking | wrapup | paused */
+    size_t nqueues;
+    char queues[QS_QUEUES_MAX][QS_NAME_MAX + 1];
+    bool paused; /* also while busy: takes effect when the call ends */
+    char pause_reason[QS_TEXT_MAX + 1];
+    int64_t since_ms;            /* last state change */
+    int64_t wrapup_until_ms;     /* while in wrapup, else 0 */
+    char pairing[QS_ID_MAX + 1]; /* "" when none */
+    int64_t free_seq;            /* its place among free agents */
+} qs_agent_rec;
+
+/* A pairing of this node that qs_reconcile kept: its bridge is up. */
+typedef struct qs_kept_pairing {
+    qs_pairing p;
+    char state[QS_OUTCOME_MAX];       /* paired (the far side not in yet) | bridged */
+    char sides[QS_OUTCOME_MAX];       /* caller | agent | both: sides in their bridge */
+    char link_channel[QS_ID_MAX + 1]; /* IN (agent here, caller elsewhere): the link
+                                          leg in the bridge; else "" */
+    char rec[QS_ID_MAX + 1];          /* the recording running on it, "" if none */
+    char rec_state[QS_OUTCOME_MAX];   /* recording | paused; "" when rec is "" */
+} qs_kept_pairing;
+
+/* qs_reconcile's result. The arrays are the store's, valid during the
+ * callback only. */
+typedef struct qs_reconcile_result {
+    int64_t seq; /* {NS}:seq after the op: a pairing with a seq (p<seq>) at or
+                    below it that arrives later is old news */
+    size_t ncalls;
+    const qs_call_rec *calls;
+    size_t nagents;
+    const qs_agent_rec *agents;
+    size_t npairings;
+    const qs_kept_pairing *pairings;
+    size_t nhangup;
+    const char *const *hangup; /* live channels of this node whose call the op
+                                  ended while they talked: hang them up */
+    int64_t rolled_back;       /* LOCAL pairings rolled back */
+    int64_t unlinked;          /* OUT / IN pairings unlinked from this side */
+    int64_t completed;         /* LOCAL bridged pairings completed (COMPLETEAGENT) */
+    int64_t abandoned;         /* calls ended: their channel was gone */
+    int64_t logged_off;        /* agents logged off: their channel was gone */
+} qs_reconcile_result;
+
+typedef void (*qs_reconcile_cb)(queue_store *qs, int err, const qs_reconcile_result *res,
+                                void *pd);
+
+/* A node restarted after its process died re-adopts what its Asterisk still
+ * has. alive: every channel id alive there now (nalive 0..QS_ALIVE_MAX);
+ * keep: every mixing bridge ariq-mix-<pairing> holding two of them (nkeep
+ * 0..QS_KEEP_MAX). One atomic op, no autopair; events say `restart`:
+ *   1. each pairing with a party on this node: KEPT if its keep entry holds
+ *      both channels of a local pairing, our caller and ariq-lo-<pairing>
+ *      (OUT), or our agent and a link leg (IN), all alive and both parties'
+ *      records there; a side not yet recorded is, as qs_bridged does (CONNECT
+ *      once both sides are in). Not kept, with this node's parties alive: a
+ *      local paired one is rolled back (QS_AGENT_KEEP), a local bridged one
+ *      completed (COMPLETEAGENT; the agent free at the back, the caller in
+ *      hangup), an OUT / IN one unlinked from this side as qs_unlink does
+ *      (wrapup 0). A party whose channel is gone is left to steps 2 and 3;
+ *   2. each call whose channel is gone ends as qs_leave(HANGUP, BY_CALLER,
+ *      wrapup 0) does (ABANDON with reason restart, or COMPLETECALLER);
+ *   3. each agent whose channel is gone is logged off as qs_agent_logoff does
+ *      (reason "restart: channel gone"); a caller here it talked to is in
+ *      hangup.
+ * Then res holds every call and agent record left on this node and the kept
+ * pairings. A freed agent is free at the back; none goes to wrapup (the op
+ * has no wrapup time). alive and keep are borrowed for the call (copied).
+ * EINVAL for a bad id or count (nothing changes). */
+int qs_reconcile(queue_store *qs, const char *const *alive, size_t nalive,
+                 const qs_keep *keep, size_t nkeep, qs_reconcile_cb cb, void *pd);
+
 /* ---- reads --------------------------------------------------------------- */
 
 /* A call's state and its position, callers ahead and queue length in each
  * of its queues. res->found false when there is no such call. */
 int qs_call_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd);
+
+/* The same as qs_call_info; a waiting call also records that an
+ * announcement starts now (ann_ms = now, anns + 1: qs_call_rec), so a
+ * restarted node knows when the last one did. Call it when one is due. */
+int qs_announce_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd);
 
 /* A pairing: res->state paired or bridged with the pairing as
  * res->pairings[0] and res->sides (bridged sides so far: "", caller, agent,

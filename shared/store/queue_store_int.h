@@ -40,4 +40,17 @@ int qs_parse_queue_info(const redisReply *r, qs_queue_view *out, char *err,
                         size_t errlen);
 int qs_parse_reap(const redisReply *r, qs_reap_result *out, char *err, size_t errlen);
 
+/* The heap arrays behind a qs_reconcile_result: calls, agents, pairings,
+ * hangup (NULL when empty). */
+#define QS_RC_BLOCKS 4
+typedef struct qs_reconcile_owned {
+    void *block[QS_RC_BLOCKS];
+} qs_reconcile_owned;
+
+/* Parses reconcile's reply into *out, whose arrays are allocated into
+ * *owned (yours: qs_reconcile_owned_free, also on error). */
+int qs_parse_reconcile(const redisReply *r, qs_reconcile_result *out,
+                       qs_reconcile_owned *owned, char *err, size_t errlen);
+void qs_reconcile_owned_free(qs_reconcile_owned *o);
+
 #endif

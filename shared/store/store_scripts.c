@@ -17,7 +17,9 @@
 #include "store/store_int.h"
 
 #define MOD "store"
-#define SCRIPT_ARGS_MAX 1024
+/* keys + args of one call: queue.lua reconcile names up to 200000 live channels
+ * and 100000 bridges of 3 (queue_store.h QS_ALIVE_MAX, QS_KEEP_MAX) */
+#define SCRIPT_ARGS_MAX (1 << 20)
 
 /* The repo's redis-schema/: from ARIQ_SCHEMA_DIR when the build defines it,
  * else found from this file's own path (CMake compiles with absolute paths),
