@@ -341,30 +341,77 @@ static void destroy(leg *l)
     free(a);
 }
 
-static const leg_ops agent_ops = {"agent", on_event, on_end, destroy};
+static const leg_ops agent_ops = {"agent", on_event, on_end, destroy, NULL};
 
-void agent_start(node *n, const ari_event *ev, const entry_args *args)
+/* An agent leg for chan, registered, with the creator's reference; NULL
+ * (logged) if it cannot be. Queues not configured here are left out. */
+static agent *agent_new(node *n, const char *chan, const char *id, const char *const *queues,
+                        size_t nqueues, const char *name)
 {
     agent *a = calloc(1, sizeof *a);
     if (!a) {
-        LOG_E(MOD, "chan=%s out of memory", ev->channel.id);
-        return;
+        LOG_E(MOD, "chan=%s out of memory", chan);
+        return NULL;
     }
-    leg_init(&a->base, &agent_ops, n, ev->channel.id);
-    snprintf(a->id, sizeof a->id, "%s", args->agent_id);
-    a->nqueues = args->nqueues;
-    for (size_t i = 0; i < args->nqueues; i++) /* the node checked they exist */
-        a->queues[i] = qcfg_queue_find(n->cfg, args->queues[i]);
-    a->q = a->queues[0];
-    snprintf(a->name, sizeof a->name, "%s", ev->channel.name ? ev->channel.name : "");
+    leg_init(&a->base, &agent_ops, n, chan);
+    snprintf(a->id, sizeof a->id, "%s", id);
+    for (size_t i = 0; i < nqueues && a->nqueues < ENTRY_MAX_QUEUES; i++) {
+        const qcfg_queue *q = qcfg_queue_find(n->cfg, queues[i]);
+        if (q)
+            a->queues[a->nqueues++] = q;
+    }
+    a->q = a->nqueues ? a->queues[0] : &n->cfg->queues[0];
+    snprintf(a->name, sizeof a->name, "%s", name ? name : "");
     a->wrapup = evtimer_new(n->base, on_wrapup_over, a);
     if (!a->wrapup || leg_register(&a->base) != 0) {
-        LOG_E(MOD, "chan=%s cannot track the agent", ev->channel.id);
+        LOG_E(MOD, "chan=%s cannot track the agent", chan);
         leg_unref(&a->base);
-        return;
+        return NULL;
     }
+    return a;
+}
+
+void agent_start(node *n, const ari_event *ev, const entry_args *args)
+{
+    const char *queues[ENTRY_MAX_QUEUES];
+    for (size_t i = 0; i < args->nqueues; i++)
+        queues[i] = args->queues[i];
+    agent *a = agent_new(n, ev->channel.id, args->agent_id, queues, args->nqueues,
+                         ev->channel.name);
+    if (!a)
+        return;
     LOG_I(MOD, "chan=%s agent=%s queues=%zu state=answering", a->base.chan, args->agent_id,
           args->nqueues);
     answer_start(&a->base, on_answered);
     leg_unref(&a->base);
+}
+
+agent *agent_adopt(node *n, const adopt_party *p, bool talking)
+{
+    agent *a = agent_new(n, p->chan, p->id, p->queues, p->nqueues, p->name);
+    if (!a)
+        return NULL;
+    a->logged_in = true;
+    if (talking) {
+        a->state = AGENT_CONNECTING; /* call_adopt makes it TALKING */
+    } else if (strcmp(p->state, "wrapup") == 0) {
+        /* what is left of its wrapup, in real ms at this scale */
+        int64_t wall = (int64_t)clock_wall_ms();
+        int64_t total = p->wrapup_until_ms - p->since_ms;
+        uint64_t scaled = clock_scaled_ms(total > 0 ? (uint64_t)total : 0);
+        uint64_t gone = wall > p->since_ms ? (uint64_t)(wall - p->since_ms) : 0;
+        uint64_t left = scaled > gone ? scaled - gone : 0;
+        a->state = AGENT_WRAPUP;
+        struct timeval tv = {(time_t)(left / 1000), (suseconds_t)(left % 1000) * 1000};
+        leg_ref(&a->base);
+        evtimer_add(a->wrapup, &tv);
+    } else {
+        a->state = AGENT_FREE; /* free or paused: waits in the holding bridge */
+    }
+    if (!talking && !hold_adopt(&a->base, p->bridge, a->q->moh_class))
+        hold_join(&a->base, a->q->moh_class, on_back_in_hold);
+    LOG_I(MOD, "agent=%s chan=%s adopted state=%s", a->id, a->base.chan,
+          talking ? "talking" : state_names[a->state]);
+    leg_unref(&a->base); /* the registry keeps it */
+    return a;
 }

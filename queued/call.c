@@ -728,6 +728,29 @@ call *call_start_in(node *n, const qs_pairing *p, agent *a, leg *link)
     return k;
 }
 
+call *call_adopt(node *n, const qs_pairing *p, caller *c, agent *a, leg *link, const char *rec,
+                 const char *rec_state)
+{
+    call *k = call_new(n, p, link ? (c ? CALL_OUT : CALL_IN) : CALL_LOCAL, c, a, link);
+    if (!k)
+        return NULL;
+    k->state = CALL_CONNECTED;
+    k->bridge_made = true;
+    link_set_call(link, k);
+    if (c)
+        caller_talking(c);
+    if (a)
+        agent_talking(a);
+    const char *num = rec && *rec ? strrchr(rec, '-') : NULL;
+    if (num) { /* ariq-<pairing>-<n>: the keys go on with it */
+        snprintf(k->rec_name, sizeof k->rec_name, "%s", rec);
+        k->nrec = (unsigned)strtoul(num + 1, NULL, 10);
+        k->rec = rec_state && strcmp(rec_state, "paused") == 0 ? REC_PAUSED : REC_ON;
+    }
+    LOG_I(MOD, "pairing=%s adopted connected rec=%s", p->pairing, num ? rec : "none");
+    return k;
+}
+
 /* ---- recording keys --------------------------------------------------------- */
 
 static void rec_log(call *k, qs_rec_action act)

@@ -22,8 +22,18 @@
  *                                                               or the call ends it)
  *
  * Position is read from Redis when an announcement is due, never cached:
- * callers ahead leave on every node. A pairing stops a running announcement
- * at once (call.c deletes the playback before moving the caller). */
+ * callers ahead leave on every node; the same read records in the call's
+ * record when this announcement started (ann_ms). Announcements start every
+ * announce_frequency seconds, start to start as app_queue's say_position
+ * counts them (one still playing when the next is due delays it until it
+ * ends). A pairing stops a running announcement at once (call.c deletes the
+ * playback before moving the caller).
+ *
+ * Re-adoption (caller_adopt, after a restart): a waiting caller is taken
+ * over in WAITING with its timeout counted from its entry and its next
+ * announcement from the start of its last one (ann_ms), so it comes on
+ * schedule, not at once and not never; a talking one in TALKING, its call
+ * rebuilt by call.c. */
 #include "node_int.h"
 
 #include "core/clock.h"
@@ -69,6 +79,8 @@ struct caller {
     struct event *expire; /* the queue's timeout */
     size_t checked;       /* queues whose maxlen was checked */
     unsigned announcements;
+    uint64_t ann_start; /* monotonic ms the last announcement started (or, before
+                           the first, the schedule's origin) */
     char playback[ARI_EVENT_MAX_ID + 1]; /* the running announcement, "" if none */
 };
 
@@ -113,7 +125,8 @@ static void on_held(leg *l, bool ok)
     if (!ok)
         LOG_W(MOD, "chan=%s waits without the holding bridge (no MOH)", c->base.chan);
     set_state(c, CALLER_WAITING);
-    arm_announcement(c, true);
+    c->ann_start = clock_mono_ms(); /* the first one is due a period after joining */
+    arm_announcement(c, c->q->announce_on_join);
 }
 
 static void on_entered(queue_store *qs, int err, const qs_enter_result *res, void *pd)
@@ -319,6 +332,7 @@ static void on_position(queue_store *qs, int err, const qs_call_view *v, void *p
         const char *const *media = ahead == 0 ? next : behind;
         size_t nmedia = ahead == 0 ? 1 : 3;
         snprintf(c->playback, sizeof c->playback, "%s", pb);
+        c->ann_start = clock_mono_ms();
         set_state(c, CALLER_ANNOUNCING);
         LOG_I(MOD, "chan=%s announce ahead=%lld playback=%s", c->base.chan, (long long)ahead, pb);
         leg_ref(&c->base);
@@ -335,6 +349,7 @@ static void on_position(queue_store *qs, int err, const qs_call_view *v, void *p
         if (err)
             LOG_W(MOD, "chan=%s position unknown (%s): announcement skipped", c->base.chan,
                   ariq_strerror(err));
+        c->ann_start = clock_mono_ms(); /* skipped: the next a whole period on */
         arm_announcement(c, false);
     }
     leg_unref(&c->base);
@@ -347,23 +362,24 @@ static void on_announce_due(evutil_socket_t fd, short what, void *arg)
     caller *c = arg;
     if (c->state == CALLER_WAITING) {
         leg_ref(&c->base);
-        if (qs_call_info(c->base.n->qs, c->base.chan, on_position, c) != 0) {
+        if (qs_announce_info(c->base.n->qs, c->base.chan, on_position, c) != 0) {
             leg_unref(&c->base);
+            c->ann_start = clock_mono_ms();
             arm_announcement(c, false);
         }
     }
     leg_unref(&c->base); /* the timer's reference */
 }
 
-/* Every announce_frequency seconds (scaled), the first one at once when
- * announce_on_join. */
-static void arm_announcement(caller *c, bool first)
+/* The next announcement: at once (now), or announce_frequency seconds
+ * (scaled) after the start of the last one, or at once if that is past. */
+static void arm_announcement(caller *c, bool now)
 {
     if (c->q->announce_frequency_s <= 0 || c->base.ended)
         return;
-    uint64_t ms = first && c->q->announce_on_join
-                      ? 0
-                      : clock_scaled_ms((uint64_t)c->q->announce_frequency_s * 1000u);
+    uint64_t period = clock_scaled_ms((uint64_t)c->q->announce_frequency_s * 1000u);
+    uint64_t since = clock_mono_ms() - c->ann_start;
+    uint64_t ms = now || since >= period ? 0 : period - since;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     if (!evtimer_pending(c->announce, NULL)) {
         leg_ref(&c->base);
@@ -417,15 +433,21 @@ static void on_expire(evutil_socket_t fd, short what, void *arg)
     leg_unref(&c->base); /* the timer's */
 }
 
-/* The first queue's timeout, from the moment the caller entered. */
-static void arm_timeout(caller *c)
+/* The first queue's timeout, `waited_ms` (real) after the caller entered. */
+static void arm_timeout_after(caller *c, uint64_t waited_ms)
 {
     if (c->q->timeout_s <= 0)
         return;
     uint64_t ms = clock_scaled_ms((uint64_t)c->q->timeout_s * 1000u);
+    ms = waited_ms < ms ? ms - waited_ms : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     leg_ref(&c->base);
     evtimer_add(c->expire, &tv);
+}
+
+static void arm_timeout(caller *c)
+{
+    arm_timeout_after(c, 0);
 }
 
 /* ---- calls --------------------------------------------------------------- */
@@ -564,6 +586,39 @@ static void on_end(leg *l)
     cancel_timeout((caller *)l);
 }
 
+/* A playback's state, asked after a reconnect: gone (404) means it ended
+ * while the events WebSocket was down; its PlaybackFinished is inferred. */
+static void on_playback_checked(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    caller *c = pd;
+    const char *id = strrchr(r->path, '/');
+    if (r->status == 404 && id && c->playback[0] && strcmp(id + 1, c->playback) == 0 &&
+        !c->base.ended) {
+        LOG_W(MOD, "chan=%s playback=%s ended while the events WebSocket was down",
+              c->base.chan, c->playback);
+        ari_event done = {.type = ARI_EV_PLAYBACK_FINISHED,
+                          .type_name = "PlaybackFinished(inferred)",
+                          .has_playback = true};
+        char pb[sizeof c->playback];
+        snprintf(pb, sizeof pb, "%s", c->playback);
+        done.playback.id = pb;
+        on_event(&c->base, &done);
+    }
+    leg_unref(&c->base);
+}
+
+static void resync(leg *l, const json_t *ch)
+{
+    (void)ch;
+    caller *c = (caller *)l;
+    if (c->state != CALLER_ANNOUNCING || !c->playback[0])
+        return;
+    leg_ref(l);
+    if (ari_playback_get(l->n->rest, c->playback, on_playback_checked, c) != 0)
+        leg_unref(l);
+}
+
 static void destroy(leg *l)
 {
     caller *c = (caller *)l;
@@ -574,32 +629,89 @@ static void destroy(leg *l)
     free(c);
 }
 
-static const leg_ops caller_ops = {"caller", on_event, on_end, destroy};
+static const leg_ops caller_ops = {"caller", on_event, on_end, destroy, resync};
 
-void caller_start(node *n, const ari_event *ev, const entry_args *a)
+/* A caller leg for chan, registered, with the creator's reference; NULL
+ * (logged) if it cannot be. Queues not configured here are left out (a
+ * re-adopted caller may name one the config has dropped since); with none
+ * left, the node's first queue gives its music and announcements. */
+static caller *caller_new(node *n, const char *chan, const char *const *queues, size_t nqueues,
+                          int priority, const char *cid_num, const char *cid_name)
 {
     caller *c = calloc(1, sizeof *c);
     if (!c) {
-        LOG_E(MOD, "chan=%s out of memory", ev->channel.id);
-        return;
+        LOG_E(MOD, "chan=%s out of memory", chan);
+        return NULL;
     }
-    leg_init(&c->base, &caller_ops, n, ev->channel.id);
-    c->nqueues = a->nqueues;
-    for (size_t i = 0; i < a->nqueues; i++) /* the node checked they exist */
-        c->queues[i] = qcfg_queue_find(n->cfg, a->queues[i]);
-    c->priority = a->priority;
-    c->q = c->queues[0];
-    snprintf(c->cid_num, sizeof c->cid_num, "%s", ev->channel.caller_number);
-    snprintf(c->cid_name, sizeof c->cid_name, "%s", ev->channel.caller_name);
+    leg_init(&c->base, &caller_ops, n, chan);
+    for (size_t i = 0; i < nqueues && c->nqueues < ENTRY_MAX_QUEUES; i++) {
+        const qcfg_queue *q = qcfg_queue_find(n->cfg, queues[i]);
+        if (q)
+            c->queues[c->nqueues++] = q;
+        else
+            LOG_W(MOD, "chan=%s queue=%s is not configured here any more", chan, queues[i]);
+    }
+    c->priority = priority;
+    c->q = c->nqueues ? c->queues[0] : &n->cfg->queues[0];
+    snprintf(c->cid_num, sizeof c->cid_num, "%s", cid_num ? cid_num : "");
+    snprintf(c->cid_name, sizeof c->cid_name, "%s", cid_name ? cid_name : "");
     c->announce = evtimer_new(n->base, on_announce_due, c);
     c->expire = evtimer_new(n->base, on_expire, c);
     if (!c->announce || !c->expire || leg_register(&c->base) != 0) {
-        LOG_E(MOD, "chan=%s cannot track the caller", ev->channel.id);
+        LOG_E(MOD, "chan=%s cannot track the caller", chan);
         leg_unref(&c->base);
-        return;
+        return NULL;
     }
+    return c;
+}
+
+void caller_start(node *n, const ari_event *ev, const entry_args *a)
+{
+    const char *queues[ENTRY_MAX_QUEUES];
+    for (size_t i = 0; i < a->nqueues; i++)
+        queues[i] = a->queues[i];
+    caller *c = caller_new(n, ev->channel.id, queues, a->nqueues, a->priority,
+                           ev->channel.caller_number, ev->channel.caller_name);
+    if (!c)
+        return;
     LOG_I(MOD, "chan=%s queues=%zu first=%s priority=%d state=checking", c->base.chan,
           a->nqueues, c->q->name, a->priority);
     check_next(c);
     leg_unref(&c->base); /* the creator's */
+}
+
+static void on_held_again(leg *l, bool ok)
+{
+    if (!ok)
+        LOG_W(MOD, "chan=%s waits without the holding bridge (no MOH)", l->chan);
+}
+
+caller *caller_adopt(node *n, const adopt_party *p, bool talking)
+{
+    caller *c = caller_new(n, p->chan, p->queues, p->nqueues, p->priority, p->cid_num,
+                           p->cid_name);
+    if (!c)
+        return NULL;
+    c->queued = true;
+    int64_t wall = (int64_t)clock_wall_ms();
+    uint64_t waited = wall > p->entered_ms ? (uint64_t)(wall - p->entered_ms) : 0;
+    if (talking) {
+        c->state = CALLER_CONNECTING; /* call_adopt makes it TALKING */
+    } else {
+        c->state = CALLER_WAITING;
+        /* the last announcement started at ann_ms; none yet: the schedule
+         * starts at the entry, as it did at the join */
+        int64_t last = p->ann_ms > 0 ? p->ann_ms : p->entered_ms;
+        uint64_t ago = wall > last ? (uint64_t)(wall - last) : 0;
+        uint64_t now = clock_mono_ms();
+        c->ann_start = now > ago ? now - ago : 0;
+        arm_timeout_after(c, waited);
+        if (!hold_adopt(&c->base, p->bridge, c->q->moh_class))
+            hold_join(&c->base, c->q->moh_class, on_held_again);
+        arm_announcement(c, false);
+    }
+    LOG_I(MOD, "chan=%s queue=%s adopted state=%s waited_ms=%llu", c->base.chan, c->q->name,
+          talking ? "talking" : "waiting", (unsigned long long)waited);
+    leg_unref(&c->base); /* the registry keeps it */
+    return c;
 }

@@ -166,6 +166,16 @@ static void hold_send(hold_req *h)
         hold_finish(h, false);
 }
 
+/* The holding bridge of l's channel for moh_class: its shard of them. */
+static void bridge_of(const leg *l, const char *moh_class, char *out, size_t len)
+{
+    uint32_t hash = 2166136261u; /* FNV-1a of the channel id */
+    for (const char *p = l->chan; *p; p++)
+        hash = (hash ^ (unsigned char)*p) * 16777619u;
+    snprintf(out, len, "ariq-hold-%s-%s-%u", l->n->cfg->node_id, moh_class,
+             (unsigned)(hash % HOLD_SHARDS));
+}
+
 void hold_join(leg *l, const char *moh_class, hold_done_fn done)
 {
     hold_req *h = calloc(1, sizeof *h);
@@ -177,10 +187,16 @@ void hold_join(leg *l, const char *moh_class, hold_done_fn done)
     l->busy++;
     h->done = done;
     snprintf(h->moh_class, sizeof h->moh_class, "%s", moh_class);
-    uint32_t hash = 2166136261u; /* FNV-1a of the channel id */
-    for (const char *p = l->chan; *p; p++)
-        hash = (hash ^ (unsigned char)*p) * 16777619u;
-    snprintf(h->bridge, sizeof h->bridge, "ariq-hold-%s-%s-%u", l->n->cfg->node_id, moh_class,
-             (unsigned)(hash % HOLD_SHARDS));
+    bridge_of(l, moh_class, h->bridge, sizeof h->bridge);
     hold_send(h);
+}
+
+bool hold_adopt(leg *l, const char *bridge, const char *moh_class)
+{
+    char want[ARI_EVENT_MAX_ID + 1];
+    bridge_of(l, moh_class, want, sizeof want);
+    if (!bridge || strcmp(bridge, want) != 0)
+        return false;
+    joined(l, want); /* its music plays on: the bridge was never empty */
+    return true;
 }

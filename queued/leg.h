@@ -17,6 +17,7 @@
 #include "ari/event.h"
 
 struct node;
+struct json_t;
 typedef struct leg leg;
 typedef struct answer_req answer_req;
 
@@ -25,6 +26,10 @@ typedef struct leg_ops {
     void (*on_event)(leg *l, const ari_event *ev); /* ev borrowed for the call */
     void (*on_end)(leg *l);  /* optional: cancel timers (drop their references) */
     void (*destroy)(leg *l); /* frees the role's struct */
+    /* optional: after the events WebSocket was down, the leg's channel is
+     * still there (ch: its ARI Channel model, borrowed): infer the events
+     * the leg waits for that may have been missed meanwhile */
+    void (*resync)(leg *l, const struct json_t *ch);
 } leg_ops;
 
 struct leg {

@@ -124,7 +124,21 @@ static void destroy(leg *l)
     free(l);
 }
 
-static const leg_ops link_ops = {"link", on_event, NULL, destroy};
+/* After a reconnect: our dialled end answered meanwhile (Up, in Stasis)
+ * means its StasisStart was missed. */
+static void resync(leg *l, const json_t *ch)
+{
+    link_leg *x = (link_leg *)l;
+    const char *st = json_string_value(json_object_get(ch, "state"));
+    const char *app =
+        json_string_value(json_object_get(json_object_get(ch, "dialplan"), "app_name"));
+    if (x->out && x->k && st && !strcmp(st, "Up") && app && !strcmp(app, "Stasis")) {
+        LOG_W(MOD, "chan=%s answered while the events WebSocket was down", l->chan);
+        call_link_answered(x->k);
+    }
+}
+
+static const leg_ops link_ops = {"link", on_event, NULL, destroy, resync};
 
 static link_leg *link_new(node *n, const char *chan, const char *pairing, bool out)
 {
@@ -148,6 +162,12 @@ leg *link_out_open(node *n, call *k, const char *chan, const char *pairing)
         return NULL;
     x->k = k;
     return &x->base; /* the creator's reference goes to the call */
+}
+
+leg *link_adopt(node *n, const char *chan, const char *pairing, bool out)
+{
+    link_leg *x = link_new(n, chan, pairing, out);
+    return x ? &x->base : NULL; /* the creator's reference: drop it once the call has it */
 }
 
 /* ---- IN: the far end of a link arrived ------------------------------------ */

@@ -91,8 +91,7 @@ static leg_list collect_legs(node *n)
 
 typedef void (*event_fn)(node *n, const ari_event *ev);
 
-/* A channel entered Stasis(app, args): a leg for it, or turned away. */
-static void on_stasis_start(node *n, const ari_event *ev)
+void node_stasis_start(node *n, const ari_event *ev)
 {
     n->stats.stasis_starts++;
     const char *chan = ev->channel.id;
@@ -175,10 +174,34 @@ static bool take_over(call *k, const qs_pairing *p, leg *party)
 /* Carries out the pairings whose caller is ours (see node_int.h). A party
  * whose leg has ended is on its way out: its own leave / logoff fixes the
  * pairing in Redis. */
+/* Keeps pairings that arrive while the node is adopting its legs. */
+static void defer_pairings(node *n, const qs_pairing *p, size_t np)
+{
+    if (n->ndeferred + np > n->deferred_cap) {
+        size_t cap = (n->ndeferred + np) * 2;
+        qs_pairing *v = realloc(n->deferred, cap * sizeof *v);
+        if (!v) {
+            LOG_E(MOD, "node=%s out of memory: %zu pairings dropped (their parties' own ends "
+                       "undo them)", n->cfg->node_id, np);
+            return;
+        }
+        n->deferred = v;
+        n->deferred_cap = cap;
+    }
+    memcpy(n->deferred + n->ndeferred, p, np * sizeof *p);
+    n->ndeferred += np;
+}
+
 void node_take_pairings(node *n, const qs_pairing *p, size_t np)
 {
     const char *me = n->cfg->node_id;
+    if (n->adopting && !n->closing) {
+        defer_pairings(n, p, np);
+        return;
+    }
     for (size_t i = 0; i < np && !n->closing; i++) {
+        if (pairing_seq(p[i].pairing) <= n->adopt_seq)
+            continue; /* settled by the re-adoption */
         if (strcmp(p[i].caller_node, me) != 0) {
             if (strcmp(p[i].agent_node, me) == 0)
                 link_expect(n, &p[i]); /* our agent: its link will come */
@@ -225,7 +248,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)what;
     node *n = arg;
     link_expect_expire(n, false);
-    if (!store_is_ready(n->store) || n->ari_down_since)
+    if (!store_is_ready(n->store) || n->ari_down_since || n->adopting)
         return; /* no pairing a node cannot carry out: its Asterisk is not there */
     for (size_t i = 0; i < n->cfg->nqueues; i++)
         qs_pair_queue(n->qs, n->cfg->queues[i].name, on_swept, n);
@@ -247,7 +270,7 @@ static void route_to_leg(node *n, const ari_event *ev)
 }
 
 static const event_fn event_handlers[ARI_EV__COUNT] = {
-    [ARI_EV_STASIS_START] = on_stasis_start,
+    [ARI_EV_STASIS_START] = node_stasis_start,
 };
 
 static void on_event(ari_stream *s, const ari_event *ev, void *ud)
@@ -261,8 +284,10 @@ static void on_event(ari_stream *s, const ari_event *ev, void *ud)
 
 /* GET /channels answered after a reconnect: every leg whose channel is no
  * longer there hung up while the WebSocket was down. It is told so with a
- * StasisEnd of its own (the events themselves are lost): missed events are
- * inferred from what ARI holds now, never assumed. */
+ * StasisEnd of its own (the events themselves are lost); a leg whose channel
+ * is there checks what else it may have missed (resync: a playback that
+ * ended, a link that was answered). Missed events are inferred from what
+ * ARI holds now, never assumed. */
 static void on_channels_listed(ari_rest *rest, const ari_response *r, void *pd)
 {
     (void)rest;
@@ -276,16 +301,19 @@ static void on_channels_listed(ari_rest *rest, const ari_response *r, void *pd)
     {
         const char *id = json_string_value(json_object_get(c, "id"));
         if (id)
-            strmap_put(alive, id, (void *)1);
+            strmap_put(alive, id, c);
     }
     leg_list ll = collect_legs(n);
     for (size_t k = 0; k < ll.n; k++) {
         leg *l = ll.v[k];
-        if (!l->ended && !strmap_get(alive, l->chan)) {
+        const json_t *ch = strmap_get(alive, l->chan);
+        if (!l->ended && !ch) {
             LOG_W(MOD, "chan=%s role=%s gone while the events WebSocket was down", l->chan,
                   l->ops->role);
             ari_event gone = {.type = ARI_EV_STASIS_END, .type_name = "StasisEnd(inferred)"};
             l->ops->on_event(l, &gone);
+        } else if (!l->ended && l->ops->resync) {
+            l->ops->resync(l, ch);
         }
         leg_unref(l);
     }
@@ -319,8 +347,26 @@ static void on_ari_connected(ari_stream *s, void *ud)
     n->ari_down_since = 0;
     ari_application_filter(n->rest, n->cfg->app, wanted_events,
                            sizeof wanted_events / sizeof wanted_events[0], on_filtered, n);
-    if (n->ari_connects++ > 0) /* a reconnect: what happened meanwhile? */
+    if (n->ari_connects++ > 0) { /* a reconnect: what happened meanwhile? */
         ari_channel_list(n->rest, on_channels_listed, n);
+        return;
+    }
+    /* the first connection: take over what is there before acting on events */
+    n->adopting = true;
+    ari_stream_hold(n->events, true);
+    adopt_start(n->adopt);
+}
+
+void node_adopted(node *n, int64_t seq)
+{
+    n->adopting = false;
+    n->adopt_seq = seq;
+    ari_stream_hold(n->events, false);
+    size_t nd = n->ndeferred;
+    n->ndeferred = 0;
+    if (nd)
+        node_take_pairings(n, n->deferred, nd); /* not re-entered: adopting is over */
+    on_sweep(-1, 0, n);
 }
 
 static void on_ari_disconnected(ari_stream *s, const char *reason, void *ud)
@@ -452,7 +498,7 @@ int node_new(struct event_base *base, const qcfg *cfg, node **out, char *err, si
     if (!(n->legs = strmap_new()) || !(n->holds = strmap_new()) || !(n->expect = strmap_new()))
         goto fail;
     if ((rc = open_store(n, err, errlen)) != 0 || (rc = open_ari(n, err, errlen)) != 0 ||
-        (rc = start_sweep(n, err, errlen)) != 0)
+        (rc = start_sweep(n, err, errlen)) != 0 || (rc = adopt_new(n, &n->adopt)) != 0)
         goto fail;
     LOG_I(MOD, "node=%s queues=%zu app=%s starting", cfg->node_id, cfg->nqueues, cfg->app);
     *out = n;
@@ -495,6 +541,8 @@ void node_free(node *n)
     store_free(n->store); /* heartbeat and reap callbacks run, with the cluster alive */
     cluster_free(n->cl);  /* its reads end too; closing: they start nothing */
     qs_free(n->qs);
+    adopt_free(n->adopt); /* after the clients: their callbacks may still reach it */
+    free(n->deferred);
     strmap_free(n->legs);
     strmap_free(n->holds);
     if (n->expect)

@@ -15,6 +15,7 @@ typedef struct caller caller;
 typedef struct cluster cluster;
 typedef struct agent agent;
 typedef struct call call;
+typedef struct adoption adoption;
 
 struct node {
     struct event_base *base; /* borrowed */
@@ -34,6 +35,11 @@ struct node {
     bool closing;        /* node_free running: start nothing new */
     unsigned ari_connects; /* events WebSocket connections so far */
     uint64_t ari_down_since; /* monotonic ms the events WebSocket went down; 0 while up */
+    adoption *adopt;     /* adopt.c: taking over at start */
+    bool adopting;       /* events held, pairings deferred until the legs exist */
+    int64_t adopt_seq;   /* pairings at or below it were settled by the re-adoption */
+    qs_pairing *deferred; /* pairings delivered while adopting, in order */
+    size_t ndeferred, deferred_cap;
     node_stats stats;
 };
 
@@ -41,6 +47,20 @@ struct node {
  * (borrowed). Never fails silently: every step that cannot be done is
  * logged; a channel that is gone just ends it. */
 void turnaway_start(node *n, const char *chan, const char *status, const char *why);
+
+/* A channel entered Stasis(app, args): a leg for it, or turned away. Also
+ * for a channel found in our app with no record at a restart. */
+void node_stasis_start(node *n, const ari_event *ev);
+
+/* ---- adopt.c: taking over at start ---- */
+
+int adopt_new(node *n, adoption **out);
+/* Lists ARI's channels and bridges, reconciles Redis, builds the legs, then
+ * calls node_adopted; retries by itself until it can. */
+void adopt_start(adoption *ad);
+void adopt_free(adoption *ad);
+/* From adopt.c: the legs exist; Redis had settled every pairing up to seq. */
+void node_adopted(node *n, int64_t seq);
 
 /* The leg of a channel, or NULL. Borrowed. */
 leg *node_leg(node *n, const char *chan);
@@ -96,10 +116,36 @@ void answer_cancel(leg *l);
  * until then. */
 typedef void (*hold_done_fn)(leg *l, bool ok);
 void hold_join(leg *l, const char *moh_class, hold_done_fn done);
+/* After a restart: l's channel is in `bridge` (NULL: none) per ARI. If that
+ * is the holding bridge hold_join would put it in, it is counted there and
+ * true returned; else false (join it). */
+bool hold_adopt(leg *l, const char *bridge, const char *moh_class);
 /* l left its holding bridge (moved to its call's bridge, or gone). */
 void hold_left(leg *l);
 
 /* ---- caller.c / agent.c ---- */
+
+/* A party found alive at a restart, as Redis and ARI know it (all
+ * borrowed). */
+typedef struct adopt_party {
+    const char *chan;
+    const char *state;               /* its record's state */
+    const char *const *queues;       /* names, in the record's order */
+    size_t nqueues;
+    const char *bridge;              /* the bridge ARI has the channel in, or NULL */
+    int priority;                    /* caller */
+    const char *cid_num, *cid_name;  /* caller */
+    int64_t entered_ms, ann_ms;      /* caller: wall ms of entry, last announcement (0) */
+    const char *id, *name;           /* agent: its id, its channel's name */
+    int64_t since_ms, wrapup_until_ms; /* agent: wall ms of its last state change */
+} adopt_party;
+
+/* Takes over a live party after a restart (see caller.c / agent.c): waiting
+ * or free in its holding bridge (joined again if ARI has it elsewhere), or,
+ * talking, ready for call_adopt. Returns the leg (borrowed: the registry
+ * holds it) or NULL, logged. */
+caller *caller_adopt(node *n, const adopt_party *p, bool talking);
+agent *agent_adopt(node *n, const adopt_party *p, bool talking);
 
 /* StasisStart of a caller / agent with valid arguments. */
 void caller_start(node *n, const ari_event *ev, const entry_args *a);
@@ -155,6 +201,9 @@ void link_set_call(leg *l, call *k);
 /* Ends the leg and hangs its channel up, once. NULL or ended: no-op. */
 void link_hangup(leg *l);
 bool leg_is_link(const leg *l);
+/* After a restart: our end of a link found in its call's mixing bridge;
+ * returns the leg with the creator's reference, or NULL. */
+leg *link_adopt(node *n, const char *chan, const char *pairing, bool out);
 
 /* ---- call.c: one pairing carried out on this node ---- */
 
@@ -164,6 +213,12 @@ void call_start(node *n, const qs_pairing *p, caller *c, agent *a);
 void call_start_out(node *n, const qs_pairing *p, caller *c);
 /* IN: our agent and the link that arrived for it; returns the call or NULL. */
 call *call_start_in(node *n, const qs_pairing *p, agent *a, leg *link);
+/* After a restart: a call found connected (its mixing bridge holds both
+ * our channels) rebuilt in CONNECTED with the recording the agent's keys
+ * act on (rec: its name or "", rec_state "recording" | "paused"). LOCAL
+ * with c and a, OUT with c and link, IN with a and link. */
+call *call_adopt(node *n, const qs_pairing *p, caller *c, agent *a, leg *link, const char *rec,
+                 const char *rec_state);
 /* OUT: our end of the link was answered. */
 void call_link_answered(call *k);
 /* OUT, IN: the link is gone (why: for the log and the UNPAIRED detail). */

@@ -154,7 +154,7 @@ static void ta_destroy(leg *l)
     free(t);
 }
 
-static const leg_ops turnaway_ops = {"turnaway", ta_on_event, ta_on_end, ta_destroy};
+static const leg_ops turnaway_ops = {"turnaway", ta_on_event, ta_on_end, ta_destroy, NULL};
 
 void turnaway_start(node *n, const char *chan, const char *status, const char *why)
 {

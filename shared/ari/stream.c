@@ -78,6 +78,7 @@ struct ari_stream {
     uint64_t up_since; /* mono ms of the last connect */
     int in_callback;
     bool free_pending;
+    bool held; /* ari_stream_hold: items wait in the queue */
     ari_stream_stats stats;
 };
 
@@ -434,7 +435,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     (void)r;
     int done = 0;
     bool resume = false, more = false;
-    while (!s->free_pending) {
+    while (!s->free_pending && !s->held) {
         if (done == DRAIN_BATCH) {
             more = true;
             break;
@@ -754,6 +755,15 @@ void ari_stream_free(ari_stream *s)
         return;
     }
     stream_destroy(s);
+}
+
+void ari_stream_hold(ari_stream *s, bool hold)
+{
+    if (!s || s->held == hold)
+        return;
+    s->held = hold;
+    if (!hold) /* deliver what waited, from the loop, not from inside this call */
+        event_active(s->wake_ev, EV_READ, 0);
 }
 
 bool ari_stream_is_connected(const ari_stream *s)

@@ -121,6 +121,14 @@ int ari_stream_new(struct event_base *base, const ari_stream_cfg *cfg, ari_strea
  * and the free happens when the callback returns. */
 void ari_stream_free(ari_stream *s);
 
+/* Holds back delivery (hold true): events and connection news wait in the
+ * queue, in order, until released (hold false), when they are delivered
+ * from the loop (never from inside this call). The queue stays bounded as
+ * always: past max_queued_bytes the socket is not read, nothing is dropped.
+ * For a node that must see the whole state (GET /channels) before acting on
+ * the events that follow it. Call on the loop thread; safe from a callback. */
+void ari_stream_hold(ari_stream *s, bool hold);
+
 /* True between on_connected and the next on_disconnected. */
 bool ari_stream_is_connected(const ari_stream *s);
 

@@ -41,28 +41,54 @@ static bool app_attached(const sim_proc *sim, int node)
     return ready;
 }
 
-int queued_proc_start(queued_proc *q, const sim_proc *sim, int node, const redis_proc *r,
-                      const char *general_extra, const char *queues)
+/* Starts the binary on q's config and waits until `ready` holds, up to 10 s. */
+static int launch(queued_proc *q, const sim_proc *sim, int node,
+                  bool (*ready)(const queued_proc *, const sim_proc *, int, int), int arg)
 {
-    memset(q, 0, sizeof *q);
-    if (write_conf(q, sim, node, r, general_extra, queues) != 0)
-        return -1;
     char bin[512];
     proc_build_path("queued/queued", bin, sizeof bin);
     const char *argv[] = {bin, "-c", q->conf, NULL};
     if (proc_start(&q->proc, argv, q->logpath) != 0)
         return -1;
     for (int i = 0; i < 1000; i++) {
-        if (app_attached(sim, node))
+        if (ready(q, sim, node, arg))
             return 0;
         if (!proc_alive(&q->proc))
             break;
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    fprintf(stderr, "queued_proc: %s did not attach (log: %s)\n", q->node_id, q->logpath);
+    fprintf(stderr, "queued_proc: %s did not get ready (log: %s)\n", q->node_id, q->logpath);
     proc_stop(&q->proc, SIGKILL, 1000);
     return -1;
+}
+
+static bool attached(const queued_proc *q, const sim_proc *sim, int node, int arg)
+{
+    (void)q;
+    (void)arg;
+    return app_attached(sim, node);
+}
+
+int queued_proc_start(queued_proc *q, const sim_proc *sim, int node, const redis_proc *r,
+                      const char *general_extra, const char *queues)
+{
+    memset(q, 0, sizeof *q);
+    if (write_conf(q, sim, node, r, general_extra, queues) != 0)
+        return -1;
+    return launch(q, sim, node, attached, 0);
+}
+
+static bool adopted(const queued_proc *q, const sim_proc *sim, int node, int before)
+{
+    return app_attached(sim, node) && queued_proc_log_count(q, "adopted callers=") > before;
+}
+
+int queued_proc_restart(queued_proc *q, const sim_proc *sim, int node)
+{
+    if (proc_alive(&q->proc))
+        return -1;
+    return launch(q, sim, node, adopted, queued_proc_log_count(q, "adopted callers="));
 }
 
 int queued_proc_stop(queued_proc *q)

@@ -30,6 +30,12 @@ int queued_proc_start(queued_proc *q, const sim_proc *sim, int node, const redis
  * clean stop) or -1. */
 int queued_proc_stop(queued_proc *q);
 
+/* Starts q again (after queued_proc_kill or _stop) on the same config and
+ * node id, appending to the same log, and waits until it is attached and
+ * has re-adopted what its node holds (its log says "adopted"), up to 10 s.
+ * Returns 0, or -1. */
+int queued_proc_restart(queued_proc *q, const sim_proc *sim, int node);
+
 /* SIGKILL at once (a crash). */
 void queued_proc_kill(queued_proc *q);
 

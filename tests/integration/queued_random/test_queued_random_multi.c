@@ -107,6 +107,10 @@ static struct {
     int keys_sent, agent_leaves, agent_leaves_ringing, caller_hangups_waiting,
         caller_hangups_ringing, caller_hangups_talking, rule_windows;
     int rollbacks;
+    bool faults;     /* ARIQ_FAULT=restart: queued processes die and come back */
+    int down_node;   /* the node whose queued is dead, -1 if none */
+    int back_tick;   /* when it comes back */
+    int kills, stops; /* SIGKILL / SIGTERM restarts done */
 } R;
 
 /* ---- parties --------------------------------------------------------------------- */
@@ -138,6 +142,14 @@ static void hangup(const char *chan)
     assert_true(st == 204 || st == 404 || st == 409); /* gone already: fine */
 }
 
+/* A node for a newcomer: any but one whose queued is dead (there Stasis()
+ * fails and the call goes on in the dialplan, never reaching the queue). */
+static int arrival_node(void)
+{
+    int node = (int)test_rng_below(NNODES);
+    return node == R.down_node ? (node + 1) % NNODES : node;
+}
+
 static void caller_arrives(int i)
 {
     static const char *const qs[] = {"q1", "q2", "q3", "q1&q2", "q2&q3"};
@@ -151,7 +163,7 @@ static void caller_arrives(int i)
                          : 4],
              prio);
     snprintf(num, sizeof num, "55%05d", i);
-    R.callers[i].p = place(test_rng_below(NNODES), args, num, prio);
+    R.callers[i].p = place(arrival_node(), args, num, prio);
     snprintf(R.callers[i].p->first, sizeof R.callers[i].p->first, "%.2s", args + 7);
 }
 
@@ -159,7 +171,7 @@ static void agent_arrives(agent_t *a)
 {
     char args[64];
     snprintf(args, sizeof args, "agent,%s,%s", a->queues, a->id);
-    a->p = place(test_rng_below(NNODES), args, a->id, -1);
+    a->p = place(arrival_node(), args, a->id, -1);
 }
 
 static void agent_leaves(agent_t *a, int tick)
@@ -441,6 +453,33 @@ static void change_link_rules(int tick)
     R.rule_windows++;
 }
 
+/* ARIQ_FAULT=restart: every FAULT_PERIOD ticks (2 s) one node's queued dies
+ * (SIGKILL, or every third time a clean SIGTERM) and is started again 10 to
+ * 60 ticks (0.1-0.6 s) later; the script goes on meanwhile (its parties
+ * hang up, press keys), and the restarted node must re-adopt what is left. */
+#define FAULT_PERIOD 200
+static void faults(int tick)
+{
+    if (!R.faults)
+        return;
+    if (R.down_node >= 0 && tick >= R.back_tick) {
+        if (queued_proc_restart(&R.c->q[R.down_node], &R.c->sim, R.down_node) != 0)
+            fail_msg("seed %u: node%d did not come back", R.seed, R.down_node + 1);
+        R.down_node = -1;
+    } else if (R.down_node < 0 && tick % FAULT_PERIOD == FAULT_PERIOD / 2) {
+        R.down_node = (int)test_rng_below(NNODES);
+        R.back_tick = tick + 10 + (int)test_rng_below(50);
+        if ((R.kills + R.stops) % 3 == 2) {
+            R.stops++;
+            if (queued_proc_stop(&R.c->q[R.down_node]) != 0)
+                fail_msg("seed %u: node%d did not stop cleanly", R.seed, R.down_node + 1);
+        } else {
+            R.kills++;
+            queued_proc_kill(&R.c->q[R.down_node]);
+        }
+    }
+}
+
 /* One party of one call acts. */
 static void act_in_call(const talk_t *t, int tick, bool agents_may_leave)
 {
@@ -484,6 +523,7 @@ static void tick_once(int tick, int *next_caller)
     view_t v;
 
     change_link_rules(tick);
+    faults(tick);
     if (arrivals && test_rng_chance((double)NCALLERS / ARRIVAL_TICKS))
         caller_arrives((*next_caller)++);
     for (int i = 0; i < NAGENTS; i++) { /* arrivals: the first ones, those coming back */
@@ -710,6 +750,11 @@ static void test_random_multi_run(void **state)
         test_sleep_ms(TICK_MS);
     }
     fprintf(stderr, "seed %u: script ran %d ticks\n", R.seed, tick);
+    if (R.down_node >= 0) /* it comes back for the end */
+        faults(R.back_tick);
+    if (R.faults)
+        fprintf(stderr, "seed %u: %d queued killed, %d stopped, each started again\n", R.seed,
+                R.kills, R.stops);
     json_decref(sim_ctl(&R.c->sim, 0, "DELETE", "/sim/originate-rules", NULL, NULL));
     for (size_t i = 0; i < R.nparties; i++) /* everybody hangs up: callers, then agents */
         if (R.parties[i].priority >= 0)
@@ -727,11 +772,17 @@ static int setup(void **state)
 {
     (void)state;
     R.c = calloc(1, sizeof *R.c);
+    const char *fault = getenv("ARIQ_FAULT");
+    R.faults = fault && !strcmp(fault, "restart");
+    R.down_node = -1;
+    /* with faults, a heartbeat long enough that a restart is never taken
+     * for a death (reaping is issue 4's test) */
+    const char *general = R.faults ? "sweep_ms = 50\nheartbeat_s = 300\nlink_timeout_s = 5\n"
+                                   : "sweep_ms = 50\nheartbeat_s = 1\nlink_timeout_s = 5\n";
     /* q1 announces every 5 s (50 ms here); q2 has a wrapup of 1 s (10 ms
      * here); links time out after 5 s (50 ms) when left ringing. */
     if (!R.c ||
-        queued_cluster_start(R.c, NNODES, 0.01,
-                             "sweep_ms = 50\nheartbeat_s = 1\nlink_timeout_s = 5\n",
+        queued_cluster_start(R.c, NNODES, 0.01, general,
                              "[queue q1]\nannounce_frequency = 5\n"
                              "[queue q2]\nannounce_frequency = 30\nwrapup_time = 1\n"
                              "[queue q3]\nannounce_frequency = 0\n") != 0) {
