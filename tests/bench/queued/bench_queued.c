@@ -9,7 +9,9 @@
  *      bench polls the oracle until the agent is connected, reads both
  *      timelines, hangs the agent up (queued hangs the caller up) and places
  *      one caller at the back, so the number waiting stays 100;
- *   3. filled to 5,000 waiting: queued's VmRSS/VmData again; ROUNDS pairings;
+ *   3. filled to 5,000 waiting: queued's VmRSS/VmData again; queued killed
+ *      (SIGKILL) and started again, then stopped (SIGTERM) and started again:
+ *      the time until it re-adopted them all (issue 7); ROUNDS pairings;
  *   4. 100 more agents arrive one at a time with 5,000 waiting, no hangups:
  *      Redis INFO commandstats before and after, and a MONITOR connection
  *      counting queued's commands by name and queue.lua op;
@@ -920,6 +922,55 @@ static int hang_up_all(bench *b, char (*agents)[128], int nagents)
     return -1;
 }
 
+/* The adoption's own time from queued's log line "adopted callers=N ... in
+ * X ms" (the last one); -1 if none. */
+static long long adopted_line(bench *b, long *callers)
+{
+    FILE *f = fopen(b->q.logpath, "r");
+    char line[4096];
+    long long ms = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *a = strstr(line, "adopted callers="), *in = strstr(line, " in ");
+        if (a && in) {
+            *callers = atol(a + strlen("adopted callers="));
+            ms = atoll(in + 4);
+        }
+    }
+    if (f)
+        fclose(f);
+    return ms;
+}
+
+/* queued killed (SIGKILL), or stopped (SIGTERM), with `waiting` callers in
+ * the queue, and started again: the time from the new process's start to
+ * its log saying it adopted them, and that every one is still queued and
+ * held. */
+static int readopt_phase(bench *b, bool crash)
+{
+    const char *how = crash ? "sigkill" : "sigterm";
+    long long before = redis_int(b, "ZCARD " CALLERS_KEY);
+    if (crash)
+        queued_proc_kill(&b->q);
+    else if (queued_proc_stop(&b->q) != 0)
+        return -1;
+    uint64_t t0 = clock_mono_us();
+    if (queued_proc_restart(&b->q, &b->sim, 0) != 0)
+        return -1;
+    uint64_t us = clock_mono_us() - t0;
+    long adopted = 0;
+    long long inner = adopted_line(b, &adopted);
+    long long after = redis_int(b, "ZCARD " CALLERS_KEY);
+    long held = holding_members(b);
+    printf("readopt_%s_waiting: %lld callers before, %lld after, %ld adopted, %ld in holding "
+           "bridges\n", how, before, after, adopted, held);
+    printf("readopt_%s_start_to_adopted_ms: %.1f ms (process start, Redis, ARI, lists, "
+           "reconcile, legs; polled every 10 ms)\n", how, us / 1000.0);
+    printf("readopt_%s_adoption_ms: %lld ms (queued's own: listing to legs built)\n", how, inner);
+    printf("target_readopt_%d_under_2s_%s: %s\n", b->waiting, how,
+           us < 2000000 && adopted >= before && after == before ? "met" : "NOT met");
+    return after == before && adopted >= before ? 0 : -1;
+}
+
 static void print_mem(bench *b, const char *when, long *rss, long *data)
 {
     *rss = proc_status_kb(b->q.proc.pid, "VmRSS");
@@ -953,6 +1004,8 @@ static int run(bench *b)
     printf("queued_rss_bytes_per_waiting_caller: %.0f bytes\n", per);
     printf("queued_vmdata_bytes_per_waiting_caller: %.0f bytes\n",
            (double)(data1 - data0) * 1024.0 / b->waiting);
+    if (readopt_phase(b, true) != 0 || readopt_phase(b, false) != 0)
+        return -1;
     long long p99_big = latency_phase(b, b->waiting);
     if (p99_big < 0)
         return -1;
