@@ -23,8 +23,9 @@
  * lapsed: a dead node's entries go within three periods. Every node does it
  * (agentd too, later); reap is idempotent, so two at once are harmless.
  *
- * A node whose Asterisk is gone (its events WebSocket down for two periods:
- * dead, restarting, unreachable) stops beating: its callers and agents are
+ * A node whose Asterisk is gone (its events WebSocket down for two periods
+ * and no answer to GET /asterisk/info either: dead, restarting,
+ * unreachable) stops beating: its callers and agents are
  * gone with that Asterisk, so the other nodes reap them and undo the
  * pairings that target it, within three periods more. It beats again once
  * its Asterisk is back (and its legs whose channels vanished meanwhile end;
@@ -271,12 +272,33 @@ static uint64_t period_ms(const cluster *cl)
     return ms < HEARTBEAT_MIN_MS ? HEARTBEAT_MIN_MS : ms;
 }
 
+/* While the events WebSocket is down: is Asterisk there at all? */
+static void on_probe(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    node *n = pd;
+    if (r->status == 200)
+        n->ari_rest_ok_ms = clock_mono_ms();
+}
+
+static void probe(cluster *cl)
+{
+    if (cl->n->rest)
+        ari_asterisk_info(cl->n->rest, on_probe, cl->n);
+}
+
 void cluster_beat(cluster *cl)
 {
     store *s = cl->n->store;
     char hb[STORE_KEY_MAX], nodes[STORE_KEY_MAX], ttl[24], now[24];
     node *n = cl->n;
-    bool lost = n->ari_down_since && clock_mono_ms() - n->ari_down_since > 2 * period_ms(cl);
+    uint64_t now_ms = clock_mono_ms(), grace = 2 * period_ms(cl);
+    uint64_t heard = n->ari_rest_ok_ms > n->ari_down_since ? n->ari_rest_ok_ms : n->ari_down_since;
+    /* lost: no events for two periods and no REST answer either (a refused
+     * or dropped WebSocket alone is a blip: its channels are still there) */
+    bool lost = n->ari_down_since && now_ms - n->ari_down_since > grace && now_ms - heard > grace;
+    if (n->ari_down_since)
+        probe(cl);
     if (lost != cl->unhealthy) {
         cl->unhealthy = lost;
         if (lost)

@@ -195,7 +195,9 @@ static void defer_pairings(node *n, const qs_pairing *p, size_t np)
 void node_take_pairings(node *n, const qs_pairing *p, size_t np)
 {
     const char *me = n->cfg->node_id;
-    if (n->adopting && !n->closing) {
+    if ((n->adopting || n->ari_down_since) && !n->closing) {
+        /* adopting: the legs do not exist yet; events WebSocket down: a
+         * link dialled now would find no app (Stasis fails without it) */
         defer_pairings(n, p, np);
         return;
     }
@@ -288,12 +290,32 @@ static void on_event(ari_stream *s, const ari_event *ev, void *ud)
  * is there checks what else it may have missed (resync: a playback that
  * ended, a link that was answered). Missed events are inferred from what
  * ARI holds now, never assumed. */
+static void replay_deferred(node *n)
+{
+    size_t nd = n->ndeferred;
+    n->ndeferred = 0;
+    if (nd && !n->adopting && !n->ari_down_since)
+        node_take_pairings(n, n->deferred, nd); /* not deferred again: both are over */
+    else
+        n->ndeferred = nd;
+}
+
+static void resync_legs(node *n, const ari_response *r);
+
 static void on_channels_listed(ari_rest *rest, const ari_response *r, void *pd)
 {
     (void)rest;
     node *n = pd;
+    if (n->closing)
+        return;
+    resync_legs(n, r);
+    replay_deferred(n); /* pairings that came while the WebSocket was down */
+}
+
+static void resync_legs(node *n, const ari_response *r)
+{
     strmap *alive = NULL;
-    if (r->status != 200 || !json_is_array(r->json) || n->closing || !(alive = strmap_new()))
+    if (r->status != 200 || !json_is_array(r->json) || !(alive = strmap_new()))
         return;
     size_t i;
     json_t *c;
@@ -362,10 +384,7 @@ void node_adopted(node *n, int64_t seq)
     n->adopting = false;
     n->adopt_seq = seq;
     ari_stream_hold(n->events, false);
-    size_t nd = n->ndeferred;
-    n->ndeferred = 0;
-    if (nd)
-        node_take_pairings(n, n->deferred, nd); /* not re-entered: adopting is over */
+    replay_deferred(n);
     on_sweep(-1, 0, n);
 }
 

@@ -35,6 +35,7 @@ struct node {
     bool closing;        /* node_free running: start nothing new */
     unsigned ari_connects; /* events WebSocket connections so far */
     uint64_t ari_down_since; /* monotonic ms the events WebSocket went down; 0 while up */
+    uint64_t ari_rest_ok_ms; /* monotonic ms of the last REST probe answered (cluster.c) */
     adoption *adopt;     /* adopt.c: taking over at start */
     bool adopting;       /* events held, pairings deferred until the legs exist */
     int64_t adopt_seq;   /* pairings at or below it were settled by the re-adoption */
@@ -71,7 +72,10 @@ leg *node_leg(node *n, const char *chan);
  * caller is ours becomes a LOCAL call (the agent is ours too) or an OUT call
  * (a link to the agent's node); others are left to their caller's node,
  * which Redis told. A pairing older than the one its party is in is stale
- * and ignored; a newer one supersedes it. */
+ * and ignored; a newer one supersedes it. While the node adopts its legs
+ * (at start) or its events WebSocket is down, pairings are kept in order
+ * and carried out when that is over (a link dialled with no WebSocket would
+ * find no app); those the re-adoption settled are dropped then. */
 void node_take_pairings(node *n, const qs_pairing *p, size_t np);
 
 /* True if one of the pairings is chan's and node_take_pairings will carry it
