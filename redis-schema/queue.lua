@@ -289,15 +289,84 @@ local function pair_one(q, callid, c, agentid, a)
                               created_ms = NOW, holdtime_ms = hold})
 end
 
+-- ---- draining nodes ---------------------------------------------------------
+
+-- A draining node starts no new call: while its flag
+-- {NS}:node:<n>:draining exists, the pairing loop passes over its waiting
+-- callers and free agents (they keep their places). {NS}:draining indexes
+-- the nodes that set a flag, so when nobody drains a pairing loop pays one
+-- SCARD and reads the fronts as it always did.
+local SKIP_PAGE, SKIP_MAX = 16, 256 -- zset members read per ZRANGE; passed over at most
+
+local function kdraining(n) return key('node', n, 'draining') end
+
+-- The set of nodes draining now (node -> true), or nil when none is. An
+-- index member whose flag lapsed (or was deleted by hand) leaves the index.
+local function draining_nodes()
+  local idx = P .. 'draining'
+  if redis.call('SCARD', idx) == 0 then return nil end
+  local set
+  for _, n in ipairs(redis.call('SMEMBERS', idx)) do
+    if redis.call('EXISTS', kdraining(n)) == 1 then
+      set = set or {}
+      set[n] = true
+    else
+      redis.call('SREM', idx, n)
+    end
+  end
+  return set
+end
+
+-- The first member of zset k (a queue's callers or free agents, in score
+-- order) whose party is not on a draining node: its id and score, or nil
+-- when none is left or SKIP_MAX were passed over (then the queue is given up
+-- for this loop). rec names the party's record; a member without one is
+-- not passed over (the loop drops it). st caches, for one pairing loop,
+-- each record's node and each zset's count of leading members passed over:
+-- the loop removes only members it did not pass over, and adds none, so
+-- those ranks keep holding the same draining parties.
+local function first_open(k, rec, drain, st)
+  local skip = st.skip[k] or 0
+  while skip < SKIP_MAX do
+    local r = redis.call('ZRANGE', k, skip, skip + SKIP_PAGE - 1, 'WITHSCORES')
+    for i = 1, #r, 2 do
+      local rk = rec(r[i])
+      local n = st.node[rk]
+      if n == nil then
+        n = redis.call('HGET', rk, 'node')
+        st.node[rk] = n
+      end
+      if not (n and drain[n]) then
+        st.skip[k] = skip
+        return r[i], tonumber(r[i + 1])
+      end
+      skip = skip + 1
+      if skip >= SKIP_MAX then break end
+    end
+    if #r < 2 * SKIP_PAGE then break end
+  end
+  st.skip[k] = skip
+  return nil
+end
+
+-- The head of zset k for pairing: its front, or with a node draining the
+-- first member not on one.
+local function head(k, rec, drain, st)
+  if not drain then return front(k) end
+  return first_open(k, rec, drain, st)
+end
+
 -- The best pair among `queues`: the queue whose front caller has the lowest
 -- score (highest priority, then earliest arrival, over all nodes); on a tie
--- (the same caller heads several queues) the agent free the longest.
-local function best_pair(queues)
+-- (the same caller heads several queues) the agent free the longest. The
+-- parties of draining nodes are passed over: "front" is the first one not
+-- on a draining node.
+local function best_pair(queues, drain, st)
   local bq, bc, bcs, ba, bas
   for _, q in ipairs(queues) do
-    local c, cs = front(qcallers(q))
+    local c, cs = head(qcallers(q), kcall, drain, st)
     local a, as
-    if c then a, as = front(qagents(q)) end
+    if c then a, as = head(qagents(q), kagent, drain, st) end
     if a and (not bq or cs < bcs or (cs == bcs and as < bas)) then
       bq, bc, bcs, ba, bas = q, c, cs, a, as
     end
@@ -306,13 +375,15 @@ local function best_pair(queues)
 end
 
 -- Pairs while some queue of `queues` has both a waiting caller and a free
--- agent, at most max times. A zset member without a record (which no op
--- leaves, but Redis is shared) is dropped rather than paired.
+-- agent not on draining nodes, at most max times. A zset member without a
+-- record (which no op leaves, but Redis is shared) is dropped rather than
+-- paired.
 local function pair_loop(queues, max)
   local out = {}
+  local drain, st = draining_nodes(), {skip = {}, node = {}}
   for _ = 1, max * 2 + 4 do
     if #out >= max then break end
-    local q, callid, agentid = best_pair(queues)
+    local q, callid, agentid = best_pair(queues, drain, st)
     if not q then break end
     local c, a = hgetall(kcall(callid)), hgetall(kagent(agentid))
     if not c or c.state ~= 'waiting' then
@@ -981,6 +1052,50 @@ local function op_reap()
   return {'pairings', np, 'calls', nc, 'agents', na, 'more', left > 0 and 1 or 0}
 end
 
+-- ---- draining a node ---------------------------------------------------------------
+
+-- Ends NODE's drain: the flag and its index entry go; NODEDRAIN off (with
+-- `reason` when given) when there was a flag. Returns whether there was.
+local function drain_off(reason)
+  local was = redis.call('DEL', kdraining(NODE)) == 1
+  redis.call('SREM', P .. 'draining', NODE)
+  if was then
+    local f = {'state', 'off', 'ttl_ms', '0'}
+    if reason then
+      f[#f + 1] = 'reason'
+      f[#f + 1] = reason
+    end
+    emit('NODEDRAIN', nil, nil, nil, f)
+  end
+  return was
+end
+
+-- node_drain: state(on|off) ttl_ms
+-- on: the running node starts no new call; its waiting callers and free
+-- agents stay where they are, passed over by every pairing, until off or
+-- until the flag lapses ttl_ms (1..86400000) later, so a drainer that dies
+-- does not hold its parties for good. On while on renews the TTL and keeps
+-- the start time. ttl_ms is 0..86400000 and ignored with off. NODEDRAIN is
+-- written when the state changes (a lapse writes none: nothing runs then).
+-- KEYS[3] {NS}:node:<NODE>:draining
+local function op_node_drain()
+  check_nargs(2)
+  local on = check_enum(ARGV[5], 'state', {'on', 'off'}) == 'on'
+  local ttl = check_int(ARGV[6], 'ttl_ms', on and 1 or 0, 86400000)
+  check_key(3, kdraining(NODE))
+  if not on then
+    return {'outcome', drain_off(nil) and 'STOPPED' or 'NOTDRAINING', 'state', 'off'}
+  end
+  local outcome = 'RENEWED'
+  if redis.call('PEXPIRE', KEYS[3], ttl) == 0 then
+    redis.call('SET', KEYS[3], NOW, 'PX', ttl)
+    emit('NODEDRAIN', nil, nil, nil, {'state', 'on', 'ttl_ms', fmt(ttl)})
+    outcome = 'STARTED'
+  end
+  redis.call('SADD', P .. 'draining', NODE)
+  return {'outcome', outcome, 'state', 'on'}
+end
+
 -- ---- re-adopting after a restart --------------------------------------------------
 
 local ALIVE_MAX, KEEP_MAX = 200000, 100000
@@ -1183,6 +1298,7 @@ end
 -- A node restarted (its process killed) tells what its Asterisk still has:
 -- every live channel, and each mixing bridge ariq-mix-<pairing> holding two
 -- of them. What died ends as if it had hung up, what is bridged is recorded,
+-- the node's draining flag is cleared (a node that starts is not draining),
 -- and the reply is everything the node has left to re-adopt. No autopair:
 -- the node pairs again once it holds its legs. SCHEMA.md has the steps.
 -- KEYS[3] {NS}:node:<NODE>:calls
@@ -1192,6 +1308,7 @@ local function op_reconcile()
   local st = {alive = alive, keep = keep, kept = {}, hangup = {}, hung = {}, calls = {},
               callv = {}, dirty = {},
               rolled_back = 0, unlinked = 0, completed = 0, abandoned = 0, logged_off = 0}
+  drain_off(RESTART) -- a node that starts is not draining
   for _, pid in ipairs(redis.call('SMEMBERS', key('node', NODE, 'pairings'))) do
     reconcile_pairing(pid, st)
   end
@@ -1279,7 +1396,8 @@ local OPS = {enter = op_enter, leave = op_leave, agent_login = op_agent_login,
              agent_logoff = op_agent_logoff, agent_pause = op_agent_pause,
              agent_ready = op_agent_ready, pair = op_pair, bridged = op_bridged,
              rollback = op_rollback, unlink = op_unlink, rec = op_rec, reap = op_reap,
-             reconcile = op_reconcile, call_info = op_call_info,
+             reconcile = op_reconcile, node_drain = op_node_drain,
+             call_info = op_call_info,
              announce_info = op_announce_info, pairing_info = op_pairing_info,
              queue_info = op_queue_info}
 

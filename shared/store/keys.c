@@ -96,6 +96,11 @@ int store_key_node_heartbeat(const store_keys *k, char *out, size_t len, const c
     return store_key(k, out, len, "node", node_id, "heartbeat");
 }
 
+int store_key_node_draining(const store_keys *k, char *out, size_t len, const char *node_id)
+{
+    return store_key(k, out, len, "node", node_id, "draining");
+}
+
 int store_key_nodes(const store_keys *k, char *out, size_t len)
 {
     return store_key(k, out, len, "nodes", NULL, NULL);

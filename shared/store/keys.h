@@ -53,6 +53,9 @@ int store_key(const store_keys *k, char *out, size_t len, const char *kind, cons
 
 /* STRING with TTL: `{NS}:node:<node_id>:heartbeat`. */
 int store_key_node_heartbeat(const store_keys *k, char *out, size_t len, const char *node_id);
+/* STRING with TTL: `{NS}:node:<node_id>:draining`, set while the node drains
+ * (queue.lua op node_drain). */
+int store_key_node_draining(const store_keys *k, char *out, size_t len, const char *node_id);
 /* SET of node ids: `{NS}:nodes`. */
 int store_key_nodes(const store_keys *k, char *out, size_t len);
 

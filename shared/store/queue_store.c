@@ -623,6 +623,23 @@ int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items
     return send_msg(qs, &m, &t);
 }
 
+/* ---- draining -------------------------------------------------------------- */
+
+int qs_node_drain(queue_store *qs, bool on, int64_t ttl_ms, qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "node_drain"};
+    if (!cb)
+        return bad(qs, "callback required");
+    if (on && (ttl_ms < 1 || ttl_ms > QS_DRAIN_TTL_MAX))
+        return bad(qs, "ttl_ms 1..86400000");
+    if (store_key_node_draining(store_get_keys(qs->s), m.key, sizeof m.key,
+                                qs->cfg.node) != 0)
+        return bad(qs, "node");
+    arg(&m, on ? "on" : "off");
+    arg_num(&m, 0, on ? ttl_ms : 0);
+    return send_result(qs, &m, QS_REQ_OUTCOME | QS_REQ_STATE, cb, pd);
+}
+
 /* ---- re-adoption after a restart ------------------------------------------------ */
 
 static int check_reconcile(queue_store *qs, const char *const *alive, size_t nalive,

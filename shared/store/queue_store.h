@@ -9,7 +9,8 @@
  *     same on every node; an agent's place is the sequence at which it last
  *     became free;
  *   - pairing takes the front caller and the front free agent atomically, so
- *     two nodes racing can never pair a caller or an agent twice;
+ *     two nodes racing can never pair a caller or an agent twice; the
+ *     parties of a draining node (qs_node_drain) are passed over;
  *   - every op that writes also appends its events (app_queue's names and
  *     fields) to the events stream in the same script.
  *
@@ -258,7 +259,11 @@ int qs_agent_ready(queue_store *qs, const char *agentid, bool autopair, qs_resul
 /* Each pairs while a queue in scope has a waiting caller and a free agent
  * (at most config max_pairs), choosing the queue whose front caller has the
  * lowest score, then whose front agent has been free longest, and returns
- * the pairings (none is normal: someone else was faster).
+ * the pairings (none is normal: someone else was faster). Callers and
+ * agents of a draining node are passed over (qs_node_drain): "front" is the
+ * first one not on a draining node, looked for among at most 256 members of
+ * each queue's callers and agents per request. The same holds for the
+ * autopair of every other op.
  *   qs_pair_queue: one queue (the periodic sweep);
  *   qs_pair_call:  the queues of a call that just arrived;
  *   qs_pair_agent: the queues of an agent that just became free. */
@@ -339,6 +344,24 @@ int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *
  * {NS}:nodes. ESTATE if the node's heartbeat key still exists. */
 int qs_reap(queue_store *qs, const char *node, const char *reason, int max_items,
             qs_reap_cb cb, void *pd);
+
+/* ---- draining ------------------------------------------------------------ */
+
+#define QS_DRAIN_TTL_MAX 86400000 /* ms: the longest a drain flag may live */
+
+/* This node drains (on) or stops draining (off). While it drains it starts
+ * no new call: no pairing op of any node pairs its waiting callers or its
+ * free agents. They stay where they are, keeping their places, for the node
+ * restarted to re-adopt (qs_reconcile clears the flag); the other parties
+ * are paired in the usual order among themselves. The flag lapses ttl_ms
+ * (1..QS_DRAIN_TTL_MAX) after the last `on`, so a drainer that dies does
+ * not hold its parties for good; `on` again renews it (ttl_ms is ignored
+ * with off). NODEDRAIN (state on|off) is written when the state changes.
+ * res->state is "on" or "off" after the op; res->outcome STARTED, RENEWED
+ * (on while on), STOPPED, or NOTDRAINING (off while off, or after a lapse).
+ * Nothing pairs at once when it stops: the next pairing op (the sweep)
+ * pairs its parties again, at their places. */
+int qs_node_drain(queue_store *qs, bool on, int64_t ttl_ms, qs_result_cb cb, void *pd);
 
 /* ---- re-adoption after a restart ----------------------------------------- */
 
@@ -439,6 +462,8 @@ typedef void (*qs_reconcile_cb)(queue_store *qs, int err, const qs_reconcile_res
  *   3. each agent whose channel is gone is logged off as qs_agent_logoff does
  *      (reason "restart: channel gone"); a caller here it talked to is in
  *      hangup.
+ * This node's draining flag is cleared too (qs_node_drain: a node that
+ * starts is not draining; NODEDRAIN off with reason restart if it was set).
  * Then res holds every call and agent record left on this node and the kept
  * pairings. A freed agent is free at the back; none goes to wrapup (the op
  * has no wrapup time). alive and keep are borrowed for the call (copied).
