@@ -262,7 +262,8 @@ static void adopt_strays(adoption *ad, tally *t)
     }
 }
 
-/* Mixing bridges of ours that no adopted call uses: destroyed. */
+/* Mixing bridges of ours that no adopted call uses: destroyed. Each one's
+ * recordings are checked against ARI (recheck.c). */
 static void adopt_bridges(adoption *ad, tally *t)
 {
     size_t i;
@@ -272,6 +273,9 @@ static void adopt_bridges(adoption *ad, tally *t)
         const char *id = str_of(b, "id");
         if (strncmp(id, "ariq-mix-", 9) != 0)
             continue;
+        const json_t *chans = json_object_get(b, "channels");
+        recheck_start(ad->n, id + 9, json_string_value(json_array_get(chans, 0)),
+                      json_string_value(json_array_get(chans, 1)));
         bool used = false;
         size_t j;
         json_t *c;

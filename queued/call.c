@@ -751,6 +751,15 @@ call *call_adopt(node *n, const qs_pairing *p, caller *c, agent *a, leg *link, c
     return k;
 }
 
+void call_rec_gone(call *k, const char *name)
+{
+    if (k->rec != REC_NONE && strcmp(k->rec_name, name) == 0) {
+        LOG_W(MOD, "pairing=%s recording %s is not running: the keys start anew", k->p.pairing,
+              name);
+        k->rec = REC_NONE;
+    }
+}
+
 /* ---- recording keys --------------------------------------------------------- */
 
 static void rec_log(call *k, qs_rec_action act)

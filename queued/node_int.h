@@ -60,6 +60,10 @@ int adopt_new(node *n, adoption **out);
  * calls node_adopted; retries by itself until it can. */
 void adopt_start(adoption *ad);
 void adopt_free(adoption *ad);
+/* recheck.c: after a restart, makes the recordings of the call bridged in
+ * ariq-mix-<pairing> (holding chan1, chan2: either may be NULL) agree
+ * between Redis and Asterisk, asking ARI. */
+void recheck_start(node *n, const char *pairing, const char *chan1, const char *chan2);
 /* From adopt.c: the legs exist; Redis had settled every pairing up to seq. */
 void node_adopted(node *n, int64_t seq);
 
@@ -223,6 +227,9 @@ call *call_start_in(node *n, const qs_pairing *p, agent *a, leg *link);
  * with c and a, OUT with c and link, IN with a and link. */
 call *call_adopt(node *n, const qs_pairing *p, caller *c, agent *a, leg *link, const char *rec,
                  const char *rec_state);
+/* After a restart: recording `name` of k turned out not to run (recheck.c):
+ * the keys start from no recording. */
+void call_rec_gone(call *k, const char *name);
 /* OUT: our end of the link was answered. */
 void call_link_answered(call *k);
 /* OUT, IN: the link is gone (why: for the log and the UNPAIRED detail). */
