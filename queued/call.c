@@ -228,6 +228,7 @@ static void finish(call *k)
     if (k->a && agent_call(k->a) == k)
         agent_set_call(k->a, NULL);
     link_set_call(k->link, NULL);
+    node_call_ended(k->n);
     leg_unref((leg *)k->c);
     leg_unref((leg *)k->a);
     leg_unref(k->link);
@@ -681,6 +682,7 @@ static call *call_new(node *n, const qs_pairing *p, call_kind kind, caller *c, a
     }
     k->n = n;
     k->refs = 1; /* the legs' */
+    n->ncalls++;
     k->kind = kind;
     k->p = *p;
     k->c = c ? (caller *)leg_ref((leg *)c) : NULL;

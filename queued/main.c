@@ -4,8 +4,9 @@
  *   queued -c /etc/ariq/queued.conf          run
  *   queued -c /etc/ariq/queued.conf --check  validate the config and exit
  *
- * Exit codes: 0 clean stop (SIGTERM / SIGINT), 2 bad arguments or config,
- * 1 could not start. Logs go to stderr, one line per event, key=value. */
+ * Exit codes: 0 clean stop (SIGTERM / SIGINT: drains first, see node_drain;
+ * a second signal stops at once), 2 bad arguments or config, 1 could not
+ * start. Logs go to stderr, one line per event, key=value. */
 #include "node.h"
 #include "qconfig.h"
 
@@ -26,11 +27,32 @@ static void usage(FILE *f)
     fprintf(f, "usage: queued -c CONFIG [--check]\n");
 }
 
+typedef struct stopper {
+    struct event_base *base;
+    node *n;
+    int signals;
+} stopper;
+
+static void on_drained(node *n, void *ud)
+{
+    (void)n;
+    event_base_loopbreak(((stopper *)ud)->base);
+}
+
+/* The first SIGTERM / SIGINT drains (calls in progress may finish, up to
+ * drain_timeout_s), a second one stops at once. Either way the channels
+ * stay in Asterisk for the restart to re-adopt. */
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
-    LOG_I(MOD, "signal=%d stopping", (int)sig);
-    event_base_loopbreak(arg);
+    stopper *st = arg;
+    if (st->signals++ == 0) {
+        LOG_I(MOD, "signal=%d draining (again to stop at once)", (int)sig);
+        node_drain(st->n, on_drained, st);
+    } else {
+        LOG_I(MOD, "signal=%d stopping", (int)sig);
+        event_base_loopbreak(st->base);
+    }
 }
 
 /* Config decides the log level and time scale unless the environment does. */
@@ -56,8 +78,9 @@ static int run(const qcfg *c)
         LOG_E(MOD, "cannot start: %s", err);
         goto fail;
     }
-    sigterm = evsignal_new(base, SIGTERM, on_signal, base);
-    sigint = evsignal_new(base, SIGINT, on_signal, base);
+    stopper st = {base, n, 0};
+    sigterm = evsignal_new(base, SIGTERM, on_signal, &st);
+    sigint = evsignal_new(base, SIGINT, on_signal, &st);
     if (!sigterm || !sigint || evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL))
         goto fail;
     event_base_dispatch(base);

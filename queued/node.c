@@ -250,8 +250,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)what;
     node *n = arg;
     link_expect_expire(n, false);
-    if (!store_is_ready(n->store) || n->ari_down_since || n->adopting)
-        return; /* no pairing a node cannot carry out: its Asterisk is not there */
+    if (!store_is_ready(n->store) || n->ari_down_since || n->adopting || n->draining)
+        return; /* no pairing a node cannot carry out (or will not: draining) */
     for (size_t i = 0; i < n->cfg->nqueues; i++)
         qs_pair_queue(n->qs, n->cfg->queues[i].name, on_swept, n);
 }
@@ -553,6 +553,8 @@ void node_free(node *n)
         end_all_legs(n);
     if (n->sweep)
         event_free(n->sweep);
+    if (n->drain_timer)
+        event_free(n->drain_timer);
     ari_stream_free(n->events);
     ari_client_free(n->ari); /* pending requests complete with ECLOSED */
     n->ari = NULL;
@@ -573,4 +575,72 @@ void node_free(node *n)
 void node_get_stats(const node *n, node_stats *out)
 {
     *out = n->stats;
+}
+
+/* ---- graceful stop ---------------------------------------------------------- */
+
+static void drained(node *n, const char *why)
+{
+    node_drained_fn done = n->drained;
+    if (!done)
+        return;
+    n->drained = NULL;
+    LOG_I(MOD, "node=%s drained: %s; %zu call(s) left to the restart", n->cfg->node_id, why,
+          n->ncalls);
+    done(n, n->drained_ud);
+}
+
+static void on_drain_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    node *n = arg;
+    drained(n, n->ncalls ? "drain_timeout_s passed" : "no call left");
+}
+
+static void on_drain_flag(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    node *n = pd;
+    if (err)
+        LOG_W(MOD, "node=%s drain not recorded in Redis (%s): other nodes may still pair "
+                   "its parties", n->cfg->node_id, qs_errmsg(qs));
+    else
+        LOG_I(MOD, "node=%s draining in Redis: %s", n->cfg->node_id, res->outcome);
+}
+
+void node_call_ended(node *n)
+{
+    if (n->ncalls)
+        n->ncalls--;
+    if (n->draining && n->ncalls == 0 && n->drained) {
+        /* from the loop, not from inside the call's end */
+        struct timeval now = {0, 0};
+        evtimer_add(n->drain_timer, &now);
+    }
+}
+
+void node_drain(node *n, node_drained_fn done, void *ud)
+{
+    if (n->draining || n->closing)
+        return;
+    n->draining = true;
+    n->drained = done;
+    n->drained_ud = ud;
+    uint64_t ms = n->cfg->drain_timeout_s > 0
+                      ? clock_scaled_ms((uint64_t)n->cfg->drain_timeout_s * 1000u)
+                      : 0;
+    LOG_I(MOD, "node=%s draining: no new call; %zu in progress, up to %llu ms", n->cfg->node_id,
+          n->ncalls, (unsigned long long)ms);
+    /* the flag outlives the deadline by a minute: a node killed while draining
+     * has its parties paired again by then (or its restart clears it) */
+    if (ms > 0 && qs_node_drain(n->qs, true, (int64_t)ms + 60000, on_drain_flag, n) != 0)
+        LOG_W(MOD, "node=%s drain not recorded: Redis is not reachable", n->cfg->node_id);
+    n->drain_timer = evtimer_new(n->base, on_drain_deadline, n);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (!n->drain_timer || ms == 0 || n->ncalls == 0) {
+        struct timeval now = {0, 0};
+        tv = now;
+    }
+    if (!n->drain_timer || evtimer_add(n->drain_timer, &tv) != 0)
+        drained(n, "cannot wait");
 }

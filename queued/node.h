@@ -43,4 +43,14 @@ void node_free(node *n);
 
 void node_get_stats(const node *n, node_stats *out);
 
+/* Graceful stop (SIGTERM): the node starts no new call. Redis is told
+ * (queue.lua node_drain: no node pairs this node's waiting callers or free
+ * agents meanwhile; they stay where they are, for the restart to re-adopt),
+ * the node's own sweep stops, and the calls in progress go on. done(n, ud)
+ * runs once, from the loop, when no call is left or drain_timeout_s has
+ * passed (those still talking go on in Asterisk: the restart re-adopts
+ * them). A second call changes nothing. */
+typedef void (*node_drained_fn)(node *n, void *ud);
+void node_drain(node *n, node_drained_fn done, void *ud);
+
 #endif

@@ -39,6 +39,11 @@ struct node {
     adoption *adopt;     /* adopt.c: taking over at start */
     bool adopting;       /* events held, pairings deferred until the legs exist */
     int64_t adopt_seq;   /* pairings at or below it were settled by the re-adoption */
+    size_t ncalls;       /* calls in progress (call.c) */
+    bool draining;       /* node_drain: no new call */
+    node_drained_fn drained; /* to call once drained */
+    void *drained_ud;
+    struct event *drain_timer;
     qs_pairing *deferred; /* pairings delivered while adopting, in order */
     size_t ndeferred, deferred_cap;
     node_stats stats;
@@ -52,6 +57,9 @@ void turnaway_start(node *n, const char *chan, const char *status, const char *w
 /* A channel entered Stasis(app, args): a leg for it, or turned away. Also
  * for a channel found in our app with no record at a restart. */
 void node_stasis_start(node *n, const ari_event *ev);
+
+/* call.c: a call ended; a draining node may be done. */
+void node_call_ended(node *n);
 
 /* ---- adopt.c: taking over at start ---- */
 

@@ -32,6 +32,7 @@ static const cfg_field general_fields[] = {
     F("link_timeout_s", CFG_INT, link_timeout_s, 1, 300, "15", false),
     F("sweep_ms", CFG_INT, sweep_ms, 10, 60000, "1000", false),
     F("heartbeat_s", CFG_INT, heartbeat_s, 1, 300, "5", false),
+    F("drain_timeout_s", CFG_INT, drain_timeout_s, 0, 3600, "60", false),
     F("time_scale", CFG_DOUBLE, time_scale, 0, 1000, "1", false),
     F("log_level", CFG_STR, log_level, 0, SZ(qcfg, log_level), "info", false),
     {NULL, 0, 0, 0, 0, NULL, false},

@@ -57,6 +57,7 @@ typedef struct qcfg {
     long link_timeout_s;          /* a link call not answered by then fails */
     long sweep_ms;                /* periodic pairing sweep */
     long heartbeat_s;
+    long drain_timeout_s;         /* SIGTERM: calls may finish this long; 0: stop at once */
     double time_scale;            /* tests: scales every configured duration */
     char log_level[8];
     size_t nqueues;

@@ -174,6 +174,8 @@ redis_url = redis://127.0.0.1:$REDIS_PORT/0
 link_dial = IAX2/{node}/{pairing}@queue-link
 time_scale = $SCALE
 sweep_ms = 200
+; the demo stops at once (a real node lets its calls finish, see the sample)
+drain_timeout_s = 0
 
 INI
     "$BUILD/tools/demo/ariq-demo" --print-queues

@@ -96,6 +96,17 @@ int queued_proc_stop(queued_proc *q)
     return proc_stop(&q->proc, SIGTERM, 5000);
 }
 
+void queued_proc_term(queued_proc *q)
+{
+    if (q->proc.pid > 0)
+        kill(q->proc.pid, SIGTERM);
+}
+
+int queued_proc_wait_exit(queued_proc *q, int timeout_ms)
+{
+    return proc_stop(&q->proc, 0, timeout_ms); /* signal 0: only waits */
+}
+
 void queued_proc_kill(queued_proc *q)
 {
     proc_stop(&q->proc, SIGKILL, 1000);

@@ -36,6 +36,12 @@ int queued_proc_stop(queued_proc *q);
  * Returns 0, or -1. */
 int queued_proc_restart(queued_proc *q, const sim_proc *sim, int node);
 
+/* Sends SIGTERM and returns at once (queued drains: see node_drain). */
+void queued_proc_term(queued_proc *q);
+/* Waits up to timeout_ms for q to exit by itself (then SIGKILL). Returns
+ * its exit status, or -1. */
+int queued_proc_wait_exit(queued_proc *q, int timeout_ms);
+
 /* SIGKILL at once (a crash). */
 void queued_proc_kill(queued_proc *q);
 

@@ -35,7 +35,7 @@
  * never taken for a death: these tests are about re-adoption, not reaping. */
 static int setup(void **state)
 {
-    return start(state, 2, SCALE, "sweep_ms = 50\nheartbeat_s = 60\n",
+    return start(state, 2, SCALE, "sweep_ms = 50\nheartbeat_s = 60\ndrain_timeout_s = 60\n",
                  "[queue support]\nannounce_frequency = 20\n"
                  "[queue sales]\nannounce_frequency = 0\n");
 }
@@ -350,6 +350,69 @@ static void test_ws_drop_reconciled(void **state)
     assert_all_clean();
 }
 
+/* Item 5: SIGTERM drains node1. Its call goes on; its waiting caller is
+ * passed over (an agent arriving on node2 takes node2's later caller
+ * instead) and stays where it is; when the call ends node1 exits 0 at once
+ * (not at the deadline); started again, it re-adopts the caller, who is
+ * then served first, by node1's agent, free since its call. */
+static void test_drain_lets_calls_finish(void **state)
+{
+    (void)state;
+    char a1[128], c1[128], cw[128], a2[128], c2[128];
+    agent_in(N1, "support", "1001", a1, sizeof a1);
+    caller_in(N1, "support", c1, sizeof c1);
+    wait_connected(c1, a1);
+    caller_in(N1, "support", cw, sizeof cw);
+    assert_true(wait_moh(N1, cw));
+    int st_before = queued_proc_log_count(&C->q[N1], "draining in Redis");
+    queued_proc_term(&C->q[N1]);
+    for (int t = 0; t < WAIT_MS && queued_proc_log_count(&C->q[N1], "draining in Redis") ==
+                                       st_before;
+         t += 10)
+        sleep_ms(10);
+    caller_in(N2, "support", c2, sizeof c2); /* behind cw */
+    place(N2, "agent,support,2001", "2001", a2, sizeof a2);
+    wait_connected(c2, a2); /* cw, first in the queue, is passed over */
+    assert_true(hearing_moh(N1, cw));
+    assert_int_equal(sim_is_connected(&C->sim, N1, c1, a1), 1);
+    assert_true(queued_proc_alive(&C->q[N1]));
+    hang_up(N1, c1); /* the last call of node1 ends: it exits */
+    int st = queued_proc_wait_exit(&C->q[N1], 2000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_true(hearing_moh(N1, cw));
+    assert_int_equal(caller_rank("support", cw), 0);
+    restart_node(N1); /* a1 has been free since its call: cw is served */
+    wait_connected(cw, a1);
+    hang_up(N1, cw);
+    hang_up(N2, c2);
+    hang_up(N2, a2);
+    hang_up(N1, a1);
+    assert_all_clean();
+}
+
+/* A call still going at the drain deadline (60 s, 3 s here) goes on in
+ * Asterisk after node1 exits, and the restart re-adopts it. */
+static void test_drain_deadline(void **state)
+{
+    (void)state;
+    char a1[128], c1[128];
+    agent_in(N1, "support", "1001", a1, sizeof a1);
+    caller_in(N1, "support", c1, sizeof c1);
+    wait_connected(c1, a1);
+    queued_proc_term(&C->q[N1]);
+    sleep_ms(2000);
+    assert_true(queued_proc_alive(&C->q[N1])); /* still waiting for the call */
+    int st = queued_proc_wait_exit(&C->q[N1], 3000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(sim_is_connected(&C->sim, N1, c1, a1), 1);
+    restart_node(N1);
+    assert_int_equal(sim_send_dtmf(&C->sim, N1, a1, "#"), 204);
+    assert_true(wait_events("COMPLETEAGENT", 1));
+    assert_true(wait_gone(N1, c1));
+    hang_up(N1, a1);
+    assert_all_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +423,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ringing_link_rolled_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_over_while_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_drop_reconciled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_lets_calls_finish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_deadline, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
