@@ -38,16 +38,18 @@ static bool answers_ping(const redis_proc *r)
     return ok;
 }
 
-/* Starts the child with the configuration in *r and waits for PING. The
- * argument list is built on the stack: every string it points to lives in *r
- * or is a literal. */
-static int spawn(redis_proc *r)
+/* The command line for *r. Every string argv points to lives in *r, in
+ * port / master_port (the caller's), or is a literal. Returns argc. */
+static int build_argv(const redis_proc *r, const char **argv, const char *port,
+                      const char *master_port)
 {
-    char port[16];
-    snprintf(port, sizeof port, "%d", r->port);
-    const char *argv[32];
     int n = 0;
     argv[n++] = redis_binary();
+    if (r->sentinel) { /* everything else is in its config file */
+        argv[n++] = r->conf;
+        argv[n++] = "--sentinel";
+        return n;
+    }
     argv[n++] = "--port";
     argv[n++] = port;
     argv[n++] = "--bind";
@@ -70,7 +72,26 @@ static int spawn(redis_proc *r)
         argv[n++] = "--requirepass";
         argv[n++] = r->password;
     }
-    argv[n] = NULL;
+    if (r->replicaof_port) {
+        argv[n++] = "--replicaof";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = master_port;
+        if (r->password[0]) {
+            argv[n++] = "--masterauth";
+            argv[n++] = r->password;
+        }
+    }
+    return n;
+}
+
+/* Starts the child with the configuration in *r and waits for PING. */
+static int spawn(redis_proc *r)
+{
+    char port[16], master_port[16];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(master_port, sizeof master_port, "%d", r->replicaof_port);
+    const char *argv[32];
+    argv[build_argv(r, argv, port, master_port)] = NULL;
 
     if (proc_start(&r->proc, argv, r->logpath) != 0) {
         fprintf(stderr, "redis_proc: cannot start %s\n", argv[0]);
@@ -106,11 +127,94 @@ int redis_proc_start(redis_proc *r, const redis_opts *o)
         }
         snprintf(r->password, sizeof r->password, "%s", o->password);
     }
+    r->replicaof_port = o ? o->replicaof_port : 0;
     char name[64];
     snprintf(name, sizeof name, "redis-%d", r->port);
     proc_tmpdir(name, r->dir, sizeof r->dir);
     snprintf(r->logpath, sizeof r->logpath, "%s/redis.log", r->dir);
     return spawn(r);
+}
+
+/* Writes the sentinel's config file. Passwords go in double quotes: the
+ * tests' passwords hold no quote or backslash. */
+static int write_sentinel_conf(const redis_proc *r, const sentinel_opts *o)
+{
+    const char *name = o->master_name ? o->master_name : "mymaster";
+    FILE *fp = fopen(r->conf, "w");
+    if (!fp)
+        return -1;
+    fprintf(fp,
+            "port %d\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\ndir \"%s\"\n"
+            "sentinel monitor %s 127.0.0.1 %d %d\n"
+            "sentinel down-after-milliseconds %s %d\n"
+            "sentinel failover-timeout %s %d\n",
+            r->port, r->dir, name, o->master_port, o->quorum > 0 ? o->quorum : 2, name,
+            o->down_after_ms > 0 ? o->down_after_ms : 500, name,
+            o->failover_timeout_ms > 0 ? o->failover_timeout_ms : 2000);
+    if (o->master_password && *o->master_password)
+        fprintf(fp, "sentinel auth-pass %s \"%s\"\n", name, o->master_password);
+    if (r->password[0])
+        fprintf(fp, "requirepass \"%s\"\nsentinel sentinel-pass \"%s\"\n", r->password,
+                r->password);
+    return fclose(fp) == 0 ? 0 : -1;
+}
+
+int redis_proc_start_sentinel(redis_proc *r, const sentinel_opts *o)
+{
+    memset(r, 0, sizeof *r);
+    r->port = proc_free_port();
+    r->sentinel = true;
+    r->start_timeout_ms = o->start_timeout_ms > 0 ? o->start_timeout_ms : REDIS_DEFAULT_START_MS;
+    if (o->password) {
+        if (strlen(o->password) >= sizeof r->password) {
+            fprintf(stderr, "redis_proc: password too long\n");
+            return -1;
+        }
+        snprintf(r->password, sizeof r->password, "%s", o->password);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "sentinel-%d", r->port);
+    proc_tmpdir(name, r->dir, sizeof r->dir);
+    snprintf(r->logpath, sizeof r->logpath, "%s/sentinel.log", r->dir);
+    snprintf(r->conf, sizeof r->conf, "%s/sentinel.conf", r->dir);
+    if (write_sentinel_conf(r, o) != 0) {
+        fprintf(stderr, "redis_proc: cannot write %s\n", r->conf);
+        return -1;
+    }
+    return spawn(r);
+}
+
+/* The integer value of `field` in a SENTINEL MASTER reply (a flat list of
+ * field, value), or -1. */
+static long long master_field(const redisReply *rep, const char *field)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY)
+        return -1;
+    for (size_t i = 0; i + 1 < rep->elements; i += 2)
+        if (rep->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(rep->element[i]->str, field) == 0 &&
+            rep->element[i + 1]->type == REDIS_REPLY_STRING)
+            return atoll(rep->element[i + 1]->str);
+    return -1;
+}
+
+int redis_proc_sentinel_wait(const redis_proc *r, const char *master, int replicas, int peers,
+                             int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 50) {
+        redisReply *rep = redis_proc_cmd(r, "SENTINEL MASTER %s", master);
+        bool ok = master_field(rep, "num-slaves") >= replicas &&
+                  master_field(rep, "num-other-sentinels") >= peers;
+        if (rep)
+            freeReplyObject(rep);
+        if (ok)
+            return 0;
+        sleep_ms(50);
+    }
+    fprintf(stderr, "redis_proc: sentinel on port %d: master %s without %d replicas and %d peers "
+                    "after %d ms (log: %s)\n",
+            r->port, master, replicas, peers, timeout_ms, r->logpath);
+    return -1;
 }
 
 int redis_proc_stop(redis_proc *r, int sig)

@@ -15,7 +15,12 @@
  *     redisFree(c);
  *     redis_proc_stop(&r, SIGTERM);
  *
- * redis_proc is a plain struct owned by the test (usually on its stack). */
+ * redis_proc is a plain struct owned by the test (usually on its stack).
+ *
+ * For Redis Sentinel tests the same struct holds a replica (redis_opts
+ * replicaof_port) or a sentinel (redis_proc_start_sentinel: `redis-server
+ * sentinel.conf --sentinel`, so no redis-sentinel package is needed); stop,
+ * restart, connect and cmd work on both. */
 #ifndef ARIQ_TEST_REDIS_PROC_H
 #define ARIQ_TEST_REDIS_PROC_H
 
@@ -32,6 +37,9 @@ typedef struct redis_opts {
     bool aof;
     /* Milliseconds to wait for PING to answer; 0 means 10000. */
     int start_timeout_ms;
+    /* Not 0: start as a replica of 127.0.0.1:replicaof_port (--replicaof),
+     * with --masterauth set to `password` when there is one. */
+    int replicaof_port;
 } redis_opts;
 
 typedef struct redis_proc {
@@ -42,7 +50,24 @@ typedef struct redis_proc {
     int start_timeout_ms;
     char dir[512];      /* the server's --dir (AOF lives here) */
     char logpath[600];  /* the server's stdout/stderr */
+    int replicaof_port; /* 0, or the master's port (a replica) */
+    bool sentinel;      /* a sentinel, started from conf */
+    char conf[600];     /* the sentinel's config file (it rewrites it) */
 } redis_proc;
+
+/* A sentinel monitoring one master on 127.0.0.1, with short timeouts so a
+ * failover takes seconds. Strings are borrowed (copied into its config). */
+typedef struct sentinel_opts {
+    const char *master_name;     /* NULL: "mymaster" */
+    int master_port;             /* the master to monitor */
+    const char *master_password; /* sentinel auth-pass (master and replicas); NULL none */
+    const char *password;        /* the sentinel's own requirepass, also used
+                                    to talk to its peers; NULL none */
+    int quorum;                  /* 0: 2 */
+    int down_after_ms;           /* 0: 500 */
+    int failover_timeout_ms;     /* 0: 2000 */
+    int start_timeout_ms;        /* 0: 10000 */
+} sentinel_opts;
 
 /* Starts a server on a fresh free port and waits until it answers PING
  * (authenticated when a password is set). `o` may be NULL (defaults) and is
@@ -68,6 +93,17 @@ redisContext *redis_proc_connect(const redis_proc *r);
  * "redis://127.0.0.1:PORT/db", or "redis://:PASSWORD@127.0.0.1:PORT/db"
  * with the password percent-encoded. Returns buf. */
 const char *redis_proc_url(const redis_proc *r, int db, char *buf, size_t len);
+
+/* Starts a sentinel (redis-server --sentinel) on a fresh free port with a
+ * config file in its own directory, and waits until it answers PING. `o` is
+ * borrowed. Returns 0, or -1 with a line on stderr (nothing left running). */
+int redis_proc_start_sentinel(redis_proc *r, const sentinel_opts *o);
+
+/* Waits up to timeout_ms until sentinel `r` monitors `master` with at least
+ * `replicas` replicas and `peers` other sentinels known (what a failover
+ * needs). Returns 0, or -1 on timeout. */
+int redis_proc_sentinel_wait(const redis_proc *r, const char *master, int replicas, int peers,
+                             int timeout_ms);
 
 /* Runs one command on a fresh blocking connection and returns its reply (the
  * caller owns it: freeReplyObject), or NULL. For one-line checks in tests. */
