@@ -36,6 +36,7 @@ static void conn_drop(store_conn *c, const char *reason, bool free_ac);
 
 static const char *const conn_state_names[CONN_STATE_COUNT] = {
     [CONN_IDLE] = "idle",
+    [CONN_LOCATING] = "locating",
     [CONN_CONNECTING] = "connecting",
     [CONN_HANDSHAKE] = "handshake",
     [CONN_READY] = "ready",
@@ -52,10 +53,11 @@ void store_set_err(store *s, const char *fmt, ...)
 }
 
 /* Allowed transitions: forward one step at a time, or back to idle from
- * anywhere (a drop). */
+ * anywhere (a drop); without sentinels an attempt skips locating. */
 static bool conn_transition_ok(conn_state from, conn_state to)
 {
-    return to == CONN_IDLE || (int)to == (int)from + 1;
+    return to == CONN_IDLE || (int)to == (int)from + 1 ||
+           (from == CONN_IDLE && to == CONN_CONNECTING);
 }
 
 /* Every transition passes here, so a debug log shows the whole life of a
@@ -82,6 +84,20 @@ static void leave(store *s)
 {
     if (--s->depth == 0 && s->closing)
         store_destroy(s);
+}
+
+/* Names the server c is about, for log lines: "redis=host:port", with
+ * sentinels "master=NAME redis=host:port" (no address before they gave one). */
+static const char *conn_where(const store_conn *c, char *buf, size_t len)
+{
+    const store_config *cfg = &c->s->cfg;
+    if (cfg->nsentinels == 0)
+        snprintf(buf, len, "redis=%s:%d", cfg->host, cfg->port);
+    else if (c->ever_located)
+        snprintf(buf, len, "master=%s redis=%s:%d", cfg->master_name, cfg->host, cfg->port);
+    else
+        snprintf(buf, len, "master=%s", cfg->master_name);
+    return buf;
 }
 
 static void req_link(store_conn *c, store_req *req)
@@ -216,15 +232,210 @@ static int schedule_retry(store_conn *c)
     return delay;
 }
 
-/* Where to connect. Today the configured address; Sentinel will ask the
- * sentinels here (asynchronously) and then call conn_connect_to(). */
-static void conn_locate(store_conn *c)
-{
-    store_conn_connect_to(c, c->s->cfg.host, c->s->cfg.port);
-}
-
 static void on_connect(const redisAsyncContext *cac, int status);
 static void on_disconnect(const redisAsyncContext *cac, int status);
+
+/* ---- Sentinel: where the master is ----------------------------------------
+ *
+ * One sentinel at a time is asked, in list order, on its own short-lived
+ * hiredis context. Its callbacks only record the outcome and fire the timer
+ * at once; the timer (sentinel_step) frees the context and takes the next
+ * step, so no context is ever freed inside its own callback. */
+
+static void sentinel_note(store_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Records why the sentinel being asked gave no address (the first outcome
+ * wins). The message goes into errmsg: the drop reason if none answers. */
+static void sentinel_note(store_conn *c, const char *fmt, ...)
+{
+    if (c->sdone)
+        return;
+    store *s = c->s;
+    const store_addr *a = &s->cfg.sentinels[c->sidx];
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    store_set_err(s, "sentinel %.64s:%d: %s", a->host, a->port, why);
+    LOG_D(MOD, "conn=%s %s", c->role, s->errmsg);
+    c->sdone = true;
+}
+
+static void on_sentinel_connect(const redisAsyncContext *ac, int status)
+{
+    store_conn *c = ac->data;
+    if (!c || status == REDIS_OK)
+        return;
+    c->sac = NULL; /* hiredis frees it after this callback */
+    sentinel_note(c, "connect failed: %s", ac->errstr);
+    timer_arm(c, 0);
+}
+
+static void on_sentinel_disconnect(const redisAsyncContext *ac, int status)
+{
+    store_conn *c = ac->data;
+    if (!c)
+        return;
+    c->sac = NULL; /* hiredis frees it after this callback */
+    sentinel_note(c, "connection lost: %s", status == REDIS_OK ? "closed" : ac->errstr);
+    timer_arm(c, 0);
+}
+
+/* A wrong sentinel_password shows here; Redis's message never echoes it. */
+static void on_sentinel_auth(redisAsyncContext *ac, void *r, void *pd)
+{
+    const redisReply *reply = r;
+    store_conn *c = pd;
+    if (!reply || ac->data != c || reply->type != REDIS_REPLY_ERROR)
+        return;
+    sentinel_note(c, "AUTH refused (check sentinel_password): %s", reply->str);
+    timer_arm(c, 0);
+}
+
+/* The answer to SENTINEL get-master-addr-by-name: [ip, port], or nil for a
+ * master name it does not monitor. */
+static bool parse_master_addr(const redisReply *r, char *host, size_t hostlen, int *port)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[0]->len == 0 || r->element[0]->len >= hostlen)
+        return false;
+    char *end;
+    long p = strtol(r->element[1]->str, &end, 10);
+    if (end == r->element[1]->str || *end || p < 1 || p > 65535)
+        return false;
+    memcpy(host, r->element[0]->str, r->element[0]->len + 1);
+    *port = (int)p;
+    return true;
+}
+
+static void on_sentinel_master(redisAsyncContext *ac, void *r, void *pd)
+{
+    const redisReply *reply = r;
+    store_conn *c = pd;
+    if (!reply || ac->data != c || c->sdone)
+        return;
+    if (reply->type == REDIS_REPLY_NIL)
+        sentinel_note(c, "does not know master %s", c->s->cfg.master_name);
+    else if (reply->type == REDIS_REPLY_ERROR)
+        sentinel_note(c, "%s", reply->str);
+    else if (!parse_master_addr(reply, c->mhost, sizeof c->mhost, &c->mport))
+        sentinel_note(c, "unexpected reply to SENTINEL get-master-addr-by-name");
+    else
+        c->located = c->sdone = true;
+    timer_arm(c, 0);
+}
+
+/* Frees the context of the sentinel being asked. Never called from its own
+ * callbacks (only from the timer or a drop). */
+static void sentinel_close(store_conn *c)
+{
+    redisAsyncContext *ac = c->sac;
+    if (!ac)
+        return;
+    c->sac = NULL;
+    ac->data = NULL; /* its late callbacks now find nothing */
+    redisAsyncFree(ac);
+}
+
+/* Asks sentinel c->sidx where the master is (AUTH first when it has a
+ * password); the timer is its deadline. */
+static void sentinel_ask(store_conn *c)
+{
+    store *s = c->s;
+    const store_addr *a = &s->cfg.sentinels[c->sidx];
+    c->sdone = c->located = false;
+    conn_set_state(c, CONN_LOCATING);
+    timer_arm(c, s->cfg.sentinel_timeout_ms);
+    redisAsyncContext *ac = redisAsyncConnect(a->host, a->port);
+    if (!ac || ac->err) {
+        sentinel_note(c, "connect failed: %s", ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        timer_arm(c, 0);
+        return;
+    }
+    ac->data = c;
+    redisLibeventAttach(ac, s->base);
+    redisAsyncSetConnectCallback(ac, on_sentinel_connect);
+    redisAsyncSetDisconnectCallback(ac, on_sentinel_disconnect);
+    c->sac = ac;
+    const char *auth[2] = {"AUTH", s->cfg.sentinel_password};
+    const char *ask[3] = {"SENTINEL", "get-master-addr-by-name", s->cfg.master_name};
+    if ((s->cfg.sentinel_password[0] &&
+         redisAsyncCommandArgv(ac, on_sentinel_auth, c, 2, auth, NULL) != REDIS_OK) ||
+        redisAsyncCommandArgv(ac, on_sentinel_master, c, 3, ask, NULL) != REDIS_OK) {
+        sentinel_note(c, "cannot send the question");
+        timer_arm(c, 0);
+    }
+}
+
+/* Sentinel i answered: it goes to the front of the list, so the next
+ * attempt asks it first (the Sentinel client guidelines' rule). */
+static void sentinel_to_front(store *s, int i)
+{
+    store_addr first = s->cfg.sentinels[i];
+    memmove(&s->cfg.sentinels[1], &s->cfg.sentinels[0], (size_t)i * sizeof first);
+    s->cfg.sentinels[0] = first;
+}
+
+/* The sentinel being asked named the master: log who said what (at info
+ * when the address changed or an earlier sentinel failed), then connect. */
+static void sentinel_found(store_conn *c)
+{
+    store *s = c->s;
+    const store_addr *a = &s->cfg.sentinels[c->sidx];
+    bool moved = !c->ever_located || s->cfg.port != c->mport || strcmp(s->cfg.host, c->mhost);
+    if (moved || c->sidx > 0)
+        LOG_I(MOD, "conn=%s sentinel=%s:%d master=%s addr=%s:%d skipped=%d", c->role, a->host,
+              a->port, s->cfg.master_name, c->mhost, c->mport, c->sidx);
+    else
+        LOG_D(MOD, "conn=%s sentinel=%s:%d master=%s addr=%s:%d", c->role, a->host, a->port,
+              s->cfg.master_name, c->mhost, c->mport);
+    memcpy(s->cfg.host, c->mhost, sizeof s->cfg.host);
+    s->cfg.port = c->mport;
+    c->ever_located = true;
+    c->located = false;
+    sentinel_to_front(s, c->sidx);
+    store_conn_connect_to(c, s->cfg.host, s->cfg.port);
+}
+
+/* The timer while locating: the sentinel answered, failed, or ran out of
+ * time. Connects to the master it named, or asks the next sentinel, or, when
+ * none is left, fails the attempt like a refused connect (backoff). */
+static void sentinel_step(store_conn *c)
+{
+    store *s = c->s;
+    sentinel_note(c, "no answer within %d ms", s->cfg.sentinel_timeout_ms);
+    sentinel_close(c);
+    if (c->located) {
+        sentinel_found(c);
+        return;
+    }
+    if (++c->sidx < s->cfg.nsentinels) {
+        sentinel_ask(c);
+        return;
+    }
+    char last[sizeof s->errmsg];
+    snprintf(last, sizeof last, "%s", s->errmsg);
+    store_set_err(s, "no sentinel gave the address of master %s (last: %.160s)",
+                  s->cfg.master_name, last);
+    conn_drop(c, s->errmsg, false);
+}
+
+/* Where to connect: the configured address, or the master the sentinels
+ * name (asked on the loop, then connected from sentinel_step). */
+static void conn_locate(store_conn *c)
+{
+    if (c->s->cfg.nsentinels == 0) {
+        store_conn_connect_to(c, c->s->cfg.host, c->s->cfg.port);
+        return;
+    }
+    c->sidx = 0;
+    sentinel_ask(c);
+}
 
 void store_conn_connect_to(store_conn *c, const char *host, int port)
 {
@@ -263,6 +474,8 @@ static void conn_drop(store_conn *c, const char *reason, bool free_ac)
     snprintf(why, sizeof why, "%s", reason);
     evtimer_del(c->timer);
     c->drop_asap = false;
+    sentinel_close(c);
+    c->sdone = c->located = false;
     conn_set_state(c, CONN_IDLE);
     fail_pending(c);
     if (ac && free_ac)
@@ -275,8 +488,9 @@ static void conn_drop(store_conn *c, const char *reason, bool free_ac)
         return;
     }
     c->down_reported = true;
-    LOG_W(MOD, "conn=%s redis=%s:%d down reason=\"%s\" retry_ms=%d", c->role, s->cfg.host,
-          s->cfg.port, why, delay);
+    char where[STORE_HOST_MAX + STORE_MASTER_NAME_MAX + 40];
+    LOG_W(MOD, "conn=%s %s down reason=\"%s\" retry_ms=%d", c->role,
+          conn_where(c, where, sizeof where), why, delay);
     if (s->cbs.on_down)
         s->cbs.on_down(s, why, s->ud);
 }
@@ -293,7 +507,8 @@ static void conn_ready(store_conn *c)
     if (c->ever_ready)
         s->stats.reconnects++;
     c->ever_ready = true;
-    LOG_I(MOD, "conn=%s redis=%s:%d db=%d ready scripts=%d", c->role, s->cfg.host, s->cfg.port,
+    char where[STORE_HOST_MAX + STORE_MASTER_NAME_MAX + 40];
+    LOG_I(MOD, "conn=%s %s db=%d ready scripts=%d", c->role, conn_where(c, where, sizeof where),
           s->cfg.db, s->nscripts);
     if (s->cbs.on_ready && !s->closing)
         s->cbs.on_ready(s, s->ud);
@@ -310,6 +525,45 @@ void store_conn_fail(store_conn *c, const char *reason)
     conn_drop(c, reason, true);
 }
 
+/* With sentinels the handshake ends with ROLE: the address they gave may be
+ * a master demoted since (it answers "slave"), where writes fail and reads
+ * are stale. Not a master: a failed attempt, so the sentinels are asked
+ * again after the backoff. */
+static void hs_role_cb(store *s, const redisReply *r, void *pd)
+{
+    store_conn *c = pd;
+    if (!r) /* connection lost: already handled */
+        return;
+    const char *role = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                               r->element[0]->type == REDIS_REPLY_STRING
+                           ? r->element[0]->str
+                           : NULL;
+    if (role && strcmp(role, "master") == 0) {
+        store_conn_hs_done(c);
+        return;
+    }
+    store_set_err(s, "redis %s:%d is not master %s (ROLE: %.80s)", s->cfg.host, s->cfg.port,
+                  s->cfg.master_name,
+                  role ? role : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    LOG_W(MOD, "conn=%s %s", c->role, s->errmsg);
+    store_conn_fail(c, s->errmsg);
+}
+
+/* The handshake of store_scripts.c, plus the ROLE check with sentinels. */
+static int conn_handshake_send(store_conn *c)
+{
+    int rc = store_handshake_send(c);
+    if (rc != 0 || c->s->cfg.nsentinels == 0)
+        return rc;
+    const char *role[1] = {"ROLE"};
+    rc = store_conn_send(c, 1, role, NULL, hs_role_cb, c, -1);
+    if (rc == 0)
+        c->hs_pending++;
+    else
+        store_set_err(c->s, "cannot send the handshake: %s", ariq_strerror(rc));
+    return rc;
+}
+
 static void on_connect(const redisAsyncContext *cac, int status)
 {
     store_conn *c = cac->data;
@@ -322,7 +576,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
         conn_drop(c, s->errmsg, false); /* hiredis frees the context */
     } else {
         conn_set_state(c, CONN_HANDSHAKE);
-        if (store_handshake_send(c) != 0) {
+        if (conn_handshake_send(c) != 0) {
             /* Freeing the context here would pull it from under hiredis's
              * connect handler: drop from the timer instead. */
             c->drop_asap = true;
@@ -367,8 +621,9 @@ static void conn_health(store_conn *c)
     timer_arm(c, s->cfg.health_interval_ms);
 }
 
-/* One timer per connection: the next attempt while idle, the connect and
- * handshake deadline while connecting, the watchdog while ready. */
+/* One timer per connection: the next attempt while idle, the sentinel's
+ * deadline (or its answer) while locating, the connect and handshake
+ * deadline while connecting, the watchdog while ready. */
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -378,6 +633,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     enter(s);
     if (c->state == CONN_IDLE) {
         conn_locate(c);
+    } else if (c->state == CONN_LOCATING) {
+        sentinel_step(c);
     } else if (c->state == CONN_READY) {
         conn_health(c);
     } else {

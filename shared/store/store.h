@@ -41,9 +41,17 @@
  * runs with reply NULL (on_down is not called).
  *
  * Where to connect: one internal function (locate) decides the address for
- * each attempt. Today it is config.host:config.port; Redis Sentinel (ask the
- * sentinels `SENTINEL get-master-addr-by-name`, then connect) will replace
- * only that function.
+ * each attempt. Without sentinels it is config.host:config.port. With
+ * config.nsentinels > 0 (Redis Sentinel), each attempt asks the sentinels in
+ * turn, on the loop, `SENTINEL get-master-addr-by-name master_name` (each
+ * within sentinel_timeout_ms; the one that answers moves to the front of the
+ * list), connects to that address, and adds `ROLE` to the handshake: a server
+ * that is not a master (a demoted master answers "slave") is a failed attempt,
+ * retried with backoff, and so asked again. A lost connection asks again
+ * too, so after a failover the store follows the promoted replica by itself
+ * and calls on_ready there. If no sentinel answers, that is a failed attempt
+ * like a refused connect (on_down once, backoff). The log names the sentinel
+ * that answered and the master's address, never a password.
  *
  * The connection state lives in an internal per-connection struct, so a second
  * connection (blocking stream reads, pub/sub) can be added beside the command
@@ -66,6 +74,15 @@ struct event_base;
 #define STORE_DB_MAX 65535
 #define STORE_SCRIPTS_MAX 128
 #define STORE_SCRIPT_SIZE_MAX (256 * 1024)
+#define STORE_SENTINELS_MAX 8
+#define STORE_MASTER_NAME_MAX 64 /* characters of [A-Za-z0-9._-] */
+#define STORE_SENTINEL_PORT 26379
+
+/* One host:port. */
+typedef struct store_addr {
+    char host[STORE_HOST_MAX];
+    int port;
+} store_addr;
 
 /* Plain configuration; fill it with store_config_init() then set fields or
  * store_config_set_url(). Copied by store_new. */
@@ -87,16 +104,36 @@ typedef struct store_config {
     /* How often a ready connection checks that, sending a PING when idle so a
      * dead peer is noticed too. Default 1000. */
     int health_interval_ms;
+    /* Redis Sentinel (see "Where to connect" above); default: none. With
+     * nsentinels > 0, host and port are not used: the sentinels name the
+     * master. username, password and db are the master's. */
+    store_addr sentinels[STORE_SENTINELS_MAX];
+    int nsentinels;                              /* 0..STORE_SENTINELS_MAX */
+    char master_name[STORE_MASTER_NAME_MAX + 1]; /* as in `sentinel monitor` */
+    char sentinel_password[STORE_PASSWORD_MAX];  /* the sentinels' requirepass,
+                                                    "" for none; never logged */
+    int sentinel_timeout_ms; /* per sentinel, connect and answer; default 1000 */
 } store_config;
 
 /* Sets the defaults above. */
 void store_config_init(store_config *c);
 
-/* Parses `redis://[[user]:password@]host[:port][/db]` into host, port,
- * username, password and db of c (other fields untouched; user and password
- * may be percent-encoded; an IPv6 host is written [::1]). On error returns
- * ARIQ_EINVAL, leaves c untouched and writes a message into err (errlen
- * bytes) that never contains the password. url and err are borrowed. */
+/* Parses one of
+ *
+ *   redis://[[user]:password@]host[:port][/db]
+ *   redis-sentinel://[[user]:password@]host[:port][,host[:port]...]/master_name
+ *                   [?db=N][&sentinel_password=P]
+ *
+ * The first sets host, port (default 6379), username, password and db, and
+ * turns Sentinel off (nsentinels 0, master_name and sentinel_password "").
+ * The second sets the sentinels (1..STORE_SENTINELS_MAX, port default 26379),
+ * master_name (1..64 characters of [A-Za-z0-9._-]), username and password
+ * (the master's), db (default 0) and sentinel_password (default none); host
+ * and port are left as they were. Other fields are untouched either way.
+ * User and passwords may be percent-encoded; an IPv6 host is written [::1].
+ * On error returns ARIQ_EINVAL, leaves c untouched and writes a message into
+ * err (errlen bytes) that never contains a password. url and err are
+ * borrowed. */
 int store_config_set_url(store_config *c, const char *url, char *err, size_t errlen);
 
 /* Checks every field's range. Returns 0 or ARIQ_EINVAL with a message in err. */

@@ -1,10 +1,12 @@
-/* store_config.c - defaults, range checks and the redis:// URL parser.
+/* store_config.c - defaults, range checks and the redis:// and
+ * redis-sentinel:// URL parsers.
  *
  * The URL comes from a config file or the environment, so it is outside
  * input: every part is bounded and validated, and no error message ever
- * quotes the userinfo (it holds the password). */
+ * quotes the userinfo or the query (they hold passwords). */
 #include "store/store.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,12 +27,27 @@ void store_config_init(store_config *c)
     c->backoff_max_ms = 5000;
     c->reply_timeout_ms = 10000;
     c->health_interval_ms = 1000;
+    c->sentinel_timeout_ms = 1000;
 }
 
 static int fail_msg(char *err, size_t errlen, const char *msg)
 {
     if (err && errlen)
         snprintf(err, errlen, "%s", msg);
+    return ARIQ_EINVAL;
+}
+
+static int fail_fmt(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail_fmt(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
     return ARIQ_EINVAL;
 }
 
@@ -94,19 +111,21 @@ static bool host_char_ok(char c, bool v6)
     return v6 && c == ':';
 }
 
-/* Parses "host[:port]" or "[v6][:port]" in [s, s+n) into t. */
-static int parse_hostport(const char *s, size_t n, store_config *t, char *err, size_t errlen)
+/* Parses "host[:port]" or "[v6][:port]" in [s, s+n) into a (its port only
+ * when one is written). `ctx` starts each message ("" or "sentinel 2: "). */
+static int parse_hostport(const char *s, size_t n, store_addr *a, const char *ctx, char *err,
+                          size_t errlen)
 {
     const char *h = s, *end = s + n, *colon;
     bool v6 = n > 0 && s[0] == '[';
     if (v6) {
         const char *close = memchr(s, ']', n);
         if (!close)
-            return fail_msg(err, errlen, "redis URL: missing ']' after IPv6 host");
+            return fail_fmt(err, errlen, "redis URL: %smissing ']' after IPv6 host", ctx);
         h = s + 1;
         colon = close + 1 < end ? close + 1 : NULL;
         if (colon && *colon != ':')
-            return fail_msg(err, errlen, "redis URL: unexpected text after IPv6 host");
+            return fail_fmt(err, errlen, "redis URL: %sunexpected text after IPv6 host", ctx);
         end = close;
     } else {
         colon = memchr(s, ':', n);
@@ -115,19 +134,19 @@ static int parse_hostport(const char *s, size_t n, store_config *t, char *err, s
     }
     size_t hl = (size_t)(end - h);
     if (hl == 0)
-        return fail_msg(err, errlen, "redis URL: missing host");
-    if (hl >= sizeof t->host)
-        return fail_msg(err, errlen, "redis URL: host too long");
+        return fail_fmt(err, errlen, "redis URL: %smissing host", ctx);
+    if (hl >= sizeof a->host)
+        return fail_fmt(err, errlen, "redis URL: %shost too long", ctx);
     for (size_t i = 0; i < hl; i++)
         if (!host_char_ok(h[i], v6))
-            return fail_msg(err, errlen, "redis URL: bad character in host");
-    memcpy(t->host, h, hl);
-    t->host[hl] = '\0';
+            return fail_fmt(err, errlen, "redis URL: %sbad character in host", ctx);
+    memcpy(a->host, h, hl);
+    a->host[hl] = '\0';
     if (colon) {
         long port;
         if (!parse_num(colon + 1, (size_t)(s + n - colon - 1), 1, 65535, &port))
-            return fail_msg(err, errlen, "redis URL: port must be a number 1..65535");
-        t->port = (int)port;
+            return fail_fmt(err, errlen, "redis URL: %sport must be a number 1..65535", ctx);
+        a->port = (int)port;
     }
     return 0;
 }
@@ -156,23 +175,14 @@ static int parse_db(const char *s, size_t n, store_config *t, char *err, size_t 
     return 0;
 }
 
-int store_config_set_url(store_config *c, const char *url, char *err, size_t errlen)
+/* Parses what follows "redis://". */
+static int parse_plain_url(store_config *c, const char *a, const char *end, char *err,
+                           size_t errlen)
 {
-    static const char scheme[] = "redis://";
-    if (!url)
-        return fail_msg(err, errlen, "redis URL: missing");
-    size_t n = strnlen(url, URL_MAX + 1);
-    if (n > URL_MAX)
-        return fail_msg(err, errlen, "redis URL: too long");
-    if (strncasecmp(url, "rediss://", 9) == 0)
-        return fail_msg(err, errlen, "redis URL: TLS (rediss://) is not supported");
-    if (strncasecmp(url, scheme, sizeof scheme - 1) != 0)
-        return fail_msg(err, errlen, "redis URL: must start with redis://");
-    const char *a = url + sizeof scheme - 1;
-    if (strpbrk(a, "?#"))
+    if (memchr(a, '?', (size_t)(end - a)) || memchr(a, '#', (size_t)(end - a)))
         return fail_msg(err, errlen, "redis URL: query strings and fragments are not supported");
-    const char *slash = strchr(a, '/');
-    const char *aend = slash ? slash : url + n;
+    const char *slash = memchr(a, '/', (size_t)(end - a));
+    const char *aend = slash ? slash : end;
     const char *at = NULL;
     for (const char *p = a; p < aend; p++) /* the last '@' ends the userinfo */
         if (*p == '@')
@@ -180,26 +190,201 @@ int store_config_set_url(store_config *c, const char *url, char *err, size_t err
 
     store_config t = *c;
     t.username[0] = t.password[0] = '\0';
-    t.port = 6379;
+    t.nsentinels = 0;
+    t.master_name[0] = t.sentinel_password[0] = '\0';
+    store_addr addr = {.port = 6379};
     const char *hp = at ? at + 1 : a;
     int rc = at ? parse_userinfo(a, (size_t)(at - a), &t, err, errlen) : 0;
     if (rc == 0)
-        rc = parse_hostport(hp, (size_t)(aend - hp), &t, err, errlen);
-    if (rc == 0)
-        rc = parse_db(slash ? slash + 1 : aend, slash ? (size_t)(url + n - slash - 1) : 0, &t,
-                      err, errlen);
+        rc = parse_hostport(hp, (size_t)(aend - hp), &addr, "", err, errlen);
+    if (rc == 0) {
+        memcpy(t.host, addr.host, sizeof t.host);
+        t.port = addr.port;
+        rc = parse_db(slash ? slash + 1 : aend, slash ? (size_t)(end - slash - 1) : 0, &t, err,
+                      errlen);
+    }
     if (rc == 0)
         *c = t;
     memset(&t, 0, sizeof t); /* do not leave a copy of the password on the stack */
     return rc;
 }
 
+/* Master names as `sentinel monitor` takes them, kept to characters that
+ * need no quoting in a URL or a log line. */
+static bool master_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > STORE_MASTER_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* Parses the comma-separated sentinel list in [s, s+n) into t. */
+static int parse_sentinels(const char *s, size_t n, store_config *t, char *err, size_t errlen)
+{
+    const char *p = s, *end = s + n;
+    t->nsentinels = 0;
+    for (;;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma ? comma : end;
+        if (t->nsentinels == STORE_SENTINELS_MAX)
+            return fail_fmt(err, errlen, "redis URL: more than %d sentinels",
+                            STORE_SENTINELS_MAX);
+        char ctx[32];
+        snprintf(ctx, sizeof ctx, "sentinel %d: ", t->nsentinels + 1);
+        store_addr *a = &t->sentinels[t->nsentinels];
+        memset(a, 0, sizeof *a);
+        a->port = STORE_SENTINEL_PORT;
+        int rc = parse_hostport(p, (size_t)(e - p), a, ctx, err, errlen);
+        if (rc != 0)
+            return rc;
+        t->nsentinels++;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* Parses "db=N&sentinel_password=P" (either, in any order, each once) in
+ * [s, s+n) into t. Messages name the parameter, never its value. */
+static int parse_sentinel_query(const char *s, size_t n, store_config *t, char *err,
+                                size_t errlen)
+{
+    static const char db_key[] = "db=", pw_key[] = "sentinel_password=";
+    bool have_db = false, have_pw = false;
+    const char *p = s, *end = s + n;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        size_t len = (size_t)(e - p);
+        if (len >= sizeof db_key - 1 && strncmp(p, db_key, sizeof db_key - 1) == 0) {
+            if (have_db)
+                return fail_msg(err, errlen, "redis URL: db given twice");
+            have_db = true;
+            if (len == sizeof db_key - 1 ||
+                parse_db(p + sizeof db_key - 1, len - (sizeof db_key - 1), t, err, errlen) != 0)
+                return fail_msg(err, errlen, "redis URL: db must be a number 0..65535 (?db=N)");
+        } else if (len >= sizeof pw_key - 1 && strncmp(p, pw_key, sizeof pw_key - 1) == 0) {
+            if (have_pw)
+                return fail_msg(err, errlen, "redis URL: sentinel_password given twice");
+            have_pw = true;
+            if (!pct_decode(p + sizeof pw_key - 1, len - (sizeof pw_key - 1),
+                            t->sentinel_password, sizeof t->sentinel_password))
+                return fail_msg(err, errlen,
+                                "redis URL: bad percent-encoding or too long sentinel_password");
+        } else {
+            return fail_msg(err, errlen,
+                            "redis URL: unknown query parameter (known: db, sentinel_password)");
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return 0;
+}
+
+/* Parses what follows "redis-sentinel://":
+ * [[user]:password@]host[:port][,host[:port]...]/master_name[?query]. */
+static int parse_sentinel_url(store_config *c, const char *a, const char *end, char *err,
+                              size_t errlen)
+{
+    if (memchr(a, '#', (size_t)(end - a)))
+        return fail_msg(err, errlen, "redis URL: fragments (#) are not supported");
+    const char *q = memchr(a, '?', (size_t)(end - a));
+    const char *pend = q ? q : end;
+    const char *slash = memchr(a, '/', (size_t)(pend - a));
+    if (!slash || slash + 1 == pend)
+        return fail_msg(err, errlen,
+                        "redis URL: missing master name "
+                        "(redis-sentinel://host:port,host:port,.../master_name)");
+    const char *at = NULL;
+    for (const char *p = a; p < slash; p++) /* the last '@' ends the userinfo */
+        if (*p == '@')
+            at = p;
+    const char *name = slash + 1;
+    if (!master_name_ok(name, (size_t)(pend - name)))
+        return fail_fmt(err, errlen,
+                        "redis URL: master name must be 1..%d characters of [A-Za-z0-9._-] "
+                        "(the db goes in ?db=N)",
+                        STORE_MASTER_NAME_MAX);
+
+    store_config t = *c;
+    t.username[0] = t.password[0] = t.sentinel_password[0] = '\0';
+    t.db = 0;
+    const char *hp = at ? at + 1 : a;
+    int rc = at ? parse_userinfo(a, (size_t)(at - a), &t, err, errlen) : 0;
+    if (rc == 0)
+        rc = parse_sentinels(hp, (size_t)(slash - hp), &t, err, errlen);
+    if (rc == 0 && q)
+        rc = parse_sentinel_query(q + 1, (size_t)(end - q - 1), &t, err, errlen);
+    if (rc == 0) {
+        memcpy(t.master_name, name, (size_t)(pend - name));
+        t.master_name[pend - name] = '\0';
+        *c = t;
+    }
+    memset(&t, 0, sizeof t); /* no copy of a password left on the stack */
+    return rc;
+}
+
+int store_config_set_url(store_config *c, const char *url, char *err, size_t errlen)
+{
+    static const char plain[] = "redis://", sentinel[] = "redis-sentinel://";
+    if (!url)
+        return fail_msg(err, errlen, "redis URL: missing");
+    size_t n = strnlen(url, URL_MAX + 1);
+    if (n > URL_MAX)
+        return fail_msg(err, errlen, "redis URL: too long");
+    if (strncasecmp(url, "rediss://", 9) == 0)
+        return fail_msg(err, errlen, "redis URL: TLS (rediss://) is not supported");
+    if (strncasecmp(url, plain, sizeof plain - 1) == 0)
+        return parse_plain_url(c, url + sizeof plain - 1, url + n, err, errlen);
+    if (strncasecmp(url, sentinel, sizeof sentinel - 1) == 0)
+        return parse_sentinel_url(c, url + sizeof sentinel - 1, url + n, err, errlen);
+    return fail_msg(err, errlen, "redis URL: must start with redis:// or redis-sentinel://");
+}
+
+/* The Sentinel fields, when sentinels are configured. */
+static int check_sentinels(const store_config *c, char *err, size_t errlen)
+{
+    if (c->nsentinels > STORE_SENTINELS_MAX)
+        return fail_fmt(err, errlen, "redis: at most %d sentinels", STORE_SENTINELS_MAX);
+    for (int i = 0; i < c->nsentinels; i++) {
+        const store_addr *a = &c->sentinels[i];
+        if (!a->host[0] || memchr(a->host, '\0', sizeof a->host) == NULL)
+            return fail_fmt(err, errlen, "redis: sentinel %d: host missing", i + 1);
+        if (a->port < 1 || a->port > 65535)
+            return fail_fmt(err, errlen, "redis: sentinel %d: port must be 1..65535", i + 1);
+    }
+    if (memchr(c->master_name, '\0', sizeof c->master_name) == NULL ||
+        !master_name_ok(c->master_name, strlen(c->master_name)))
+        return fail_fmt(err, errlen,
+                        "redis: master_name must be 1..%d characters of [A-Za-z0-9._-]",
+                        STORE_MASTER_NAME_MAX);
+    if (memchr(c->sentinel_password, '\0', sizeof c->sentinel_password) == NULL)
+        return fail_msg(err, errlen, "redis: sentinel_password too long");
+    if (c->sentinel_timeout_ms < 10 || c->sentinel_timeout_ms > 600000)
+        return fail_msg(err, errlen, "redis: sentinel_timeout_ms must be 10..600000");
+    return 0;
+}
+
 int store_config_check(const store_config *c, char *err, size_t errlen)
 {
-    if (!c->host[0] || memchr(c->host, '\0', sizeof c->host) == NULL)
+    if (c->nsentinels < 0)
+        return fail_msg(err, errlen, "redis: nsentinels must not be negative");
+    if (c->nsentinels > 0) {
+        int rc = check_sentinels(c, err, errlen);
+        if (rc != 0)
+            return rc;
+    } else if (c->master_name[0]) {
+        return fail_msg(err, errlen, "redis: master_name is set but no sentinels are");
+    } else if (!c->host[0] || memchr(c->host, '\0', sizeof c->host) == NULL) {
         return fail_msg(err, errlen, "redis: host missing");
-    if (c->port < 1 || c->port > 65535)
+    } else if (c->port < 1 || c->port > 65535) {
         return fail_msg(err, errlen, "redis: port must be 1..65535");
+    }
     if (c->db < 0 || c->db > STORE_DB_MAX)
         return fail_msg(err, errlen, "redis: db must be 0..65535");
     if (!store_keys_ns_valid(c->ns))

@@ -14,8 +14,11 @@ struct event;
 /* The life of one connection. */
 typedef enum {
     CONN_IDLE,       /* no connection; the timer holds the next attempt */
+    CONN_LOCATING,   /* asking sentinel sidx for the master; the timer is its
+                        deadline, or fires at once when it has answered */
     CONN_CONNECTING, /* TCP connect in flight; the timer is the deadline */
-    CONN_HANDSHAKE,  /* AUTH / SELECT / SCRIPT LOAD in flight; same deadline */
+    CONN_HANDSHAKE,  /* AUTH / SELECT / SCRIPT LOAD (/ ROLE) in flight; same
+                        deadline */
     CONN_READY,      /* commands accepted */
     CONN_STATE_COUNT
 } conn_state;
@@ -50,6 +53,15 @@ struct store_conn {
     bool down_reported; /* on_down already called for this outage */
     bool ever_ready;
     bool drop_asap; /* the timer drops the connection (errmsg says why) */
+    /* Sentinel lookup (CONN_LOCATING). The sentinel's context is only ever
+     * freed from the timer or a drop, never inside its own callbacks. */
+    redisAsyncContext *sac; /* the sentinel being asked; NULL once gone */
+    int sidx;               /* its index in s->cfg.sentinels */
+    bool sdone;             /* it answered or failed: the timer goes on */
+    bool located;           /* it named the master: mhost:mport */
+    bool ever_located;
+    char mhost[STORE_HOST_MAX];
+    int mport;
 };
 
 typedef struct store_script_ent {
@@ -61,6 +73,9 @@ typedef struct store_script_ent {
 
 struct store {
     struct event_base *base;
+    /* A copy of the config. With sentinels, cfg.host:cfg.port is the master
+     * they named last (every message names the server it is about), and
+     * cfg.sentinels is kept in asking order (the last to answer first). */
     store_config cfg;
     store_callbacks cbs;
     void *ud;
