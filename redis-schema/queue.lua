@@ -1323,6 +1323,161 @@ local function op_reconcile()
           'logged_off', st.logged_off}
 end
 
+-- ---- restoring after Redis lost its data --------------------------------------------
+
+-- A node re-registers the parties it serves after Redis came back empty (a
+-- new server, lost data). The counts are bounded so that the whole argument
+-- list stays within what the C store sends in one call (2^20).
+local RESTORE_CALLS_MAX, RESTORE_AGENTS_MAX = 90000, 10000
+local RESTORE_N = 10 -- arguments per call, and per agent
+local MS_MAX = 4102444800000 -- wall ms bound, as now_ms
+local SCORE_MAX = 1001 * PRIO_SHIFT - 1
+local AGENT_STATES = {free = true, paused = true, wrapup = true}
+local PRESENT_BATCH = 512 -- records one EXISTS asks for
+
+-- A queue list, checked once per distinct list: a node's parties share a
+-- few, and with Redis's data kept the checks are most of the op's time.
+local function restore_queues(v, cache)
+  if not cache[v] then cache[v] = check_queues(v) end
+  return cache[v]
+end
+
+-- The call whose arguments start at ARGV[i]: checked, nothing kept (the
+-- writes read them again, for the missing calls only).
+local function restore_call_check(i, maxseq, seen, qcache)
+  local id = check_id(ARGV[i], 'call id', ID_MAX)
+  if seen[id] then bad('call ' .. id .. ' given twice') end
+  seen[id] = true
+  check_id(ARGV[i + 1], 'channel', ID_MAX)
+  restore_queues(ARGV[i + 2], qcache)
+  check_int(ARGV[i + 3], 'priority', 0, 1000)
+  check_int(ARGV[i + 4], 'seq', 1, maxseq)
+  check_int(ARGV[i + 5], 'score', 1, SCORE_MAX)
+  check_int(ARGV[i + 6], 'entered_ms', 0, MS_MAX)
+  check_text(ARGV[i + 7], 'caller number')
+  check_text(ARGV[i + 8], 'caller name')
+  check_int(ARGV[i + 9], 'ann_ms', 0, MS_MAX)
+end
+
+-- The agent at ARGV[i]: a free one needs its free_seq (its score), one in
+-- wrapup the end of it; each is ignored in the other states.
+local function restore_agent_check(i, maxseq, seen, qcache)
+  local id = check_id(ARGV[i], 'agent id', NAME_MAX)
+  if seen[id] then bad('agent ' .. id .. ' given twice') end
+  seen[id] = true
+  check_id(ARGV[i + 1], 'channel', ID_MAX)
+  check_text(ARGV[i + 2], 'channel name')
+  restore_queues(ARGV[i + 3], qcache)
+  local st = ARGV[i + 4]
+  if not AGENT_STATES[st] then bad('agent state must be one of free|paused|wrapup') end
+  check_text(ARGV[i + 5], 'pause reason')
+  check_int(ARGV[i + 6], 'free_seq', st == 'free' and 1 or 0, maxseq)
+  check_int(ARGV[i + 7], 'login_ms', 0, MS_MAX)
+  check_int(ARGV[i + 8], 'since_ms', 0, MS_MAX)
+  check_int(ARGV[i + 9], 'wrapup_until_ms', st == 'wrapup' and 1 or 0, MS_MAX)
+end
+
+-- restore's arguments, every one checked (the count exact) before anything
+-- is read. Returns maxseq, the counts, and where the agents start.
+local function restore_args()
+  local maxseq = check_int(ARGV[5], 'maxseq', 0, PRIO_SHIFT - 1)
+  local ncalls = check_int(ARGV[6], 'ncalls', 0, RESTORE_CALLS_MAX)
+  local at = 7 + RESTORE_N * ncalls
+  if #ARGV < at then bad('expected at least ' .. at .. ' arguments, got ' .. #ARGV) end
+  local nagents = check_int(ARGV[at], 'nagents', 0, RESTORE_AGENTS_MAX)
+  check_nargs(3 + RESTORE_N * (ncalls + nagents))
+  local qcache = {}
+  local seen = {}
+  for i = 7, at - 1, RESTORE_N do restore_call_check(i, maxseq, seen, qcache) end
+  seen = {}
+  for i = at + 1, #ARGV, RESTORE_N do restore_agent_check(i, maxseq, seen, qcache) end
+  return maxseq, ncalls, nagents, at + 1
+end
+
+-- The ARGV indexes of the n records (ids at ARGV[first], then every
+-- RESTORE_N, keys built by kf) that do not exist. One EXISTS per
+-- PRESENT_BATCH records finds a batch all there, the usual case (Redis
+-- kept its data); a batch short of some is asked record by record.
+local function missing(first, n, kf)
+  local out = {}
+  for b = 0, n - 1, PRESENT_BATCH do
+    local keys = {}
+    for j = b, math.min(n, b + PRESENT_BATCH) - 1 do
+      keys[#keys + 1] = kf(ARGV[first + RESTORE_N * j])
+    end
+    if redis.call('EXISTS', unpack(keys)) < #keys then
+      for j, k in ipairs(keys) do
+        if redis.call('EXISTS', k) == 0 then out[#out + 1] = first + RESTORE_N * (b + j - 1) end
+      end
+    end
+  end
+  return out
+end
+
+local function argnum(i)
+  return fmt(tonumber(ARGV[i]))
+end
+
+-- The missing call at ARGV[i] comes back as enter left it while waiting,
+-- with its own seq, score and entry time; opos is its position now.
+-- RESTORE, not a second ENTERQUEUE: the queue_log has that already.
+local function restore_call(i)
+  local id, queues = ARGV[i], ARGV[i + 2]
+  local c = {queues = queues, seq = argnum(i + 4), score = argnum(i + 5)}
+  call_enqueue(id, c)
+  local pos = {}
+  for n, q in ipairs(split(queues)) do pos[n] = redis.call('ZRANK', qcallers(q), id) + 1 end
+  local k = kcall(id)
+  redis.call('HSET', k, 'channel', ARGV[i + 1], 'node', NODE, 'queues', queues,
+             'priority', argnum(i + 3), 'seq', c.seq, 'score', c.score,
+             'entered_ms', argnum(i + 6), 'state', 'waiting', 'pairing', '',
+             'opos', table.concat(pos, '&'), 'cid_num', ARGV[i + 7], 'cid_name', ARGV[i + 8])
+  if tonumber(ARGV[i + 9]) > 0 then redis.call('HSET', k, 'ann_ms', argnum(i + 9)) end
+  redis.call('SADD', KEYS[3], id)
+  emit('RESTORE', split(queues)[1], id, nil, {'position', pos[1]})
+end
+
+-- The missing agent at ARGV[i] comes back as agent_login left it, in the
+-- state given: free with its own free_seq (its place among the free),
+-- paused, or in wrapup until wrapup_until_ms. Its call counters start at 0.
+local function restore_agent(i)
+  local id, queues, st = ARGV[i], ARGV[i + 3], ARGV[i + 4]
+  local k, paused, fseq = kagent(id), st == 'paused', argnum(i + 6)
+  redis.call('HSET', k, 'channel', ARGV[i + 1], 'chan_name', ARGV[i + 2], 'node', NODE,
+             'queues', queues, 'state', st, 'paused', paused and '1' or '0',
+             'pause_reason', paused and ARGV[i + 5] or '', 'since_ms', argnum(i + 8),
+             'login_ms', argnum(i + 7), 'free_seq', fseq, 'pairing', '',
+             'calls_taken', 0, 'talk_ms', 0)
+  if st == 'wrapup' then redis.call('HSET', k, 'wrapup_until_ms', argnum(i + 9)) end
+  if st == 'free' then agent_enqueue(id, queues, fseq) end
+  redis.call('SADD', key('node', NODE, 'agents'), id)
+  emit('RESTORE', split(queues)[1], nil, id, {'state', st})
+end
+
+-- restore: maxseq ncalls (callid channel queues priority seq score
+-- entered_ms cid_num cid_name ann_ms)... nagents (agentid channel chan_name
+-- queues state pause_reason free_seq login_ms since_ms wrapup_until_ms)...
+-- Redis came back empty: the node re-registers every waiting caller and
+-- logged-in agent it serves. Those whose record is missing are re-created
+-- with their original places; those present are left alone (then nothing
+-- is written: Redis kept its data). {NS}:seq is raised to maxseq, so new
+-- arrivals and pairings number above all the node holds. No autopair: the
+-- node sweeps after. KEYS[3] {NS}:node:<NODE>:calls
+local function op_restore()
+  local maxseq, ncalls, nagents, at = restore_args()
+  check_key(3, key('node', NODE, 'calls'))
+  local calls, agents = missing(7, ncalls, kcall), missing(at, nagents, kagent)
+  local seq = num(redis.call('GET', KEYS[1]))
+  if maxseq > seq then
+    seq = maxseq
+    redis.call('SET', KEYS[1], fmt(seq))
+  end
+  for _, i in ipairs(calls) do restore_call(i) end
+  for _, i in ipairs(agents) do restore_agent(i) end
+  return {'seq', seq, 'restored_calls', #calls, 'restored_agents', #agents,
+          'present_calls', ncalls - #calls, 'present_agents', nagents - #agents}
+end
+
 -- ---- reads ------------------------------------------------------------------------------
 
 -- The reply of call_info for call record c (nil: not found).
@@ -1396,7 +1551,7 @@ local OPS = {enter = op_enter, leave = op_leave, agent_login = op_agent_login,
              agent_logoff = op_agent_logoff, agent_pause = op_agent_pause,
              agent_ready = op_agent_ready, pair = op_pair, bridged = op_bridged,
              rollback = op_rollback, unlink = op_unlink, rec = op_rec, reap = op_reap,
-             reconcile = op_reconcile, node_drain = op_node_drain,
+             reconcile = op_reconcile, restore = op_restore, node_drain = op_node_drain,
              call_info = op_call_info,
              announce_info = op_announce_info, pairing_info = op_pairing_info,
              queue_info = op_queue_info}
