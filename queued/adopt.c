@@ -129,7 +129,9 @@ static caller *adopt_caller(adoption *ad, const qs_call_rec *r, bool talking)
                      .cid_num = r->cid_num,
                      .cid_name = r->cid_name,
                      .entered_ms = r->entered_ms,
-                     .ann_ms = r->ann_ms};
+                     .ann_ms = r->ann_ms,
+                     .seq = r->seq,
+                     .score = r->score};
     return caller_adopt(ad->n, &p, talking);
 }
 
@@ -146,7 +148,8 @@ static agent *adopt_agent(adoption *ad, const qs_agent_rec *r, bool talking)
                      .id = r->agentid,
                      .name = r->chan_name,
                      .since_ms = r->since_ms,
-                     .wrapup_until_ms = r->wrapup_until_ms};
+                     .wrapup_until_ms = r->wrapup_until_ms,
+                     .free_seq = r->free_seq};
     return agent_adopt(ad->n, &p, talking);
 }
 

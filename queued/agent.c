@@ -54,12 +54,17 @@ struct agent {
     const qcfg_queue *q; /* queues[0]: music on hold */
     char name[128];      /* the channel name, for AGENTLOGIN */
     bool logged_in;
+    bool held_early; /* Redis was away: held before its login was written */
+    bool relogging;  /* agent_relogin: an AGENTINUSE answer means it is there */
+    int64_t free_seq;  /* its place among free agents, as last known (qs_restore) */
+    int64_t login_wall, since_wall, wrapup_until_wall; /* wall ms (qs_restore) */
     call *k;
     struct event *wrapup;
 };
 
 static void set_state(agent *a, agent_state to)
 {
+    a->since_wall = (int64_t)clock_wall_ms();
     LOG_D(MOD, "chan=%s agent=%s from=%s to=%s", a->base.chan, a->id,
           state_names[a->state], state_names[to]);
     a->state = to;
@@ -104,7 +109,17 @@ static void on_login(queue_store *qs, int err, const qs_result *res, void *pd)
 {
     (void)qs;
     agent *a = pd;
-    if (err == ARIQ_EBUSY && a->state == AGENT_LOGGING_IN) {
+    bool relog = a->relogging;
+    a->relogging = false;
+    if (err == ARIQ_EBUSY && a->state == AGENT_LOGGING_IN && relog) {
+        LOG_I(MOD, "agent=%s is logged in after all", a->id); /* its record is there */
+        if (a->base.hold_bridge)
+            set_state(a, AGENT_FREE);
+        else if (a->base.busy)
+            set_state(a, AGENT_HOLDING);
+        else
+            to_holding(a);
+    } else if (err == ARIQ_EBUSY && a->state == AGENT_LOGGING_IN) {
         set_state(a, AGENT_ENDED);
         leg_end(&a->base);
         turnaway_start(a->base.n, a->base.chan, "AGENTINUSE", qs_errmsg(a->base.n->qs));
@@ -118,10 +133,16 @@ static void on_login(queue_store *qs, int err, const qs_result *res, void *pd)
             turnaway_start(a->base.n, a->base.chan, "UNAVAILABLE", "the queue store refused");
     } else if (a->state == AGENT_LOGGING_IN) {
         a->logged_in = true;
+        a->free_seq = res->seq;
         LOG_I(MOD, "agent=%s chan=%s logged in queues=%zu", a->id, a->base.chan,
               a->nqueues);
-        /* paired at once with a caller here: straight to the call */
-        if (!node_will_carry(a->base.n, res->pairings, res->npairings, a->base.chan))
+        /* paired at once with a caller here: straight to the call (below) */
+        bool carried = node_will_carry(a->base.n, res->pairings, res->npairings, a->base.chan);
+        if (!carried && a->held_early && a->base.hold_bridge)
+            set_state(a, AGENT_FREE); /* in the holding bridge already */
+        else if (!carried && a->held_early && a->base.busy)
+            set_state(a, AGENT_HOLDING); /* its join ends in on_held */
+        else if (!carried)
             to_holding(a);
         node_take_pairings(a->base.n, res->pairings, res->npairings);
     } else if (a->state == AGENT_CONNECTING && a->k) {
@@ -146,8 +167,15 @@ static void login(agent *a)
                    .queues = queues,
                    .nqueues = a->nqueues};
     set_state(a, AGENT_LOGGING_IN);
+    a->login_wall = (int64_t)clock_wall_ms();
     leg_ref(&a->base);
     int rc = qs_agent_login(a->base.n->qs, &qa, true, on_login, a);
+    if (rc == 0 && !store_is_ready(a->base.n->store)) {
+        /* held until Redis is back: the agent waits with music meanwhile */
+        LOG_W(MOD, "agent=%s Redis away: its login is held", a->id);
+        a->held_early = true;
+        hold_join(&a->base, a->q->moh_class, on_held);
+    }
     if (rc != 0) {
         leg_unref(&a->base);
         LOG_E(MOD, "agent=%s cannot log in: %s", a->id, ariq_strerror(rc));
@@ -204,7 +232,9 @@ static void on_ready(queue_store *qs, int err, const qs_result *res, void *pd)
 {
     (void)qs;
     agent *a = pd;
-    if (err)
+    if (err == ARIQ_ENOTFOUND && a->state == AGENT_WRAPUP && a->base.n->redis_lost) {
+        agent_relogin(a); /* Redis lost its record (came back empty) */
+    } else if (err)
         LOG_W(MOD, "agent=%s end of wrapup not recorded: %s", a->id,
               ariq_strerror(err));
     else if (a->state == AGENT_WRAPUP) {
@@ -239,6 +269,7 @@ static void on_back_in_hold(leg *l, bool ok)
 static void start_wrapup(agent *a, uint64_t ms)
 {
     set_state(a, AGENT_WRAPUP);
+    a->wrapup_until_wall = a->since_wall + (int64_t)ms;
     ms = clock_scaled_ms(ms);
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     if (!evtimer_pending(a->wrapup, NULL))
@@ -386,12 +417,51 @@ void agent_start(node *n, const ari_event *ev, const entry_args *args)
     leg_unref(&a->base);
 }
 
+void agent_relogin(agent *a)
+{
+    if (a->base.ended)
+        return;
+    LOG_W(MOD, "agent=%s has no record in Redis any more (Redis lost its data): logging in "
+               "again", a->id);
+    a->held_early = true; /* it is in (or on its way to) the holding bridge */
+    a->relogging = true;
+    login(a);
+}
+
+bool agent_restore_info(agent *a, qs_restore_agent *out, const char **queues, int64_t *seq)
+{
+    static const char *const names[AGENT__COUNT] = {[AGENT_HOLDING] = "free",
+                                                    [AGENT_FREE] = "free",
+                                                    [AGENT_WRAPUP] = "wrapup"};
+    const char *st = names[a->state];
+    if (!st || !a->logged_in || a->k || a->base.ended || !a->nqueues || a->free_seq <= 0)
+        return false;
+    for (size_t i = 0; i < a->nqueues; i++)
+        queues[i] = a->queues[i]->name;
+    *out = (qs_restore_agent){.agentid = a->id,
+                              .channel = a->base.chan,
+                              .chan_name = a->name,
+                              .queues = queues,
+                              .nqueues = a->nqueues,
+                              .state = st,
+                              .free_seq = a->free_seq,
+                              .login_ms = a->login_wall,
+                              .since_ms = a->since_wall,
+                              .wrapup_until_ms = a->wrapup_until_wall};
+    *seq = a->free_seq;
+    return true;
+}
+
 agent *agent_adopt(node *n, const adopt_party *p, bool talking)
 {
     agent *a = agent_new(n, p->chan, p->id, p->queues, p->nqueues, p->name);
     if (!a)
         return NULL;
     a->logged_in = true;
+    a->free_seq = p->free_seq;
+    a->login_wall = p->since_ms;
+    a->since_wall = p->since_ms;
+    a->wrapup_until_wall = p->wrapup_until_ms;
     if (talking) {
         a->state = AGENT_CONNECTING; /* call_adopt makes it TALKING */
     } else if (strcmp(p->state, "wrapup") == 0) {

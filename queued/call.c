@@ -255,7 +255,12 @@ static void on_completed(queue_store *qs, int err, const qs_result *res, void *p
         LOG_W(MOD, "agent=%s end of call not recorded: %s (%s)", al->chan, ariq_strerror(err),
               qs_errmsg(qs));
     bool next = !err && node_will_carry(cp->n, res->pairings, res->npairings, al->chan);
-    agent_after_call(cp->a, cp->wrapup_s, !next);
+    /* Redis lost the call's records (came back without its data): the agent's too */
+    bool lost = cp->n->redis_lost &&
+                (err == ARIQ_ENOTFOUND || (!err && strcmp(res->outcome, "GONE") == 0));
+    agent_after_call(cp->a, lost ? 0 : cp->wrapup_s, !next);
+    if (lost)
+        agent_relogin(cp->a);
     if (!err)
         node_take_pairings(cp->n, res->pairings, res->npairings);
     leg_unref(al);

@@ -81,6 +81,11 @@ struct caller {
     unsigned announcements;
     uint64_t ann_start; /* monotonic ms the last announcement started (or, before
                            the first, the schedule's origin) */
+    uint64_t entering_at; /* monotonic ms qs_enter was sent */
+    bool held_early;      /* Redis was away: held before its entry was written */
+    int64_t last_ahead;   /* callers ahead at the last position read; -1 none */
+    int64_t seq, score;   /* as Redis gave them (for qs_restore) */
+    int64_t entered_wall, ann_wall; /* wall ms of its entry, of its last announcement */
     char playback[ARI_EVENT_MAX_ID + 1]; /* the running announcement, "" if none */
 };
 
@@ -90,6 +95,7 @@ static void leave_queue(caller *c);
 static void record_abandon(caller *c);
 static void arm_announcement(caller *c, bool first);
 static void arm_timeout(caller *c);
+static void arm_timeout_after(caller *c, uint64_t waited_ms);
 static void answer(caller *c);
 static void on_answered(leg *l, answer_outcome o);
 
@@ -143,11 +149,21 @@ static void on_entered(queue_store *qs, int err, const qs_enter_result *res, voi
             turnaway_start(c->base.n, c->base.chan, "UNAVAILABLE", "the queue store refused");
     } else if (c->state == CALLER_ENTERING) {
         c->queued = true;
+        c->seq = res->seq;
+        c->score = res->score;
         LOG_I(MOD, "chan=%s queue=%s entered position=%lld seq=%lld", c->base.chan, c->q->name,
               (long long)res->positions[0], (long long)res->seq);
-        arm_timeout(c);
+        arm_timeout_after(c, clock_mono_ms() - c->entering_at); /* held: it waited already */
         if (node_will_carry(c->base.n, res->pairings, res->npairings, c->base.chan)) {
             node_take_pairings(c->base.n, res->pairings, res->npairings); /* -> CONNECTING */
+        } else if (c->held_early && c->base.hold_bridge) { /* in the holding bridge */
+            set_state(c, CALLER_WAITING);
+            c->ann_start = clock_mono_ms();
+            arm_announcement(c, c->q->announce_on_join);
+            node_take_pairings(c->base.n, res->pairings, res->npairings);
+        } else if (c->held_early && c->base.busy) { /* its join ends in on_held */
+            set_state(c, CALLER_HOLDING);
+            node_take_pairings(c->base.n, res->pairings, res->npairings);
         } else {
             set_state(c, CALLER_HOLDING);
             hold_join(&c->base, c->q->moh_class, on_held);
@@ -182,8 +198,16 @@ static void enter_queue(caller *c)
                     .queues = queues,
                     .nqueues = c->nqueues};
     set_state(c, CALLER_ENTERING);
+    c->entering_at = clock_mono_ms();
+    c->entered_wall = (int64_t)clock_wall_ms();
     leg_ref(&c->base);
     int rc = qs_enter(c->base.n->qs, &qc, true, on_entered, c);
+    if (rc == 0 && !store_is_ready(c->base.n->store)) {
+        /* held until Redis is back: the caller waits with music meanwhile */
+        LOG_W(MOD, "chan=%s Redis away: its entry is held, it waits with music", c->base.chan);
+        c->held_early = true;
+        hold_join(&c->base, c->q->moh_class, on_held);
+    }
     if (rc != 0) {
         leg_unref(&c->base);
         LOG_E(MOD, "chan=%s cannot enter the queue: %s (%s)", c->base.chan, ariq_strerror(rc),
@@ -317,34 +341,15 @@ static void on_played(ari_rest *rest, const ari_response *r, void *pd)
     leg_unref(&c->base);
 }
 
+static void play_position(caller *c, int64_t ahead);
+
 static void on_position(queue_store *qs, int err, const qs_call_view *v, void *pd)
 {
     (void)qs;
     caller *c = pd;
     if (c->state == CALLER_WAITING && !err && v->found && v->nqueues > 0) {
-        int64_t ahead = v->queues[0].ahead;
-        char pb[ARI_EVENT_MAX_ID + 1], num[32];
-        ids_make("ann", pb, sizeof pb); /* not from the channel id: that may be 150 bytes */
-        c->announcements++;
-        snprintf(num, sizeof num, "number:%lld", (long long)ahead);
-        const char *next[] = {"sound:queue-youarenext"};
-        const char *behind[] = {"sound:queue-thereare", num, "sound:queue-callswaiting"};
-        const char *const *media = ahead == 0 ? next : behind;
-        size_t nmedia = ahead == 0 ? 1 : 3;
-        snprintf(c->playback, sizeof c->playback, "%s", pb);
-        c->ann_start = clock_mono_ms();
-        set_state(c, CALLER_ANNOUNCING);
-        LOG_I(MOD, "chan=%s announce ahead=%lld playback=%s", c->base.chan, (long long)ahead, pb);
-        leg_ref(&c->base);
-        c->base.busy++; /* a pairing must not stop it before it exists */
-        if (ari_channel_play(c->base.n->rest, c->base.chan, pb, media, nmedia, NULL, on_played,
-                             c) != 0) {
-            c->base.busy--;
-            leg_unref(&c->base);
-            c->playback[0] = '\0';
-            set_state(c, CALLER_WAITING);
-            arm_announcement(c, false);
-        }
+        c->last_ahead = v->queues[0].ahead;
+        play_position(c, v->queues[0].ahead);
     } else if (c->state == CALLER_WAITING) {
         if (err)
             LOG_W(MOD, "chan=%s position unknown (%s): announcement skipped", c->base.chan,
@@ -355,6 +360,34 @@ static void on_position(queue_store *qs, int err, const qs_call_view *v, void *p
     leg_unref(&c->base);
 }
 
+/* Plays "you are next" or "there are N calls waiting" (ahead = N). */
+static void play_position(caller *c, int64_t ahead)
+{
+    char pb[ARI_EVENT_MAX_ID + 1], num[32];
+    ids_make("ann", pb, sizeof pb); /* not from the channel id: that may be 150 bytes */
+    c->announcements++;
+    snprintf(num, sizeof num, "number:%lld", (long long)ahead);
+    const char *next[] = {"sound:queue-youarenext"};
+    const char *behind[] = {"sound:queue-thereare", num, "sound:queue-callswaiting"};
+    const char *const *media = ahead == 0 ? next : behind;
+    size_t nmedia = ahead == 0 ? 1 : 3;
+    snprintf(c->playback, sizeof c->playback, "%s", pb);
+    c->ann_start = clock_mono_ms();
+    c->ann_wall = (int64_t)clock_wall_ms();
+    set_state(c, CALLER_ANNOUNCING);
+    LOG_I(MOD, "chan=%s announce ahead=%lld playback=%s", c->base.chan, (long long)ahead, pb);
+    leg_ref(&c->base);
+    c->base.busy++; /* a pairing must not stop it before it exists */
+    if (ari_channel_play(c->base.n->rest, c->base.chan, pb, media, nmedia, NULL, on_played,
+                         c) != 0) {
+        c->base.busy--;
+        leg_unref(&c->base);
+        c->playback[0] = '\0';
+        set_state(c, CALLER_WAITING);
+        arm_announcement(c, false);
+    }
+}
+
 static void on_announce_due(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -362,7 +395,13 @@ static void on_announce_due(evutil_socket_t fd, short what, void *arg)
     caller *c = arg;
     if (c->state == CALLER_WAITING) {
         leg_ref(&c->base);
-        if (qs_announce_info(c->base.n->qs, c->base.chan, on_position, c) != 0) {
+        int rc = qs_announce_info(c->base.n->qs, c->base.chan, on_position, c);
+        if (rc == ARIQ_EBUSY && c->last_ahead >= 0) {
+            leg_unref(&c->base);
+            LOG_W(MOD, "chan=%s Redis away: announcing the last known position (ahead=%lld)",
+                  c->base.chan, (long long)c->last_ahead);
+            play_position(c, c->last_ahead);
+        } else if (rc != 0) {
             leg_unref(&c->base);
             c->ann_start = clock_mono_ms();
             arm_announcement(c, false);
@@ -655,6 +694,7 @@ static caller *caller_new(node *n, const char *chan, const char *const *queues, 
     c->q = c->nqueues ? c->queues[0] : &n->cfg->queues[0];
     snprintf(c->cid_num, sizeof c->cid_num, "%s", cid_num ? cid_num : "");
     snprintf(c->cid_name, sizeof c->cid_name, "%s", cid_name ? cid_name : "");
+    c->last_ahead = -1;
     c->announce = evtimer_new(n->base, on_announce_due, c);
     c->expire = evtimer_new(n->base, on_expire, c);
     if (!c->announce || !c->expire || leg_register(&c->base) != 0) {
@@ -680,6 +720,29 @@ void caller_start(node *n, const ari_event *ev, const entry_args *a)
     leg_unref(&c->base); /* the creator's */
 }
 
+bool caller_restore_info(caller *c, qs_restore_call *out, const char **queues, int64_t *seq)
+{
+    bool waiting = c->state == CALLER_HOLDING || c->state == CALLER_WAITING ||
+                   c->state == CALLER_ANNOUNCING;
+    if (!waiting || !c->queued || c->k || c->base.ended || c->seq <= 0 || !c->nqueues)
+        return false;
+    for (size_t i = 0; i < c->nqueues; i++)
+        queues[i] = c->queues[i]->name;
+    *out = (qs_restore_call){.callid = c->base.chan,
+                             .channel = c->base.chan,
+                             .queues = queues,
+                             .nqueues = c->nqueues,
+                             .priority = c->priority,
+                             .seq = c->seq,
+                             .score = c->score,
+                             .entered_ms = c->entered_wall,
+                             .ann_ms = c->ann_wall,
+                             .cid_num = c->cid_num,
+                             .cid_name = c->cid_name};
+    *seq = c->seq;
+    return true;
+}
+
 static void on_held_again(leg *l, bool ok)
 {
     if (!ok)
@@ -693,6 +756,10 @@ caller *caller_adopt(node *n, const adopt_party *p, bool talking)
     if (!c)
         return NULL;
     c->queued = true;
+    c->seq = p->seq;
+    c->score = p->score;
+    c->entered_wall = p->entered_ms;
+    c->ann_wall = p->ann_ms;
     int64_t wall = (int64_t)clock_wall_ms();
     uint64_t waited = wall > p->entered_ms ? (uint64_t)(wall - p->entered_ms) : 0;
     if (talking) {

@@ -56,6 +56,7 @@ struct cluster {
     struct event *beat;
     unsigned beats;
     bool unhealthy; /* Asterisk lost: the node does not beat */
+    uint64_t reap_from; /* monotonic ms: no reaping before (cluster_redis_back) */
     uint64_t entries; /* command entries read */
 };
 
@@ -239,6 +240,8 @@ static void on_members(store *s, const redisReply *r, void *pd)
 static void offer_reaps(cluster *cl, store *s)
 {
     char nodes[STORE_KEY_MAX];
+    if (clock_mono_ms() < cl->reap_from)
+        return; /* Redis just came back: the others have not beaten yet */
     if (store_key_nodes(store_get_keys(s), nodes, sizeof nodes) == 0) {
         const char *argv[] = {"SMEMBERS", nodes};
         store_command_argv(s, 2, argv, NULL, on_members, cl);
@@ -285,6 +288,13 @@ static void probe(cluster *cl)
 {
     if (cl->n->rest)
         ari_asterisk_info(cl->n->rest, on_probe, cl->n);
+}
+
+static uint64_t period_ms(const cluster *cl);
+
+void cluster_redis_back(cluster *cl)
+{
+    cl->reap_from = clock_mono_ms() + 2 * period_ms(cl);
 }
 
 void cluster_beat(cluster *cl)

@@ -250,7 +250,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)what;
     node *n = arg;
     link_expect_expire(n, false);
-    if (!store_is_ready(n->store) || n->ari_down_since || n->adopting || n->draining)
+    if (!store_is_ready(n->store) || n->ari_down_since || n->adopting || n->draining ||
+        n->restoring)
         return; /* no pairing a node cannot carry out (or will not: draining) */
     for (size_t i = 0; i < n->cfg->nqueues; i++)
         qs_pair_queue(n->qs, n->cfg->queues[i].name, on_swept, n);
@@ -326,9 +327,11 @@ static void resync_legs(node *n, const ari_response *r)
             strmap_put(alive, id, c);
     }
     leg_list ll = collect_legs(n);
+    size_t gone_n = 0;
     for (size_t k = 0; k < ll.n; k++) {
         leg *l = ll.v[k];
         const json_t *ch = strmap_get(alive, l->chan);
+        gone_n += !l->ended && !ch;
         if (!l->ended && !ch) {
             LOG_W(MOD, "chan=%s role=%s gone while the events WebSocket was down", l->chan,
                   l->ops->role);
@@ -339,6 +342,9 @@ static void resync_legs(node *n, const ari_response *r)
         }
         leg_unref(l);
     }
+    LOG_I(MOD, "node=%s reconciled after the events WebSocket was down: %zu legs checked, "
+               "%zu gone meanwhile",
+          n->cfg->node_id, ll.n, gone_n);
     free(ll.v);
     strmap_free(alive);
 }
@@ -400,6 +406,8 @@ static void on_ari_disconnected(ari_stream *s, const char *reason, void *ud)
 /* ---- Redis ----------------------------------------------------------------- */
 
 static int open_events(node *n, char *err, size_t errlen);
+static int restore(node *n);
+static void flush_and_sweep(node *n);
 
 static void maybe_open_events(node *n)
 {
@@ -424,16 +432,105 @@ static void on_store_ready(store *s, void *ud)
     (void)s;
     node *n = ud;
     LOG_I(MOD, "node=%s redis=ready", n->cfg->node_id);
+    bool again = n->store_up;
     n->store_up = true;
+    cluster_redis_back(n->cl);
     cluster_beat(n->cl);
     maybe_open_events(n);
+    if (again && n->events && !n->adopting && !n->restoring && restore(n) == 0)
+        return; /* flushes once Redis has every party this node serves */
+    flush_and_sweep(n);
+}
+
+/* Sends what happened while Redis was away, in order, then pairs. */
+static void flush_and_sweep(node *n)
+{
+    size_t held = qs_held_count(n->qs);
+    size_t left = qs_flush(n->qs);
+    if (held)
+        LOG_I(MOD, "node=%s redis=back sent %zu writes held meanwhile (%zu still wait)",
+              n->cfg->node_id, held - left, left);
+    if (n->events && !n->adopting && !left)
+        on_sweep(-1, 0, n); /* pairing resumes at once */
+}
+
+static void on_restored(queue_store *qs, int err, const qs_restore_result *res, void *pd)
+{
+    node *n = pd;
+    n->restoring = false;
+    qs_hold_writes(qs, false);
+    if (n->closing)
+        return;
+    if (err) {
+        LOG_E(MOD, "node=%s restore failed: %s (%s)", n->cfg->node_id, ariq_strerror(err),
+              qs_errmsg(qs));
+    } else if (res->restored_calls || res->restored_agents) {
+        n->redis_lost = true;
+        LOG_E(MOD, "node=%s Redis came back without its data: re-registered %lld callers "
+                   "and %lld agents with their places (seq now %lld)",
+              n->cfg->node_id, (long long)res->restored_calls,
+              (long long)res->restored_agents, (long long)res->seq);
+    }
+    flush_and_sweep(n);
+}
+
+/* Redis is back after an outage: every waiting caller and free agent of
+ * this node is registered again if Redis lost it (qs_restore), with the
+ * writes held until then, so a caller arriving now cannot take a number
+ * below those it lost. */
+static int restore(node *n)
+{
+    leg_list ll = collect_legs(n);
+    size_t cap = ll.n ? ll.n : 1;
+    qs_restore_call *calls = calloc(cap, sizeof *calls);
+    qs_restore_agent *agents = calloc(cap, sizeof *agents);
+    const char **queues = calloc(cap * QS_QUEUES_MAX, sizeof *queues);
+    size_t nc = 0, na = 0;
+    int64_t maxseq = n->adopt_seq, seq;
+    for (size_t i = 0; calls && agents && queues && i < ll.n; i++) {
+        leg *l = ll.v[i];
+        const char **qv = queues + i * QS_QUEUES_MAX;
+        call *k = leg_caller(l) ? caller_call(leg_caller(l))
+                  : leg_agent(l) ? agent_call(leg_agent(l))
+                                 : NULL;
+        if (k && pairing_seq(call_pairing(k)) > maxseq)
+            maxseq = pairing_seq(call_pairing(k));
+        if (leg_caller(l) && caller_restore_info(leg_caller(l), &calls[nc], qv, &seq))
+            nc++;
+        else if (leg_agent(l) && agent_restore_info(leg_agent(l), &agents[na], qv, &seq))
+            na++;
+        else
+            continue;
+        if (seq > maxseq)
+            maxseq = seq;
+    }
+    int rc = calls && agents && queues ? 0 : ARIQ_ENOMEM;
+    if (rc == 0) {
+        qs_hold_writes(n->qs, true);
+        rc = qs_restore(n->qs, maxseq, calls, nc, agents, na, on_restored, n);
+        if (rc != 0)
+            qs_hold_writes(n->qs, false);
+    }
+    n->restoring = rc == 0;
+    if (rc != 0)
+        LOG_E(MOD, "node=%s cannot re-register its parties: %s (%s)", n->cfg->node_id,
+              ariq_strerror(rc), qs_errmsg(n->qs));
+    for (size_t i = 0; i < ll.n; i++)
+        leg_unref(ll.v[i]);
+    free(ll.v);
+    free(calls);
+    free(agents);
+    free(queues);
+    return rc;
 }
 
 static void on_store_down(store *s, const char *reason, void *ud)
 {
     (void)s;
     node *n = ud;
-    LOG_W(MOD, "node=%s redis=down reason=\"%s\"", n->cfg->node_id, reason);
+    LOG_W(MOD, "node=%s redis=down reason=\"%s\": parties keep waiting, what they do is "
+               "held in order until it is back",
+          n->cfg->node_id, reason);
 }
 
 /* ---- life cycle ------------------------------------------------------------ */

@@ -40,6 +40,8 @@ struct node {
     bool adopting;       /* events held, pairings deferred until the legs exist */
     int64_t adopt_seq;   /* pairings at or below it were settled by the re-adoption */
     size_t ncalls;       /* calls in progress (call.c) */
+    bool restoring;      /* qs_restore in flight: writes held until it is done */
+    bool redis_lost;     /* Redis came back without (some of) its data once */
     bool draining;       /* node_drain: no new call */
     node_drained_fn drained; /* to call once drained */
     void *drained_ud;
@@ -103,6 +105,10 @@ bool node_will_carry(node *n, const qs_pairing *p, size_t np, const char *chan);
  * heartbeat. */
 int cluster_new(node *n, const store_config *sc, cluster **out, char *err, size_t errlen);
 void cluster_free(cluster *cl);
+/* Redis is back (or there for the first time): every node's heartbeat may
+ * have lapsed while it was away, so none is reaped for two periods, the
+ * time for the others to beat again. */
+void cluster_redis_back(cluster *cl);
 /* Beats now (and offers the other nodes to reap); also done every period. */
 void cluster_beat(cluster *cl);
 /* From cluster.c: the command stream is being read; the node may take calls. */
@@ -152,6 +158,8 @@ typedef struct adopt_party {
     int priority;                    /* caller */
     const char *cid_num, *cid_name;  /* caller */
     int64_t entered_ms, ann_ms;      /* caller: wall ms of entry, last announcement (0) */
+    int64_t seq, score;              /* caller: its arrival seq and place */
+    int64_t free_seq;                /* agent: its place among free agents */
     const char *id, *name;           /* agent: its id, its channel's name */
     int64_t since_ms, wrapup_until_ms; /* agent: wall ms of its last state change */
 } adopt_party;
@@ -162,6 +170,14 @@ typedef struct adopt_party {
  * holds it) or NULL, logged. */
 caller *caller_adopt(node *n, const adopt_party *p, bool talking);
 agent *agent_adopt(node *n, const adopt_party *p, bool talking);
+
+/* What Redis would hold of a waiting caller / a logged-in agent not in a
+ * call, from memory, for qs_restore when Redis came back without its data
+ * (queues: room for QS_QUEUES_MAX names, borrowed from the leg). False when
+ * the party is not in such a state (in a call, entering, leaving). *seq:
+ * the highest sequence number the party knows of. */
+bool caller_restore_info(caller *c, qs_restore_call *out, const char **queues, int64_t *seq);
+bool agent_restore_info(agent *a, qs_restore_agent *out, const char **queues, int64_t *seq);
 
 /* StasisStart of a caller / agent with valid arguments. */
 void caller_start(node *n, const ari_event *ev, const entry_args *a);
@@ -182,6 +198,9 @@ void caller_talking(caller *c);
 void agent_talking(agent *a);
 /* Waiting again after a call could not be made (rolled back / requeued). */
 void caller_back_to_queue(caller *c);
+/* Logs a (held, answered) agent in again: Redis lost its record (it came
+ * back without its data, n->redis_lost). */
+void agent_relogin(agent *a);
 /* After a call: free at once, or after wrapup_s; to the holding bridge
  * unless `hold` is false (the end-of-call script paired it again). */
 void agent_after_call(agent *a, long wrapup_s, bool hold);

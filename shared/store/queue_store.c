@@ -22,9 +22,14 @@
 #define ARGS_MAX   12
 #define QUEUES_BUF (QS_QUEUES_MAX * (QS_NAME_MAX + 1) + 1)
 
+typedef struct qs_held qs_held;
+
 struct queue_store {
     store *s;
     qs_config cfg;
+    qs_held *held_head, *held_tail; /* the outbox: writes waiting for Redis */
+    size_t nheld;
+    bool hold_writes; /* qs_hold_writes: the outbox takes writes even when ready */
     uint64_t (*now_ms)(void *ud);
     void *now_ud;
     unsigned pending;
@@ -38,7 +43,8 @@ typedef enum {
     REQ_CALL_INFO,
     REQ_QUEUE_INFO,
     REQ_REAP,
-    REQ_RECONCILE
+    REQ_RECONCILE,
+    REQ_RESTORE
 } req_kind;
 
 typedef struct qs_req {
@@ -52,6 +58,7 @@ typedef struct qs_req {
         qs_queue_view_cb queue_info;
         qs_reap_cb reap;
         qs_reconcile_cb reconcile;
+        qs_restore_cb restore;
     } cb;
     void *pd;
 } qs_req;
@@ -106,11 +113,14 @@ int qs_new(store *s, const qs_config *cfg, queue_store **out)
     return 0;
 }
 
+static void held_drop_all(queue_store *qs);
+
 void qs_free(queue_store *qs)
 {
     if (!qs)
         return;
     qs->closing = true;
+    held_drop_all(qs); /* nobody to tell, as for replies after the free */
     if (qs->pending == 0)
         free(qs);
 }
@@ -173,6 +183,9 @@ static void deliver_err(qs_req *q, int err)
     case REQ_RECONCILE:
         q->cb.reconcile(qs, err, NULL, q->pd);
         break;
+    case REQ_RESTORE:
+        q->cb.restore(qs, err, NULL, q->pd);
+        break;
     }
 }
 
@@ -203,6 +216,10 @@ static void deliver_reply(qs_req *q, const redisReply *r)
         qs_reap_result res;
         rc = qs_parse_reap(r, &res, qs->errmsg, sizeof qs->errmsg);
         q->cb.reap(qs, rc, rc == 0 ? &res : NULL, q->pd);
+    } else if (q->kind == REQ_RESTORE) {
+        qs_restore_result res;
+        rc = qs_parse_restore(r, &res, qs->errmsg, sizeof qs->errmsg);
+        q->cb.restore(qs, rc, rc == 0 ? &res : NULL, q->pd);
     } else {
         qs_reconcile_result res;
         qs_reconcile_owned blocks;
@@ -236,9 +253,129 @@ static void on_reply(store *s, const redisReply *r, void *pd)
 
 /* ---- sending -------------------------------------------------------------- */
 
+/* ---- the outbox ------------------------------------------------------------ */
+
+/* A write made while Redis was away: its whole EVALSHA (now included, so
+ * its events keep the time it happened), sent in order by qs_flush. */
+struct qs_held {
+    qs_held *next;
+    qs_req *q;
+    int nargs; /* 4 + the op's */
+    char *keys[3];
+    char **argv;
+};
+
+/* Ops that change Redis on behalf of something that happened (a party
+ * arrived, left, talked, pressed a key): kept while Redis is away. Pairing
+ * sweeps, reads, reaping and the node's own re-adoption are not: they are
+ * asked again, and a read answered 30 s late would be wrong. */
+static bool held_op(const char *op)
+{
+    static const char *const writes[] = {"enter",  "leave",    "agent_login", "agent_logoff",
+                                         "agent_pause", "agent_ready", "bridged", "unlink",
+                                         "rollback", "rec",   "node_drain"};
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
+        if (strcmp(op, writes[i]) == 0)
+            return true;
+    return false;
+}
+
+static void held_free(qs_held *h)
+{
+    for (int i = 0; i < 3; i++)
+        free(h->keys[i]);
+    for (int i = 0; h->argv && i < h->nargs; i++)
+        free(h->argv[i]);
+    free(h->argv);
+    free(h);
+}
+
+static int hold(queue_store *qs, const char *const *keys, const char **argv, int nargs,
+                qs_req *q)
+{
+    if (qs->nheld >= QS_OUTBOX_MAX) {
+        set_err(qs, "Redis away and %d writes waiting already", QS_OUTBOX_MAX);
+        return ARIQ_EBUSY;
+    }
+    qs_held *h = calloc(1, sizeof *h);
+    if (!h || !(h->argv = calloc((size_t)nargs, sizeof *h->argv))) {
+        free(h);
+        return ARIQ_ENOMEM;
+    }
+    h->q = q;
+    h->nargs = nargs;
+    bool ok = true;
+    for (int i = 0; i < 3; i++)
+        ok = ok && (h->keys[i] = strdup(keys[i])) != NULL;
+    for (int i = 0; i < nargs; i++)
+        ok = ok && (h->argv[i] = strdup(argv[i])) != NULL;
+    if (!ok) {
+        held_free(h);
+        return ARIQ_ENOMEM;
+    }
+    if (qs->held_tail)
+        qs->held_tail->next = h;
+    else
+        qs->held_head = h;
+    qs->held_tail = h;
+    qs->nheld++;
+    qs->pending++;
+    return 0;
+}
+
+static void held_drop_all(queue_store *qs)
+{
+    while (qs->held_head) {
+        qs_held *h = qs->held_head;
+        qs->held_head = h->next;
+        free(h->q);
+        held_free(h);
+        qs->pending--;
+    }
+    qs->held_tail = NULL;
+    qs->nheld = 0;
+}
+
+size_t qs_flush(queue_store *qs)
+{
+    while (qs->held_head && !qs->closing) {
+        qs_held *h = qs->held_head;
+        int rc = store_script(qs->s, SCRIPT, 3, (const char **)h->keys, h->nargs,
+                              (const char **)h->argv, on_reply, h->q);
+        if (rc == ARIQ_EBUSY)
+            break; /* away again: the rest waits for the next flush */
+        qs->held_head = h->next;
+        if (!qs->held_head)
+            qs->held_tail = NULL;
+        qs->nheld--;
+        if (rc != 0) { /* refused for good: told like a lost reply */
+            set_err(qs, "cannot send a held %s: %s", h->argv[0], ariq_strerror(rc));
+            qs_req *q = h->q;
+            deliver_err(q, rc);
+            free(q);
+            qs->pending--;
+        }
+        held_free(h);
+    }
+    return qs->nheld;
+}
+
+size_t qs_held_count(const queue_store *qs)
+{
+    return qs->nheld;
+}
+
+void qs_hold_writes(queue_store *qs, bool hold)
+{
+    qs->hold_writes = hold;
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
 /* Sends `EVALSHA queue 3 seq events key op now node maxlen args...`: argv
  * has 4 + nargs slots, the op's arguments from argv[4]; the first four are
- * filled here. */
+ * filled here. A write while Redis is away (or while earlier ones still
+ * wait) goes to the outbox instead, in order. */
 static int send_argv(queue_store *qs, const char *op, const char *key, const char **argv,
                      int nargs, qs_req *tmpl)
 {
@@ -259,14 +396,16 @@ static int send_argv(queue_store *qs, const char *op, const char *key, const cha
         return ARIQ_ENOMEM;
     *q = *tmpl;
     q->qs = qs;
-    int rc = store_script(qs->s, SCRIPT, 3, keys, 4 + nargs, argv, on_reply, q);
+    int rc;
+    if (held_op(op) && (qs->hold_writes || qs->held_head || !store_is_ready(qs->s)))
+        rc = hold(qs, keys, argv, 4 + nargs, q);
+    else if ((rc = store_script(qs->s, SCRIPT, 3, keys, 4 + nargs, argv, on_reply, q)) == 0)
+        qs->pending++;
     if (rc != 0) {
         set_err(qs, "cannot send %s: %s", op, ariq_strerror(rc));
         free(q);
-        return rc;
     }
-    qs->pending++;
-    return 0;
+    return rc;
 }
 
 static int send_msg(queue_store *qs, const qs_msg *m, qs_req *tmpl)
@@ -341,22 +480,51 @@ static void arg_autopair(queue_store *qs, qs_msg *m, bool autopair)
     arg_num(m, 3, qs->cfg.max_pairs);
 }
 
-/* Joins 1..16 distinct queue names with '&'. */
-static int join_queues(queue_store *qs, const char *const *queues, size_t n, char *out,
-                       size_t len)
+/* Checks 1..16 distinct queue names; *len gets their length joined with
+ * '&' (without the NUL). */
+static int check_queues(queue_store *qs, const char *const *queues, size_t n, size_t *len)
 {
     if (!queues || n < 1 || n > QS_QUEUES_MAX)
         return bad(qs, "queues: 1..16 names");
-    size_t o = 0;
+    *len = n - 1;
     for (size_t i = 0; i < n; i++) {
         if (!queues[i] || !ids_valid(queues[i], QS_NAME_MAX))
             return bad(qs, "queue name");
         for (size_t j = 0; j < i; j++)
             if (strcmp(queues[i], queues[j]) == 0)
                 return bad(qs, "queue given twice");
-        o += (size_t)snprintf(out + o, len - o, "%s%s", i ? "&" : "", queues[i]);
+        *len += strlen(queues[i]);
     }
     return 0;
+}
+
+/* Writes checked names joined with '&' into out (room for check_queues'
+ * length + 1); returns out. */
+static char *queues_join(const char *const *queues, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(queues[i]);
+        if (i)
+            out[o++] = '&';
+        memcpy(out + o, queues[i], len);
+        o += len;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Joins 1..16 distinct queue names with '&'. */
+static int join_queues(queue_store *qs, const char *const *queues, size_t n, char *out,
+                       size_t len)
+{
+    size_t need;
+    int rc = check_queues(qs, queues, n, &need);
+    if (rc == 0 && need >= len)
+        rc = bad(qs, "queues: too long");
+    if (rc == 0)
+        queues_join(queues, n, out);
+    return rc;
 }
 
 /* ---- callers ---------------------------------------------------------------- */
@@ -661,41 +829,242 @@ static int check_reconcile(queue_store *qs, const char *const *alive, size_t nal
     return 0;
 }
 
-/* Its arguments are counted in the hundreds of thousands: argv is on the
- * heap, the strings borrowed from the caller until store_script has copied
- * them. */
+/* The arguments of reconcile and restore are counted in the hundreds of
+ * thousands, so they are on the heap, in one block: argv (the four slots
+ * send_argv fills, then the op's), then the text formatted for them
+ * (numbers, queue lists). The other strings are borrowed from the caller
+ * until store_script has copied them. */
+#define BIG_NUM 21 /* room for one "%lld" and its NUL */
+
+typedef struct qs_big {
+    const char **argv;
+    size_t n;   /* slots filled, the first four included */
+    char *text; /* where the next formatted argument goes */
+} qs_big;
+
+/* Room for nargs arguments and textlen bytes of formatted text. */
+static int big_new(qs_big *b, size_t nargs, size_t textlen)
+{
+    size_t head = (4 + nargs) * sizeof *b->argv;
+    b->argv = malloc(head + textlen);
+    if (!b->argv)
+        return ARIQ_ENOMEM;
+    b->n = 4;
+    b->text = (char *)b->argv + head;
+    return 0;
+}
+
+static void big_arg(qs_big *b, const char *v)
+{
+    b->argv[b->n++] = v ? v : "";
+}
+
+static void big_num(qs_big *b, long long v)
+{
+    int len = snprintf(b->text, BIG_NUM, "%lld", v);
+    big_arg(b, b->text);
+    b->text += len + 1;
+}
+
+/* Adds checked queue names joined with '&'. */
+static void big_queues(qs_big *b, const char *const *queues, size_t n)
+{
+    big_arg(b, queues_join(queues, n, b->text));
+    b->text += strlen(b->text) + 1;
+}
+
+/* Sends the op with the arguments added, and frees the block either way. */
+static int big_send(queue_store *qs, const char *op, const char *key, qs_big *b,
+                    qs_req *tmpl)
+{
+    int rc = send_argv(qs, op, key, b->argv, (int)(b->n - 4), tmpl);
+    free(b->argv);
+    b->argv = NULL;
+    return rc;
+}
+
+/* KEYS[3] of reconcile and restore: {NS}:node:<this node>:calls. */
+static int node_calls_key(queue_store *qs, char *key)
+{
+    if (store_key(store_get_keys(qs->s), key, STORE_KEY_MAX, "node", qs->cfg.node,
+                  "calls") != 0)
+        return bad(qs, "node");
+    return 0;
+}
+
 int qs_reconcile(queue_store *qs, const char *const *alive, size_t nalive,
                  const qs_keep *keep, size_t nkeep, qs_reconcile_cb cb, void *pd)
 {
-    char key[STORE_KEY_MAX], na[24], nk[24];
+    char key[STORE_KEY_MAX];
+    qs_big b;
     if (!cb)
         return bad(qs, "callback required");
     int rc = check_reconcile(qs, alive, nalive, keep, nkeep);
+    if (rc == 0)
+        rc = node_calls_key(qs, key);
+    if (rc == 0)
+        rc = big_new(&b, 2 + nalive + 3 * nkeep, 2 * BIG_NUM);
     if (rc != 0)
         return rc;
-    if (store_key(store_get_keys(qs->s), key, sizeof key, "node", qs->cfg.node,
-                  "calls") != 0)
-        return bad(qs, "node");
-    size_t nargs = 2 + nalive + 3 * nkeep;
-    const char **argv = malloc((4 + nargs) * sizeof *argv);
-    if (!argv)
-        return ARIQ_ENOMEM;
-    const char **a = argv + 4;
-    snprintf(na, sizeof na, "%zu", nalive);
-    snprintf(nk, sizeof nk, "%zu", nkeep);
-    *a++ = na;
+    big_num(&b, (long long)nalive);
     for (size_t i = 0; i < nalive; i++)
-        *a++ = alive[i];
-    *a++ = nk;
+        big_arg(&b, alive[i]);
+    big_num(&b, (long long)nkeep);
     for (size_t i = 0; i < nkeep; i++) {
-        *a++ = keep[i].pairing;
-        *a++ = keep[i].chan1;
-        *a++ = keep[i].chan2;
+        big_arg(&b, keep[i].pairing);
+        big_arg(&b, keep[i].chan1);
+        big_arg(&b, keep[i].chan2);
     }
     qs_req t = {.kind = REQ_RECONCILE, .cb.reconcile = cb, .pd = pd};
-    rc = send_argv(qs, "reconcile", key, argv, (int)nargs, &t);
-    free(argv);
-    return rc;
+    return big_send(qs, "reconcile", key, &b, &t);
+}
+
+/* ---- re-registration after Redis lost its data ------------------------------ */
+
+#define SEQ_MAX      ((INT64_C(1) << 43) - 1)        /* seqs below the priority */
+#define SCORE_MAX    (1001 * (INT64_C(1) << 43) - 1) /* (1000 - 0) * 2^43 + SEQ_MAX */
+#define MS_MAX       INT64_C(4102444800000)          /* wall ms bound, as now */
+#define RESTORE_N    10                              /* arguments per call, per agent */
+#define RESTORE_HEAD (3 * BIG_NUM)                   /* maxseq, ncalls, nagents */
+
+/* The states an agent is restored in (qs_restore_agent.state). */
+typedef enum { RS_FREE, RS_PAUSED, RS_WRAPUP, RS_COUNT } restore_st;
+static const char *const restore_states[RS_COUNT] = {"free", "paused", "wrapup"};
+
+static bool ms_ok(int64_t ms)
+{
+    return ms >= 0 && ms <= MS_MAX;
+}
+
+static int bad_party(queue_store *qs, const char *kind, size_t i, const char *what)
+{
+    set_err(qs, "invalid argument: restore %s %zu: %s", kind, i, what);
+    return ARIQ_EINVAL;
+}
+
+/* Call i of qs_restore, checked as queue.lua checks it; *text grows by the
+ * room its formatted arguments take. */
+static int check_restore_call(queue_store *qs, size_t i, const qs_restore_call *c,
+                              int64_t maxseq, size_t *text)
+{
+    size_t qlen;
+    if (!c->callid || !ids_valid(c->callid, QS_ID_MAX) || !c->channel ||
+        !ids_valid(c->channel, QS_ID_MAX))
+        return bad_party(qs, "call", i, "call id and channel");
+    if (check_queues(qs, c->queues, c->nqueues, &qlen) != 0)
+        return bad_party(qs, "call", i, "queues: 1..16 distinct names");
+    if (c->priority < 0 || c->priority > 1000)
+        return bad_party(qs, "call", i, "priority 0..1000");
+    if (c->seq < 1 || c->seq > maxseq || c->score < 1 || c->score > SCORE_MAX)
+        return bad_party(qs, "call", i, "seq 1..maxseq, score 1..1001*2^43-1");
+    if (!ms_ok(c->entered_ms) || !ms_ok(c->ann_ms))
+        return bad_party(qs, "call", i, "entered_ms and ann_ms 0..4102444800000");
+    if (!text_ok(c->cid_num) || !text_ok(c->cid_name))
+        return bad_party(qs, "call", i, "caller id");
+    *text += qlen + 1 + 5 * BIG_NUM;
+    return 0;
+}
+
+/* The restore_st named s, or -1. */
+static int restore_state(const char *s)
+{
+    for (int i = 0; s && i < RS_COUNT; i++)
+        if (strcmp(s, restore_states[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Agent i of qs_restore: free needs a free_seq, wrapup its end. */
+static int check_restore_agent(queue_store *qs, size_t i, const qs_restore_agent *a,
+                               int64_t maxseq, size_t *text)
+{
+    size_t qlen;
+    int st = restore_state(a->state);
+    if (!a->agentid || !ids_valid(a->agentid, QS_NAME_MAX) || !a->channel ||
+        !ids_valid(a->channel, QS_ID_MAX) || !text_ok(a->chan_name))
+        return bad_party(qs, "agent", i, "agent id, channel and channel name");
+    if (check_queues(qs, a->queues, a->nqueues, &qlen) != 0)
+        return bad_party(qs, "agent", i, "queues: 1..16 distinct names");
+    if (st < 0 || !text_ok(a->pause_reason))
+        return bad_party(qs, "agent", i, "state free|paused|wrapup, pause reason");
+    if (a->free_seq < (st == RS_FREE ? 1 : 0) || a->free_seq > maxseq)
+        return bad_party(qs, "agent", i, "free_seq 0..maxseq (free: from 1)");
+    if (!ms_ok(a->login_ms) || !ms_ok(a->since_ms) || !ms_ok(a->wrapup_until_ms) ||
+        (st == RS_WRAPUP && a->wrapup_until_ms < 1))
+        return bad_party(qs, "agent", i, "times 0..4102444800000 (wrapup: its end)");
+    *text += qlen + 1 + 4 * BIG_NUM;
+    return 0;
+}
+
+static int check_restore(queue_store *qs, int64_t maxseq, const qs_restore_call *calls,
+                         size_t ncalls, const qs_restore_agent *agents, size_t nagents,
+                         size_t *text)
+{
+    if (maxseq < 0 || maxseq > SEQ_MAX || ncalls > QS_RESTORE_CALLS_MAX ||
+        nagents > QS_RESTORE_AGENTS_MAX || (ncalls && !calls) || (nagents && !agents))
+        return bad(qs, "maxseq 0..2^43-1, calls 0..90000, agents 0..10000");
+    for (size_t i = 0; i < ncalls; i++)
+        if (check_restore_call(qs, i, &calls[i], maxseq, text) != 0)
+            return ARIQ_EINVAL;
+    for (size_t i = 0; i < nagents; i++)
+        if (check_restore_agent(qs, i, &agents[i], maxseq, text) != 0)
+            return ARIQ_EINVAL;
+    return 0;
+}
+
+static void restore_call_args(qs_big *b, const qs_restore_call *c)
+{
+    big_arg(b, c->callid);
+    big_arg(b, c->channel);
+    big_queues(b, c->queues, c->nqueues);
+    big_num(b, c->priority);
+    big_num(b, c->seq);
+    big_num(b, c->score);
+    big_num(b, c->entered_ms);
+    big_arg(b, c->cid_num);
+    big_arg(b, c->cid_name);
+    big_num(b, c->ann_ms);
+}
+
+static void restore_agent_args(qs_big *b, const qs_restore_agent *a)
+{
+    big_arg(b, a->agentid);
+    big_arg(b, a->channel);
+    big_arg(b, a->chan_name);
+    big_queues(b, a->queues, a->nqueues);
+    big_arg(b, a->state);
+    big_arg(b, a->pause_reason);
+    big_num(b, a->free_seq);
+    big_num(b, a->login_ms);
+    big_num(b, a->since_ms);
+    big_num(b, a->wrapup_until_ms);
+}
+
+int qs_restore(queue_store *qs, int64_t maxseq, const qs_restore_call *calls,
+               size_t ncalls, const qs_restore_agent *agents, size_t nagents,
+               qs_restore_cb cb, void *pd)
+{
+    char key[STORE_KEY_MAX];
+    size_t text = RESTORE_HEAD;
+    qs_big b;
+    if (!cb)
+        return bad(qs, "callback required");
+    int rc = check_restore(qs, maxseq, calls, ncalls, agents, nagents, &text);
+    if (rc == 0)
+        rc = node_calls_key(qs, key);
+    if (rc == 0)
+        rc = big_new(&b, 3 + RESTORE_N * (ncalls + nagents), text);
+    if (rc != 0)
+        return rc;
+    big_num(&b, maxseq);
+    big_num(&b, (long long)ncalls);
+    for (size_t i = 0; i < ncalls; i++)
+        restore_call_args(&b, &calls[i]);
+    big_num(&b, (long long)nagents);
+    for (size_t i = 0; i < nagents; i++)
+        restore_agent_args(&b, &agents[i]);
+    qs_req t = {.kind = REQ_RESTORE, .cb.restore = cb, .pd = pd};
+    return big_send(qs, "restore", key, &b, &t);
 }
 
 /* ---- reads ------------------------------------------------------------------ */

@@ -39,6 +39,8 @@ int qs_parse_call_info(const redisReply *r, qs_call_view *out, char *err, size_t
 int qs_parse_queue_info(const redisReply *r, qs_queue_view *out, char *err,
                         size_t errlen);
 int qs_parse_reap(const redisReply *r, qs_reap_result *out, char *err, size_t errlen);
+int qs_parse_restore(const redisReply *r, qs_restore_result *out, char *err,
+                     size_t errlen);
 
 /* The heap arrays behind a qs_reconcile_result: calls, agents, pairings,
  * hangup (NULL when empty). */

@@ -439,6 +439,29 @@ int qs_parse_reap(const redisReply *r, qs_reap_result *out, char *err, size_t er
     return rc;
 }
 
+static const qf restore_fields[] = {
+    F_INT(qs_restore_result, seq),
+    F_INT(qs_restore_result, restored_calls),
+    F_INT(qs_restore_result, restored_agents),
+    F_INT(qs_restore_result, present_calls),
+    F_INT(qs_restore_result, present_agents),
+};
+
+int qs_parse_restore(const redisReply *r, qs_restore_result *out, char *err,
+                     size_t errlen)
+{
+    parse_ctx c = {NULL, err, errlen, NULL};
+    unsigned seen = 0;
+    memset(out, 0, sizeof *out);
+    int rc = parse_kv(&c, r, restore_fields, 5, out, &seen);
+    if (rc == 0 && seen != 0x1Fu)
+        rc = perr(&c, "a restore field is missing", NULL);
+    if (rc == 0 && (out->seq < 0 || out->restored_calls < 0 || out->restored_agents < 0 ||
+                    out->present_calls < 0 || out->present_agents < 0))
+        rc = perr(&c, "negative count", NULL);
+    return rc;
+}
+
 /* ---- reconcile ------------------------------------------------------------ */
 
 #define F_STRN(T, n, m)                                                                  \

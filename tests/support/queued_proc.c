@@ -164,7 +164,8 @@ int queued_cluster_start(queued_cluster *c, int nnodes, double scale, const char
                          const char *queues)
 {
     memset(c, 0, sizeof *c);
-    if (nnodes < 1 || nnodes > QUEUED_CLUSTER_MAX || redis_proc_start(&c->redis, NULL) != 0)
+    redis_opts ro = {.aof = true}; /* a test may restart Redis and expect its data */
+    if (nnodes < 1 || nnodes > QUEUED_CLUSTER_MAX || redis_proc_start(&c->redis, &ro) != 0)
         return -1;
     if (sim_proc_start(&c->sim, nnodes, scale) != 0) {
         redis_proc_stop(&c->redis, SIGKILL);

@@ -66,9 +66,10 @@ int queued_env_start(queued_env *e, double scale, const char *general_extra,
  * status (0 for a clean stop). */
 int queued_env_stop(queued_env *e);
 
-/* Several nodes, one queue: a real redis-server, a simulator with nnodes
- * nodes (linked by IAX2 peers and a queue-link context each) at `scale`,
- * and one queued per node ("node1", ...) with the same config. */
+/* Several nodes, one queue: a real redis-server (with AOF, so a test can
+ * restart it and keep its data), a simulator with nnodes nodes (linked by
+ * IAX2 peers and a queue-link context each) at `scale`, and one queued per
+ * node ("node1", ...) with the same config. */
 #define QUEUED_CLUSTER_MAX 8
 typedef struct queued_cluster {
     redis_proc redis;

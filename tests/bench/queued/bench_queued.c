@@ -806,7 +806,8 @@ static long round_trips_phase(bench *b, int waiting, char (*agents)[128])
 
 static int setup(bench *b)
 {
-    if (redis_proc_start(&b->redis, NULL) != 0)
+    redis_opts ro = {.aof = true}; /* the outage phase restarts it */
+    if (redis_proc_start(&b->redis, &ro) != 0)
         return -1;
     b->redis_up = true;
     if (sim_proc_start(&b->sim, 1, 0.0) != 0)
@@ -971,6 +972,78 @@ static int readopt_phase(bench *b, bool crash)
     return after == before && adopted >= before ? 0 : -1;
 }
 
+/* Waits until queued's log holds more than `before` lines with needle;
+ * returns the ms waited, or -1. */
+static long long wait_log(bench *b, const char *needle, int before)
+{
+    uint64_t t0 = clock_mono_us();
+    for (int t = 0; t < WAIT_MS; t += 1, sleep_us(1000))
+        if (queued_proc_log_count(&b->q, needle) > before)
+            return (long long)(clock_mono_us() - t0) / 1000;
+    return -1;
+}
+
+/* Issue 7's outage figures, with `waiting` callers queued:
+ *   - the events WebSocket dropped by the simulator: time until queued has
+ *     reconnected and reconciled every leg against GET /channels;
+ *   - Redis stopped (SIGTERM, AOF) while an agent arrives (its login held),
+ *     started again: time from Redis answering PING to that agent connected
+ *     with the first caller (writes flushed, sweep);
+ *   - Redis emptied (FLUSHALL, every client dropped): time until queued has
+ *     registered every waiting caller again (qs_restore), and that the queue
+ *     holds them all. */
+static int outage_phase(bench *b)
+{
+    int before = queued_proc_log_count(&b->q, "reconciled after the events WebSocket");
+    if (sim_fault(&b->sim, 0, "{\"drop_ws\":true}") != 200)
+        return -1;
+    long long ws = wait_log(b, "reconciled after the events WebSocket", before);
+    printf("ws_drop_to_reconciled_ms: %lld ms (%d legs checked against GET /channels)\n", ws,
+           b->waiting);
+
+    before = queued_proc_log_count(&b->q, "redis=down");
+    if (redis_proc_stop(&b->redis, SIGTERM) != 0 || wait_log(b, "redis=down", before) < 0)
+        return -1;
+    char agent[128], args[96];
+    snprintf(args, sizeof args, "agent," QUEUE ",outage%ld", b->nagents);
+    if (place(b, args, 9000 + b->nagents++, agent, sizeof agent) != 0)
+        return -1;
+    sleep_us(200000); /* its login is held */
+    uint64_t t0 = clock_mono_us();
+    if (redis_proc_restart(&b->redis) != 0)
+        return -1;
+    uint64_t t_up = clock_mono_us();
+    long long paired = -1;
+    for (uint64_t end = clock_mono_ms() + WAIT_MS; clock_mono_ms() < end && paired < 0;
+         sleep_us(POLL_US)) {
+        json_t *a = channel(b, agent);
+        if (json_is_string(json_array_get(json_object_get(a, "connected_to"), 0)))
+            paired = (long long)(clock_mono_us() - t_up);
+        json_decref(a);
+    }
+    printf("redis_restart_aof_ms: %.1f ms (redis-server loading %d callers' keys)\n",
+           (t_up - t0) / 1000.0, b->waiting);
+    printf("redis_back_to_pairing_ms: %.1f ms (PING answered -> held login written, swept, "
+           "agent connected)\n", paired / 1000.0);
+    redisFree(b->rc);
+    if (!(b->rc = redis_proc_connect(&b->redis)) || paired < 0 || hangup(b, agent) != 204)
+        return -1;
+    if (fill(b, b->waiting) != 0) /* the one it took */
+        return -1;
+
+    before = queued_proc_log_count(&b->q, "re-registered");
+    freeReplyObject(redisCommand(b->rc, "FLUSHALL"));
+    freeReplyObject(redisCommand(b->rc, "CLIENT KILL TYPE normal"));
+    redisFree(b->rc);
+    long long empty = wait_log(b, "re-registered", before);
+    if (!(b->rc = redis_proc_connect(&b->redis)))
+        return -1;
+    long long back = redis_int(b, "ZCARD " CALLERS_KEY);
+    printf("redis_empty_to_reregistered_ms: %lld ms (%lld of %d waiting callers back in "
+           "their places)\n", empty, back, b->waiting);
+    return ws >= 0 && empty >= 0 && back == b->waiting ? 0 : -1;
+}
+
 static void print_mem(bench *b, const char *when, long *rss, long *data)
 {
     *rss = proc_status_kb(b->q.proc.pid, "VmRSS");
@@ -1004,7 +1077,7 @@ static int run(bench *b)
     printf("queued_rss_bytes_per_waiting_caller: %.0f bytes\n", per);
     printf("queued_vmdata_bytes_per_waiting_caller: %.0f bytes\n",
            (double)(data1 - data0) * 1024.0 / b->waiting);
-    if (readopt_phase(b, true) != 0 || readopt_phase(b, false) != 0)
+    if (readopt_phase(b, true) != 0 || readopt_phase(b, false) != 0 || outage_phase(b) != 0)
         return -1;
     long long p99_big = latency_phase(b, b->waiting);
     if (p99_big < 0)
