@@ -758,6 +758,25 @@ call *call_adopt(node *n, const qs_pairing *p, caller *c, agent *a, leg *link, c
     return k;
 }
 
+void call_detach(call *k)
+{
+    if (k->state == CALL_ENDED)
+        return;
+    set_state(k, CALL_ENDED); /* callbacks still pending see it over */
+    if (k->c && caller_call(k->c) == k)
+        caller_set_call(k->c, NULL);
+    if (k->a && agent_call(k->a) == k)
+        agent_set_call(k->a, NULL);
+    link_set_call(k->link, NULL);
+    leg_unref((leg *)k->c);
+    leg_unref((leg *)k->a);
+    leg_unref(k->link);
+    k->c = NULL;
+    k->a = NULL;
+    k->link = NULL;
+    call_unref(k); /* the legs' reference */
+}
+
 void call_rec_gone(call *k, const char *name)
 {
     if (k->rec != REC_NONE && strcmp(k->rec_name, name) == 0) {

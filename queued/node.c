@@ -624,11 +624,20 @@ fail:
     return rc;
 }
 
-/* Ends every leg. Pending callbacks then complete with ECLOSED as the
- * clients are freed, and the last reference frees each leg. */
+/* Ends every leg, and lets every call go (they hold their legs). Pending
+ * callbacks then complete with ECLOSED as the clients are freed, and the
+ * last reference frees each leg. */
 static void end_all_legs(node *n)
 {
     leg_list ll = collect_legs(n);
+    for (size_t k = 0; k < ll.n; k++) {
+        leg *l = ll.v[k];
+        call *c = leg_caller(l) ? caller_call(leg_caller(l))
+                  : leg_agent(l) ? agent_call(leg_agent(l))
+                                 : NULL;
+        if (c)
+            call_detach(c);
+    }
     for (size_t k = 0; k < ll.n; k++) {
         leg_end(ll.v[k]);
         leg_unref(ll.v[k]);

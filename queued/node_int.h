@@ -254,6 +254,9 @@ call *call_start_in(node *n, const qs_pairing *p, agent *a, leg *link);
  * with c and a, OUT with c and link, IN with a and link. */
 call *call_adopt(node *n, const qs_pairing *p, caller *c, agent *a, leg *link, const char *rec,
                  const char *rec_state);
+/* node_free: k lets go of its legs and is over for this process, sending
+ * nothing (the call goes on in Asterisk; the restart re-adopts it). */
+void call_detach(call *k);
 /* After a restart: recording `name` of k turned out not to run (recheck.c):
  * the keys start from no recording. */
 void call_rec_gone(call *k, const char *name);

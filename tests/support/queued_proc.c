@@ -7,10 +7,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
-static int write_conf(queued_proc *q, const sim_proc *sim, int node, const redis_proc *r,
+static int write_conf(queued_proc *q, const sim_proc *sim, int node, const char *redis_url,
                       const char *general_extra, const char *queues)
 {
-    char dir[512], redis_url[256];
+    char dir[512];
     snprintf(q->node_id, sizeof q->node_id, "node%d", node + 1);
     static int starts; /* one directory per start: each test keeps its log */
     char tag[64];
@@ -25,7 +25,7 @@ static int write_conf(queued_proc *q, const sim_proc *sim, int node, const redis
             "[general]\nnode_id = %s\nari_url = %s\nari_user = %s\nari_password = %s\n"
             "redis_url = %s\n%s\n%s\n",
             q->node_id, sim_proc_url(sim, node), sim_proc_user(sim), sim_proc_password(sim),
-            redis_proc_url(r, 0, redis_url, sizeof redis_url), general_extra ? general_extra : "",
+            redis_url, general_extra ? general_extra : "",
             queues ? queues : "[queue support]\n");
     return fclose(f) == 0 ? 0 : -1;
 }
@@ -70,13 +70,20 @@ static bool attached(const queued_proc *q, const sim_proc *sim, int node, int ar
     return app_attached(sim, node);
 }
 
+static int start_url(queued_proc *q, const sim_proc *sim, int node, const char *redis_url,
+                     const char *general_extra, const char *queues)
+{
+    memset(q, 0, sizeof *q);
+    if (write_conf(q, sim, node, redis_url, general_extra, queues) != 0)
+        return -1;
+    return launch(q, sim, node, attached, 0);
+}
+
 int queued_proc_start(queued_proc *q, const sim_proc *sim, int node, const redis_proc *r,
                       const char *general_extra, const char *queues)
 {
-    memset(q, 0, sizeof *q);
-    if (write_conf(q, sim, node, r, general_extra, queues) != 0)
-        return -1;
-    return launch(q, sim, node, attached, 0);
+    char url[256];
+    return start_url(q, sim, node, redis_proc_url(r, 0, url, sizeof url), general_extra, queues);
 }
 
 static bool adopted(const queued_proc *q, const sim_proc *sim, int node, int before)
@@ -160,31 +167,99 @@ int queued_env_stop(queued_env *e)
     return st;
 }
 
-int queued_cluster_start(queued_cluster *c, int nnodes, double scale, const char *general_extra,
-                         const char *queues)
+/* Redis behind Sentinel: the master (c->redis), a replica and three
+ * sentinels; the URL the nodes get names the sentinels. */
+/* The replica's link to the master is up (its first sync done). */
+static bool replica_synced(const redis_proc *r)
+{
+    redisReply *rep = redis_proc_cmd(r, "INFO replication");
+    bool up = rep && rep->str && strstr(rep->str, "master_link_status:up");
+    freeReplyObject(rep);
+    return up;
+}
+
+static int start_ha(queued_cluster *c, char *url, size_t len)
+{
+    /* Redis 7 holds a diskless full sync back 5 s by default: a test's
+     * writes meanwhile would never reach the replica */
+    freeReplyObject(redis_proc_cmd(&c->redis, "CONFIG SET repl-diskless-sync-delay 0"));
+    redis_opts ro = {.aof = true, .replicaof_port = c->redis.port};
+    if (redis_proc_start(&c->replica, &ro) != 0)
+        return -1;
+    for (int t = 0; !replica_synced(&c->replica); t += 10) {
+        if (t > 10000)
+            return -1;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    int n = snprintf(url, len, "redis-sentinel://");
+    for (int i = 0; i < QUEUED_SENTINELS; i++) {
+        sentinel_opts so = {.master_port = c->redis.port};
+        if (redis_proc_start_sentinel(&c->sentinel[i], &so) != 0)
+            return -1;
+        n += snprintf(url + n, len - (size_t)n, "%s127.0.0.1:%d", i ? "," : "",
+                      c->sentinel[i].port);
+    }
+    snprintf(url + n, len - (size_t)n, "/mymaster?db=0");
+    for (int i = 0; i < QUEUED_SENTINELS; i++)
+        if (redis_proc_sentinel_wait(&c->sentinel[i], "mymaster", 1, QUEUED_SENTINELS - 1,
+                                     10000) != 0)
+            return -1;
+    return 0;
+}
+
+static void stop_redis(queued_cluster *c, int sig)
+{
+    for (int i = 0; i < QUEUED_SENTINELS; i++)
+        redis_proc_stop(&c->sentinel[i], sig);
+    redis_proc_stop(&c->replica, sig);
+    redis_proc_stop(&c->redis, sig);
+}
+
+static int cluster_start(queued_cluster *c, int nnodes, double scale, const char *general_extra,
+                         const char *queues, bool ha)
 {
     memset(c, 0, sizeof *c);
+    char url[512];
     redis_opts ro = {.aof = true}; /* a test may restart Redis and expect its data */
     if (nnodes < 1 || nnodes > QUEUED_CLUSTER_MAX || redis_proc_start(&c->redis, &ro) != 0)
         return -1;
+    c->ha = ha;
+    if (ha ? start_ha(c, url, sizeof url) != 0
+           : redis_proc_url(&c->redis, 0, url, sizeof url) == NULL) {
+        stop_redis(c, SIGKILL);
+        return -1;
+    }
     if (sim_proc_start(&c->sim, nnodes, scale) != 0) {
-        redis_proc_stop(&c->redis, SIGKILL);
+        stop_redis(c, SIGKILL);
         return -1;
     }
     char general[1024];
     snprintf(general, sizeof general, "time_scale = %g\n%s", scale,
              general_extra ? general_extra : "");
     for (int i = 0; i < nnodes; i++) {
-        if (queued_proc_start(&c->q[i], &c->sim, i, &c->redis, general, queues) != 0) {
+        if (start_url(&c->q[i], &c->sim, i, url, general, queues) != 0) {
             while (i-- > 0)
                 queued_proc_kill(&c->q[i]);
             sim_proc_stop(&c->sim);
-            redis_proc_stop(&c->redis, SIGKILL);
+            stop_redis(c, SIGKILL);
             return -1;
         }
         c->nnodes = i + 1;
     }
     return 0;
+}
+
+int queued_cluster_start(queued_cluster *c, int nnodes, double scale, const char *general_extra,
+                         const char *queues)
+{
+    return cluster_start(c, nnodes, scale, general_extra, queues, false);
+}
+
+int queued_cluster_start_ha(queued_cluster *c, int nnodes, double scale,
+                            const char *general_extra, const char *queues)
+{
+    return cluster_start(c, nnodes, scale, general_extra, queues, true);
 }
 
 int queued_cluster_stop(queued_cluster *c)
@@ -198,6 +273,6 @@ int queued_cluster_stop(queued_cluster *c)
             worst = st;
     }
     sim_proc_stop(&c->sim);
-    redis_proc_stop(&c->redis, SIGTERM);
+    stop_redis(c, SIGTERM);
     return worst;
 }

@@ -71,8 +71,11 @@ int queued_env_stop(queued_env *e);
  * IAX2 peers and a queue-link context each) at `scale`, and one queued per
  * node ("node1", ...) with the same config. */
 #define QUEUED_CLUSTER_MAX 8
+#define QUEUED_SENTINELS 3
 typedef struct queued_cluster {
-    redis_proc redis;
+    redis_proc redis; /* the master */
+    redis_proc replica, sentinel[QUEUED_SENTINELS]; /* queued_cluster_start_ha */
+    bool ha;
     sim_proc sim;
     int nnodes;
     queued_proc q[QUEUED_CLUSTER_MAX];
@@ -81,6 +84,11 @@ typedef struct queued_cluster {
 /* Returns 0, or -1 with everything already started stopped again. */
 int queued_cluster_start(queued_cluster *c, int nnodes, double scale, const char *general_extra,
                          const char *queues);
+/* The same with Redis behind Sentinel: the master (c->redis, AOF), a
+ * replica (c->replica) and three sentinels (quorum 2, down-after 0.5 s);
+ * the nodes get a redis-sentinel:// URL naming the sentinels. */
+int queued_cluster_start_ha(queued_cluster *c, int nnodes, double scale,
+                            const char *general_extra, const char *queues);
 /* Stops every queued still running (SIGTERM), the simulator and Redis.
  * Returns 0 if each of them stopped cleanly, else the first bad status. */
 int queued_cluster_stop(queued_cluster *c);

@@ -34,6 +34,20 @@ static int setup(void **state)
                  "[queue support]\nannounce_frequency = 20\n");
 }
 
+/* Redis behind three sentinels, a replica ready to take over. */
+static int setup_ha(void **state)
+{
+    queued_cluster *c = calloc(1, sizeof *c);
+    if (!c || queued_cluster_start_ha(c, 2, SCALE, "sweep_ms = 50\nheartbeat_s = 60\n",
+                                      "[queue support]\nannounce_frequency = 20\n") != 0) {
+        free(c);
+        return -1;
+    }
+    C = c;
+    *state = c;
+    return 0;
+}
+
 static int log_count(int node, const char *needle)
 {
     return queued_proc_log_count(&C->q[node], needle);
@@ -154,11 +168,58 @@ static void test_redis_comes_back_empty(void **state)
     redisFree(rc);
 }
 
+/* The Redis master is killed (SIGKILL) with callers waiting on both nodes
+ * and a call in progress; a caller arrives during the failover. The
+ * sentinels promote the replica, both nodes find it through them and go
+ * on: every caller keeps its place, the late one queues behind, and the
+ * agent takes them in that order once its call ends. */
+static void test_sentinel_failover(void **state)
+{
+    (void)state;
+    char at[128], ct[128], c[3][128];
+    agent_in(N1, "support", "1001", at, sizeof at);
+    caller_in(N1, "support", ct, sizeof ct);
+    wait_connected(ct, at);
+    assert_true(wait_events("CONNECT", 1));
+    const int node_of[3] = {N1, N2, N2};
+    for (int i = 0; i < 2; i++) {
+        caller_in(node_of[i], "support", c[i], sizeof c[i]);
+        assert_true(wait_moh(node_of[i], c[i]));
+    }
+    sleep_ms(200); /* replicated */
+    int ready[2] = {log_count(N1, "redis=ready"), log_count(N2, "redis=ready")};
+    assert_int_equal(redis_proc_stop(&C->redis, SIGKILL), 0);
+    caller_in(node_of[2], "support", c[2], sizeof c[2]); /* during the failover */
+    assert_true(wait_moh(node_of[2], c[2]));
+    for (int t = 0; t < 15000 && (log_count(N1, "redis=ready") == ready[0] ||
+                                  log_count(N2, "redis=ready") == ready[1]);
+         t += 10)
+        sleep_ms(10);
+    assert_true(log_count(N1, "redis=ready") > ready[0]);
+    assert_true(log_count(N2, "redis=ready") > ready[1]);
+    redis_proc tmp = C->redis; /* the replica is the master now */
+    C->redis = C->replica;
+    C->replica = tmp;
+    for (int t = 0; t < WAIT_MS && count_events("ENTERQUEUE") < 4; t += 10)
+        sleep_ms(10);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(zrank("{ariq}:queue:support:callers", c[i]), i);
+    assert_int_equal(sim_send_dtmf(&C->sim, N1, at, "#"), 204);
+    assert_true(wait_gone(N1, ct));
+    for (int i = 0; i < 3; i++) {
+        wait_connected(c[i], at);
+        hang_up(node_of[i], c[i]);
+    }
+    hang_up(N1, at);
+    assert_all_clean();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_outage_nobody_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redis_comes_back_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sentinel_failover, setup_ha, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
