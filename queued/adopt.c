@@ -115,16 +115,22 @@ typedef struct tally {
     size_t callers, agents, calls, restarted, hung_up, bridges;
 } tally;
 
+/* The fields a caller's and an agent's record share. */
+#define PARTY_BASE(ad, r, queues)                                                          \
+    .chan = (r)->channel, .state = (r)->state, .queues = (queues), .nqueues = (r)->nqueues, \
+    .bridge = strmap_get((ad)->where, (r)->channel)
+
+static void queue_names(const char (*names)[QS_NAME_MAX + 1], size_t n, const char **out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = names[i];
+}
+
 static caller *adopt_caller(adoption *ad, const qs_call_rec *r, bool talking)
 {
     const char *queues[QS_QUEUES_MAX];
-    for (size_t i = 0; i < r->nqueues; i++)
-        queues[i] = r->queues[i];
-    adopt_party p = {.chan = r->channel,
-                     .state = r->state,
-                     .queues = queues,
-                     .nqueues = r->nqueues,
-                     .bridge = strmap_get(ad->where, r->channel),
+    queue_names(r->queues, r->nqueues, queues);
+    adopt_party p = {PARTY_BASE(ad, r, queues),
                      .priority = (int)r->priority,
                      .cid_num = r->cid_num,
                      .cid_name = r->cid_name,
@@ -138,13 +144,8 @@ static caller *adopt_caller(adoption *ad, const qs_call_rec *r, bool talking)
 static agent *adopt_agent(adoption *ad, const qs_agent_rec *r, bool talking)
 {
     const char *queues[QS_QUEUES_MAX];
-    for (size_t i = 0; i < r->nqueues; i++)
-        queues[i] = r->queues[i];
-    adopt_party p = {.chan = r->channel,
-                     .state = r->state,
-                     .queues = queues,
-                     .nqueues = r->nqueues,
-                     .bridge = strmap_get(ad->where, r->channel),
+    queue_names(r->queues, r->nqueues, queues);
+    adopt_party p = {PARTY_BASE(ad, r, queues),
                      .id = r->agentid,
                      .name = r->chan_name,
                      .since_ms = r->since_ms,

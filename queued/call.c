@@ -209,6 +209,24 @@ static void on_qs_logged(queue_store *qs, int err, const qs_result *res, void *p
 
 /* ---- the end ---------------------------------------------------------------- */
 
+/* No party may point at a call that is over (it may be freed here): k lets
+ * go of its legs and they of it. */
+static void release_legs(call *k)
+{
+    if (k->c && caller_call(k->c) == k)
+        caller_set_call(k->c, NULL);
+    if (k->a && agent_call(k->a) == k)
+        agent_set_call(k->a, NULL);
+    link_set_call(k->link, NULL);
+    leg_unref((leg *)k->c);
+    leg_unref((leg *)k->a);
+    leg_unref(k->link);
+    k->c = NULL;
+    k->a = NULL;
+    k->link = NULL;
+    call_unref(k); /* the legs' reference */
+}
+
 /* Releases both legs and the bridge; the call is over for this node. */
 static void finish(call *k)
 {
@@ -222,20 +240,8 @@ static void finish(call *k)
         k->destroy_when_idle = true; /* a discard must reach it before the bridge goes */
     else if (k->bridge_made)
         FIRE(k, ari_bridge_destroy(k->n->rest, k->bridge, on_logged, k));
-    /* no party may point at a call that is over (it may be freed below) */
-    if (k->c && caller_call(k->c) == k)
-        caller_set_call(k->c, NULL);
-    if (k->a && agent_call(k->a) == k)
-        agent_set_call(k->a, NULL);
-    link_set_call(k->link, NULL);
     node_call_ended(k->n);
-    leg_unref((leg *)k->c);
-    leg_unref((leg *)k->a);
-    leg_unref(k->link);
-    k->c = NULL;
-    k->a = NULL;
-    k->link = NULL;
-    call_unref(k); /* the legs' reference */
+    release_legs(k);
 }
 
 /* The end of a talking call is recorded; what the agent does next depends on
@@ -763,18 +769,7 @@ void call_detach(call *k)
     if (k->state == CALL_ENDED)
         return;
     set_state(k, CALL_ENDED); /* callbacks still pending see it over */
-    if (k->c && caller_call(k->c) == k)
-        caller_set_call(k->c, NULL);
-    if (k->a && agent_call(k->a) == k)
-        agent_set_call(k->a, NULL);
-    link_set_call(k->link, NULL);
-    leg_unref((leg *)k->c);
-    leg_unref((leg *)k->a);
-    leg_unref(k->link);
-    k->c = NULL;
-    k->a = NULL;
-    k->link = NULL;
-    call_unref(k); /* the legs' reference */
+    release_legs(k);
 }
 
 void call_rec_gone(call *k, const char *name)

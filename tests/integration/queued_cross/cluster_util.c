@@ -162,6 +162,14 @@ void call_across(const char *queue, const char *agentid, char *agent, char *call
 
 /* Everybody gone: the checker over the whole stream, nothing of any party
  * in Redis, nothing in the simulator. */
+void call_local(int node, const char *queue, const char *agentid, char *agent, char *caller)
+{
+    agent_in(node, queue, agentid, agent, 128);
+    caller_in(node, queue, caller, 128);
+    wait_connected(caller, agent);
+    assert_true(wait_events("CONNECT", 1));
+}
+
 void assert_all_clean(void)
 {
     for (int node = 0; node < C->nnodes; node++)

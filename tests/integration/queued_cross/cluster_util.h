@@ -34,6 +34,9 @@ redisContext *redis(void);
 int count_events(const char *type);
 bool wait_events(const char *type, int n);
 void call_across(const char *queue, const char *agentid, char *agent, char *caller);
+/* An agent and a caller of `queue` on the same node talking, CONNECT
+ * logged (agent and caller: 128 bytes). */
+void call_local(int node, const char *queue, const char *agentid, char *agent, char *caller);
 void assert_all_clean(void);
 const char *hget(const char *key, const char *field, char *buf, size_t len);
 long long zrank(const char *key, const char *member);

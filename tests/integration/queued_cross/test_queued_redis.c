@@ -132,9 +132,7 @@ static void test_redis_comes_back_empty(void **state)
 {
     (void)state;
     char at[128], ct[128], c[3][128];
-    agent_in(N1, "support", "1001", at, sizeof at);
-    caller_in(N1, "support", ct, sizeof ct);
-    wait_connected(ct, at);
+    call_local(N1, "support", "1001", at, ct);
     const int node_of[3] = {N1, N2, N1};
     for (int i = 0; i < 3; i++) {
         caller_in(node_of[i], "support", c[i], sizeof c[i]);
@@ -177,10 +175,7 @@ static void test_sentinel_failover(void **state)
 {
     (void)state;
     char at[128], ct[128], c[3][128];
-    agent_in(N1, "support", "1001", at, sizeof at);
-    caller_in(N1, "support", ct, sizeof ct);
-    wait_connected(ct, at);
-    assert_true(wait_events("CONNECT", 1));
+    call_local(N1, "support", "1001", at, ct);
     const int node_of[3] = {N1, N2, N2};
     for (int i = 0; i < 2; i++) {
         caller_in(node_of[i], "support", c[i], sizeof c[i]);

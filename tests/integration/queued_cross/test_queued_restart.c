@@ -192,10 +192,7 @@ static void test_local_call_keeps_recording(void **state)
 {
     (void)state;
     char agent[128], caller[128], who[32];
-    agent_in(N1, "support", "1001", agent, sizeof agent);
-    caller_in(N1, "support", caller, sizeof caller);
-    wait_connected(caller, agent);
-    assert_true(wait_events("CONNECT", 1));
+    call_local(N1, "support", "1001", agent, caller);
     assert_int_equal(sim_send_dtmf(&C->sim, N1, agent, "0"), 204);
     assert_true(wait_rec_state(N1, "recording"));
     kill_node(N1);
@@ -269,10 +266,7 @@ static void test_call_over_while_down(void **state)
 {
     (void)state;
     char agent[128], caller[128], who[32];
-    agent_in(N1, "support", "1001", agent, sizeof agent);
-    caller_in(N1, "support", caller, sizeof caller);
-    wait_connected(caller, agent);
-    assert_true(wait_events("CONNECT", 1));
+    call_local(N1, "support", "1001", agent, caller);
     kill_node(N1);
     assert_int_equal(sim_hangup_call(&C->sim, N1, agent, 16), 204);
     assert_true(wait_gone(N1, agent));
@@ -359,9 +353,7 @@ static void test_drain_lets_calls_finish(void **state)
 {
     (void)state;
     char a1[128], c1[128], cw[128], a2[128], c2[128];
-    agent_in(N1, "support", "1001", a1, sizeof a1);
-    caller_in(N1, "support", c1, sizeof c1);
-    wait_connected(c1, a1);
+    call_local(N1, "support", "1001", a1, c1);
     caller_in(N1, "support", cw, sizeof cw);
     assert_true(wait_moh(N1, cw));
     int st_before = queued_proc_log_count(&C->q[N1], "draining in Redis");
@@ -396,9 +388,7 @@ static void test_drain_deadline(void **state)
 {
     (void)state;
     char a1[128], c1[128];
-    agent_in(N1, "support", "1001", a1, sizeof a1);
-    caller_in(N1, "support", c1, sizeof c1);
-    wait_connected(c1, a1);
+    call_local(N1, "support", "1001", a1, c1);
     queued_proc_term(&C->q[N1]);
     sleep_ms(2000);
     assert_true(queued_proc_alive(&C->q[N1])); /* still waiting for the call */
