@@ -1,8 +1,12 @@
 /* harness.c - see harness.h. */
 #include "harness.h"
 
-#include <signal.h>
+#include <setjmp.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +79,37 @@ int hx_stop(hx *h)
         redisFree(h->rc);
     redis_proc_stop(&h->r, SIGKILL);
     return left;
+}
+
+int hx_setup_dir(void **state, const char *scripts_dir)
+{
+    hx *h = calloc(1, sizeof *h);
+    *state = h;
+    if (hx_start(h, scripts_dir) != 0) {
+        hx_stop(h);
+        free(h);
+        return -1;
+    }
+    return 0;
+}
+
+int hx_setup(void **state)
+{
+    return hx_setup_dir(state, NULL);
+}
+
+int hx_setup_env(void **state)
+{
+    return hx_setup_dir(state, getenv("QS_SCRIPTS_DIR"));
+}
+
+int hx_teardown(void **state)
+{
+    hx *h = *state;
+    int left = hx_stop(h);
+    free(h);
+    assert_int_equal(left, 0);
+    return 0;
 }
 
 bool hx_wait(hx *h, const int *counter, int target, int ms)
@@ -314,6 +349,15 @@ int hx_count(const hx_events *e, const char *name)
     int n = 0;
     for (int i = 0; i < e->n; i++)
         n += !name || strcmp(hx_ev(&e->v[i], "event"), name) == 0;
+    return n;
+}
+
+int hx_count_events(hx *h, const char *name)
+{
+    hx_events e;
+    hx_events_read(h, &e);
+    int n = hx_count(&e, name);
+    hx_events_free(&e);
     return n;
 }
 

@@ -51,6 +51,16 @@ int hx_start(hx *h, const char *scripts_dir);
  * of events left on the loop (0 when clean). */
 int hx_stop(hx *h);
 
+/* cmocka fixtures: *state gets a started hx (freed on failure), with the
+ * repo's scripts, those in dir, or those in $QS_SCRIPTS_DIR when set (a
+ * mutated copy of queue.lua, to see a test fail without what it tests).
+ * hx_teardown frees it and fails the test when the loop was left with
+ * events. */
+int hx_setup(void **state);
+int hx_setup_dir(void **state, const char *scripts_dir);
+int hx_setup_env(void **state);
+int hx_teardown(void **state);
+
 /* Runs the loop until *counter >= target or ms passed. */
 bool hx_wait(hx *h, const int *counter, int target, int ms);
 
@@ -134,6 +144,8 @@ void hx_events_free(hx_events *e);
 const char *hx_ev(const hx_event *e, const char *name);
 /* Events named `name` (all when NULL) counted. */
 int hx_count(const hx_events *e, const char *name);
+/* The same over the events stream as Redis holds it now. */
+int hx_count_events(hx *h, const char *name);
 /* The index of the i-th (0-based) event named `name` with field `fname` =
  * fval (any when fname NULL), or -1. */
 int hx_find(const hx_events *e, const char *name, const char *fname, const char *fval,

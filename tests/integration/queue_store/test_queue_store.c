@@ -17,28 +17,9 @@
 #include "core/err.h"
 #include "harness.h"
 
-static int setup(void **state)
-{
-    hx *h = calloc(1, sizeof *h);
-    *state = h;
-    if (hx_start(h, NULL) != 0) {
-        hx_stop(h);
-        free(h);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    hx *h = *state;
-    int left = hx_stop(h);
-    free(h);
-    assert_int_equal(left, 0);
-    return 0;
-}
-
-#define OK HX_OK
+#define OK       HX_OK
+#define setup    hx_setup
+#define teardown hx_teardown
 
 
 #define hget hx_hget4

@@ -25,30 +25,11 @@
 #include "core/err.h"
 #include "harness.h"
 
-#define OK HX_OK
-#define A  0
-#define B  1
-
-static int setup(void **state)
-{
-    hx *h = calloc(1, sizeof *h);
-    *state = h;
-    if (hx_start(h, getenv("QS_SCRIPTS_DIR")) != 0) {
-        hx_stop(h);
-        free(h);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    hx *h = *state;
-    int left = hx_stop(h);
-    free(h);
-    assert_int_equal(left, 0);
-    return 0;
-}
+#define OK       HX_OK
+#define setup    hx_setup_env
+#define teardown hx_teardown
+#define A        0
+#define B        1
 
 /* node_drain on `node`; the result in hx_o. */
 static int drain(hx *h, int node, bool on, int64_t ttl_ms)
@@ -88,15 +69,6 @@ static const char *state_of(hx *h, const char *kind, const char *id)
     char key[QS_ID_MAX + 32];
     snprintf(key, sizeof key, "{ariq}:%s:%s", kind, id);
     return hx_hget4(h, key, "state");
-}
-
-static int count_events(hx *h, const char *name)
-{
-    hx_events e;
-    hx_events_read(h, &e);
-    int n = hx_count(&e, name);
-    hx_events_free(&e);
-    return n;
 }
 
 /* ---- callers --------------------------------------------------------------- */
@@ -170,10 +142,10 @@ static void test_ttl_lapse(void **state)
     assert_int_equal(hx_o.npairs, 1);
     paired(&hx_o, 0, "b1", "a2", "q");
     assert_int_equal(hx_int(h, "EXISTS {ariq}:draining"), 0);
-    int n = count_events(h, NULL);
+    int n = hx_count_events(h, NULL);
     OK(drain(h, B, false, 0));
     assert_string_equal(hx_o.res.outcome, "NOTDRAINING");
-    assert_int_equal(count_events(h, NULL), n);
+    assert_int_equal(hx_count_events(h, NULL), n);
 }
 
 /* ---- agents ----------------------------------------------------------------- */
@@ -411,7 +383,7 @@ static void test_reconcile_clears(void **state)
     OK(drain(h, B, true, 60000));
     OK(hx_login(h, A, "a1", "q", true, &o));
     assert_int_equal(o.npairs, 0);
-    assert_int_equal(count_events(h, "NODEDRAIN"), 2);
+    assert_int_equal(hx_count_events(h, "NODEDRAIN"), 2);
     OK(reconcile(h, A, alive, 2));
     assert_int_equal(hx_int(h, "EXISTS {ariq}:node:A:draining"), 0);
     assert_int_equal(hx_int(h, "SISMEMBER {ariq}:draining A"), 0);
@@ -428,7 +400,7 @@ static void test_reconcile_clears(void **state)
     hx_events_free(&e);
     /* again, not draining: no NODEDRAIN */
     OK(reconcile(h, A, alive, 2));
-    assert_int_equal(count_events(h, "NODEDRAIN"), 3);
+    assert_int_equal(hx_count_events(h, "NODEDRAIN"), 3);
     OK(pair_queue(h, B, "q"));
     assert_int_equal(hx_o.npairs, 1);
     paired(&hx_o, 0, "c1", "a1", "q");

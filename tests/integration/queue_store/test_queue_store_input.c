@@ -17,6 +17,9 @@
 #include "core/err.h"
 #include "harness.h"
 
+#define setup    hx_setup
+#define teardown hx_teardown
+
 #define NOW "1700000000000"
 
 typedef struct bad_case {
@@ -161,22 +164,6 @@ static const bad_case cases[] = {
     {"ERR ariq: queue name",
      {K3("{ariq}:queue:q:callers"), COMMON("queue_info"), "q{x}", NULL}},
 };
-
-static int setup(void **state)
-{
-    hx *h = calloc(1, sizeof *h);
-    *state = h;
-    return hx_start(h, NULL);
-}
-
-static int teardown(void **state)
-{
-    hx *h = *state;
-    int left = hx_stop(h);
-    free(h);
-    assert_int_equal(left, 0);
-    return 0;
-}
 
 /* EVALSHA of one case; returns the reply (caller frees). */
 static redisReply *eval_case(hx *h, const char *sha, const bad_case *c)
@@ -357,9 +344,7 @@ static int setup_fake(void **state)
         return -1;
     fputs(fake_script, fp);
     fclose(fp);
-    hx *h = calloc(1, sizeof *h);
-    *state = h;
-    return hx_start(h, dir);
+    return hx_setup_dir(state, dir);
 }
 
 static int enter_mode(hx *h, int mode, hx_out *o)

@@ -158,15 +158,6 @@ static void cross_pair(hx *h, const char *call, const char *agent, const char *q
     snprintf(pid, QS_ID_MAX + 1, "%s", o.pairs[0].pairing);
 }
 
-static int count_events(hx *h, const char *name)
-{
-    hx_events e;
-    hx_events_read(h, &e);
-    int n = hx_count(&e, name);
-    hx_events_free(&e);
-    return n;
-}
-
 /* The entries of node `node`'s command stream, read like the events. */
 static void cmds_read(hx *h, const char *node, hx_events *out)
 {
@@ -204,8 +195,8 @@ static void test_bridged_caller_then_agent(void **state)
     assert_string_equal(pget(h, pid, "sides"), "caller");
     assert_string_equal(hget(h, "{ariq}:call:c1", "state"), "paired");
     assert_string_equal(hget(h, "{ariq}:agent:a1", "state"), "paired");
-    assert_int_equal(count_events(h, "CONNECT"), 0);
-    assert_int_equal(count_events(h, "WITHDRAW"), 0);
+    assert_int_equal(hx_count_events(h, "CONNECT"), 0);
+    assert_int_equal(hx_count_events(h, "WITHDRAW"), 0);
     /* the same side again: connected 0, not one byte changes */
     char *before = hx_snapshot(h);
     h->now += 100;
@@ -262,13 +253,13 @@ static void test_bridged_agent_first_both_notfound(void **state)
     OK(bridged(h, 1, pid, QS_SIDE_AGENT));
     assert_int_equal(hx_o.res.connected, 0);
     assert_string_equal(pget(h, pid, "state"), "paired");
-    assert_int_equal(count_events(h, "CONNECT"), 0);
+    assert_int_equal(hx_count_events(h, "CONNECT"), 0);
     OK(bridged(h, 0, pid, QS_SIDE_CALLER));
     assert_int_equal(hx_o.res.connected, 1);
     assert_string_equal(pget(h, pid, "sides"), "both");
     assert_string_equal(hget(h, "{ariq}:call:c2", "state"), "bridged");
     assert_string_equal(hget(h, "{ariq}:agent:a2", "state"), "talking");
-    assert_int_equal(count_events(h, "CONNECT"), 1);
+    assert_int_equal(hx_count_events(h, "CONNECT"), 1);
     /* one node: BOTH */
     OK(hx_enter(h, 0, "c3", 0, "s", false, &o));
     OK(hx_login(h, 0, "a3", "s", true, &o));
@@ -277,7 +268,7 @@ static void test_bridged_agent_first_both_notfound(void **state)
     assert_int_equal(hx_o.res.connected, 1);
     assert_string_equal(pget(h, pid, "state"), "bridged");
     assert_string_equal(hget(h, "{ariq}:agent:a3", "state"), "talking");
-    assert_int_equal(count_events(h, "CONNECT"), 2);
+    assert_int_equal(hx_count_events(h, "CONNECT"), 2);
     /* completed: NOTFOUND */
     memset(&hx_o, 0, sizeof hx_o);
     OK(hx_done(h,
@@ -296,14 +287,14 @@ static void test_bridged_agent_first_both_notfound(void **state)
     char *before = hx_snapshot(h);
     assert_int_equal(bridged(h, 0, pid, QS_SIDE_CALLER), ARIQ_ENOTFOUND);
     HX_UNCHANGED(h, before);
-    assert_int_equal(count_events(h, "CONNECT"), 2);
+    assert_int_equal(hx_count_events(h, "CONNECT"), 2);
     /* the same two parties paired again start with no side in */
     OK(pair_queue(h, h->n[1].qs, "t"));
     assert_int_equal(hx_o.npairs, 1);
     snprintf(pid, sizeof pid, "%s", hx_o.pairs[0].pairing);
     OK(bridged(h, 0, pid, QS_SIDE_CALLER));
     assert_int_equal(hx_o.res.connected, 0);
-    assert_int_equal(count_events(h, "CONNECT"), 2);
+    assert_int_equal(hx_count_events(h, "CONNECT"), 2);
 }
 
 /* ---- unlink before CONNECT ------------------------------------------------- */

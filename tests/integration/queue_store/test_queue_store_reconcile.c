@@ -6,7 +6,10 @@
  *
  * Each test runs its own server and the harness's nodes "A" (0) and "B" (1)
  * on one loop, and ends with every store freed and the loop empty. Callers
- * get channel ch-<callid>, agents ag-<agentid> (harness.c). */
+ * get channel ch-<callid>, agents ag-<agentid> (harness.c). QS_SCRIPTS_DIR
+ * names a mutated copy of queue.lua, to see these tests fail without what
+ * they test (hx_setup_env; the repo's file is shared with every other test
+ * running). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,8 +24,10 @@
 #include "core/err.h"
 #include "harness.h"
 
-#define OK   HX_OK
-#define hget hx_hget4
+#define OK       HX_OK
+#define hget     hx_hget4
+#define setup    hx_setup_env
+#define teardown hx_teardown
 
 #define ALIVE_BUF 6000
 #define KEEP_BUF  600
@@ -37,30 +42,6 @@ typedef struct rc_out {
     qs_kept_pairing *pairings;
     char (*hangup)[QS_ID_MAX + 1];
 } rc_out;
-
-/* QS_SCRIPTS_DIR names another scripts directory than the repo's: a
- * mutated copy of queue.lua, to see that these tests fail without what
- * they test (the repo's file is shared with every other test running). */
-static int setup(void **state)
-{
-    hx *h = calloc(1, sizeof *h);
-    *state = h;
-    if (hx_start(h, getenv("QS_SCRIPTS_DIR")) != 0) {
-        hx_stop(h);
-        free(h);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    hx *h = *state;
-    int left = hx_stop(h);
-    free(h);
-    assert_int_equal(left, 0);
-    return 0;
-}
 
 static void *dup_array(const void *p, size_t n, size_t size)
 {
@@ -187,15 +168,6 @@ static int rec(hx *h, qs_rec_action action, const char *name, const char *pid)
     return hx_done(
         h, qs_rec(h->n[0].qs, action, name, pid, "/rec/x.wav", 0, hx_result_cb, &hx_o),
         &hx_o);
-}
-
-static int count_events(hx *h, const char *name)
-{
-    hx_events e;
-    hx_events_read(h, &e);
-    int n = hx_count(&e, name);
-    hx_events_free(&e);
-    return n;
 }
 
 /* `call` waits on node cn, `agent` logs in on node an with autopair and is
@@ -415,7 +387,7 @@ static void test_local_kept_connects(void **state)
     assert_string_equal(r.pairings[0].state, "bridged");
     rc_free(&r);
     HX_UNCHANGED(h, before);
-    assert_int_equal(count_events(h, NULL), n);
+    assert_int_equal(hx_count_events(h, NULL), n);
 }
 
 /* Bridged, the agent's channel gone: the agent is logged off, the caller's
@@ -466,8 +438,8 @@ static void test_local_bridged_caller_gone(void **state)
     assert_string_equal(rc_agent(&r, "a1")->state, "free");
     assert_true(rc_agent(&r, "a1")->free_seq > before);
     rc_free(&r);
-    assert_int_equal(count_events(h, "COMPLETECALLER"), 1);
-    assert_int_equal(count_events(h, "ABANDON"), 0);
+    assert_int_equal(hx_count_events(h, "COMPLETECALLER"), 1);
+    assert_int_equal(hx_count_events(h, "ABANDON"), 0);
 }
 
 /* Bridged, both alive, no bridge holding them: completed (COMPLETEAGENT),
@@ -486,7 +458,7 @@ static void test_local_bridged_not_kept(void **state)
     assert_string_equal(rc_agent(&r, "a1")->state, "free");
     assert_int_equal(r.r.ncalls, 0);
     rc_free(&r);
-    assert_int_equal(count_events(h, "COMPLETEAGENT"), 1);
+    assert_int_equal(hx_count_events(h, "COMPLETEAGENT"), 1);
     assert_int_equal(hx_int(h, "EXISTS {ariq}:agent:a1"), 1);
 }
 
@@ -621,7 +593,7 @@ static void test_out_kept(void **state)
     assert_string_equal(r.pairings[0].link_channel, "");
     assert_int_equal(r.r.unlinked, 0);
     rc_free(&r);
-    assert_int_equal(count_events(h, "CONNECT"), 0);
+    assert_int_equal(hx_count_events(h, "CONNECT"), 0);
     OK(bridged(h, 1, pid, QS_SIDE_AGENT));
     assert_int_equal(hx_o.res.connected, 1);
 }
@@ -647,7 +619,7 @@ static void test_in_kept(void **state)
     assert_int_equal(r.r.ncalls, 0); /* c1 is B's */
     assert_string_equal(rc_agent(&r, "a1")->state, "talking");
     rc_free(&r);
-    assert_int_equal(count_events(h, "CONNECT"), 1);
+    assert_int_equal(hx_count_events(h, "CONNECT"), 1);
 }
 
 /* IN not kept: paired, undone (the caller back at its place on B, our agent
@@ -676,7 +648,7 @@ static void test_in_not_kept(void **state)
     assert_int_equal(r.r.nhangup, 0);
     assert_string_equal(rc_agent(&r, "a1")->state, "free");
     rc_free(&r);
-    assert_int_equal(count_events(h, "COMPLETECALLER"), 1);
+    assert_int_equal(hx_count_events(h, "COMPLETECALLER"), 1);
     assert_int_equal(hx_int(h, "EXISTS {ariq}:call:c1"), 0);
 }
 

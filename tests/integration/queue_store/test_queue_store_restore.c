@@ -8,7 +8,9 @@
  * sets and records), as a node keeps it in memory. Each test runs its own
  * server and the harness's nodes "A" (0) and "B" (1) on one loop, and ends
  * with every store freed and the loop empty. Callers get channel
- * ch-<callid>, agents ag-<agentid> (harness.c). */
+ * ch-<callid>, agents ag-<agentid> (harness.c). QS_SCRIPTS_DIR names a
+ * mutated copy of queue.lua, to see these tests fail without what they
+ * test (hx_setup_env). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,32 +25,10 @@
 #include "core/err.h"
 #include "harness.h"
 
-#define OK   HX_OK
-#define hget hx_hget4
-
-/* QS_SCRIPTS_DIR names another scripts directory than the repo's: a
- * mutated copy of queue.lua, to see that these tests fail without what
- * they test. */
-static int setup(void **state)
-{
-    hx *h = calloc(1, sizeof *h);
-    *state = h;
-    if (hx_start(h, getenv("QS_SCRIPTS_DIR")) != 0) {
-        hx_stop(h);
-        free(h);
-        return -1;
-    }
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    hx *h = *state;
-    int left = hx_stop(h);
-    free(h);
-    assert_int_equal(left, 0);
-    return 0;
-}
+#define OK       HX_OK
+#define hget     hx_hget4
+#define setup    hx_setup_env
+#define teardown hx_teardown
 
 /* ---- what a node knows ---------------------------------------------------- */
 
