@@ -1069,9 +1069,11 @@ int qs_restore(queue_store *qs, int64_t maxseq, const qs_restore_call *calls,
 
 /* ---- reads ------------------------------------------------------------------ */
 
-int qs_call_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd)
+/* call_info and announce_info: the same key, argument and reply. */
+static int call_view(queue_store *qs, const char *op, const char *callid,
+                     qs_call_view_cb cb, void *pd)
 {
-    qs_msg m = {.op = "call_info"};
+    qs_msg m = {.op = op};
     int rc = msg_key(qs, &m, "call", callid, QS_ID_MAX, NULL);
     if (rc != 0)
         return rc;
@@ -1082,17 +1084,14 @@ int qs_call_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *
     return send_msg(qs, &m, &t);
 }
 
+int qs_call_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd)
+{
+    return call_view(qs, "call_info", callid, cb, pd);
+}
+
 int qs_announce_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd)
 {
-    qs_msg m = {.op = "announce_info"};
-    int rc = msg_key(qs, &m, "call", callid, QS_ID_MAX, NULL);
-    if (rc != 0)
-        return rc;
-    if (!cb)
-        return bad(qs, "callback required");
-    arg(&m, callid);
-    qs_req t = {.kind = REQ_CALL_INFO, .cb.call_info = cb, .pd = pd};
-    return send_msg(qs, &m, &t);
+    return call_view(qs, "announce_info", callid, cb, pd);
 }
 
 int qs_queue_info(queue_store *qs, const char *queue, qs_queue_view_cb cb, void *pd)

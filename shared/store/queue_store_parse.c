@@ -54,6 +54,8 @@ typedef struct parse_ctx {
     void **blocks; /* QF_RECS / QF_CHANS allocations, QS_RC_BLOCKS of them */
 } parse_ctx;
 
+#define NFIELDS(a) (sizeof(a) / sizeof(a)[0])
+
 #define F_INT(T, m)                                                                      \
     {                                                                                    \
 #m, QF_INT, offsetof(T, m), 0, 0, NULL                                           \
@@ -70,7 +72,6 @@ static const qf pairing_fields[] = {
     F_STR(qs_pairing, caller_node),    F_STR(qs_pairing, agent_node),
     F_INT(qs_pairing, created_ms),     F_INT(qs_pairing, holdtime_ms),
 };
-#define PAIRING_ALL ((1u << 10) - 1)
 
 static const qf call_queue_fields[] = {
     F_STR(qs_call_queue, queue),
@@ -78,7 +79,6 @@ static const qf call_queue_fields[] = {
     F_INT(qs_call_queue, ahead),
     F_INT(qs_call_queue, length),
 };
-#define CALL_QUEUE_ALL 0xFu
 
 static int perr(parse_ctx *c, const char *what, const char *name)
 {
@@ -90,6 +90,32 @@ static int perr(parse_ctx *c, const char *what, const char *name)
 
 static int parse_kv(parse_ctx *c, const redisReply *r, const qf *fields, size_t nfields,
                     void *out, unsigned *seen);
+
+/* parse_kv with every one of the fields required: `missing` (for `name`)
+ * when one is not there. */
+static int parse_all(parse_ctx *c, const redisReply *r, const qf *fields, size_t nfields,
+                     void *out, const char *missing, const char *name)
+{
+    unsigned seen = 0;
+    int rc = parse_kv(c, r, fields, nfields, out, &seen);
+    if (rc == 0 && seen != (1u << nfields) - 1)
+        rc = perr(c, missing, name);
+    return rc;
+}
+
+/* Each element of array v a record of `fields`, all required, into out
+ * (records `size` bytes apart); `lacks` names what a short one lacks. */
+static int parse_each(parse_ctx *c, const qf *f, const redisReply *v, const qf *fields,
+                      size_t nfields, char *out, size_t size, const char *lacks)
+{
+    for (size_t i = 0; i < v->elements; i++) {
+        int rc = parse_all(c, v->element[i], fields, nfields, out + i * size, lacks,
+                           f->name);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
 
 static int put_str(parse_ctx *c, const qf *f, const redisReply *v, char *dst)
 {
@@ -127,16 +153,10 @@ static int put_pairings(parse_ctx *c, const qf *f, const redisReply *v, char *ba
     if (!ps)
         return ARIQ_ENOMEM;
     *c->owned = ps;
-    for (size_t i = 0; i < v->elements; i++) {
-        unsigned seen = 0;
-        int rc =
-            parse_kv(c, v->element[i], pairing_fields,
-                     sizeof pairing_fields / sizeof pairing_fields[0], &ps[i], &seen);
-        if (rc == 0 && seen != PAIRING_ALL)
-            rc = perr(c, "a pairing lacks a field", f->name);
-        if (rc != 0)
-            return rc;
-    }
+    int rc = parse_each(c, f, v, pairing_fields, NFIELDS(pairing_fields), (char *)ps,
+                        sizeof *ps, "a pairing lacks a field");
+    if (rc != 0)
+        return rc;
     *(const qs_pairing **)(base + f->off) = ps;
     *(size_t *)(base + f->count_off) = v->elements;
     return 0;
@@ -146,17 +166,10 @@ static int put_queues(parse_ctx *c, const qf *f, const redisReply *v, char *base
 {
     if (v->type != REDIS_REPLY_ARRAY || v->elements > QS_QUEUES_MAX)
         return perr(c, "an array of at most 16 queues expected", f->name);
-    qs_call_queue *qs = (qs_call_queue *)(base + f->off);
-    for (size_t i = 0; i < v->elements; i++) {
-        unsigned seen = 0;
-        int rc = parse_kv(c, v->element[i], call_queue_fields,
-                          sizeof call_queue_fields / sizeof call_queue_fields[0], &qs[i],
-                          &seen);
-        if (rc == 0 && seen != CALL_QUEUE_ALL)
-            rc = perr(c, "a queue lacks a field", f->name);
-        if (rc != 0)
-            return rc;
-    }
+    int rc = parse_each(c, f, v, call_queue_fields, NFIELDS(call_queue_fields),
+                        base + f->off, sizeof(qs_call_queue), "a queue lacks a field");
+    if (rc != 0)
+        return rc;
     *(size_t *)(base + f->count_off) = v->elements;
     return 0;
 }
@@ -195,7 +208,6 @@ static int put_qnames(parse_ctx *c, const qf *f, const redisReply *v, char *base
 static int put_recs(parse_ctx *c, const qf *f, const redisReply *v, char *base)
 {
     const qf_rec *d = f->rec;
-    unsigned all = (1u << d->nfields) - 1;
     if (v->type != REDIS_REPLY_ARRAY || v->elements > d->max)
         return perr(c, "an array of records expected", f->name);
     if (!c->blocks || c->blocks[d->slot])
@@ -206,15 +218,10 @@ static int put_recs(parse_ctx *c, const qf *f, const redisReply *v, char *base)
     if (!recs)
         return ARIQ_ENOMEM;
     c->blocks[d->slot] = recs;
-    for (size_t i = 0; i < v->elements; i++) {
-        unsigned seen = 0;
-        int rc =
-            parse_kv(c, v->element[i], d->fields, d->nfields, recs + i * d->size, &seen);
-        if (rc == 0 && seen != all)
-            rc = perr(c, "a record lacks a field", f->name);
-        if (rc != 0)
-            return rc;
-    }
+    int rc = parse_each(c, f, v, d->fields, d->nfields, recs, d->size,
+                        "a record lacks a field");
+    if (rc != 0)
+        return rc;
     *(const void **)(base + f->off) = recs;
     *(size_t *)(base + f->count_off) = v->elements;
     return 0;
@@ -319,12 +326,10 @@ int qs_parse_enter(const redisReply *r, qs_enter_result *out, qs_pairing **owned
                    char *err, size_t errlen)
 {
     parse_ctx c = {owned, err, errlen, NULL};
-    unsigned seen = 0;
     memset(out, 0, sizeof *out);
     *owned = NULL;
-    int rc = parse_kv(&c, r, enter_fields, 4, out, &seen);
-    if (rc == 0 && seen != 0xFu)
-        rc = perr(&c, "seq, score, positions and pairings expected", NULL);
+    int rc = parse_all(&c, r, enter_fields, NFIELDS(enter_fields), out,
+                       "seq, score, positions and pairings expected", NULL);
     if (rc == 0 && (out->seq < 1 || out->score < 1 || out->npositions < 1))
         rc = perr(&c, "seq, score and positions must be positive", NULL);
     return rc;
@@ -354,8 +359,7 @@ int qs_parse_result(const redisReply *r, unsigned required, qs_result *out,
     unsigned seen = 0;
     memset(out, 0, sizeof *out);
     *owned = NULL;
-    int rc = parse_kv(&c, r, result_fields,
-                      sizeof result_fields / sizeof result_fields[0], out, &seen);
+    int rc = parse_kv(&c, r, result_fields, NFIELDS(result_fields), out, &seen);
     if (rc == 0 && (seen & required) != required)
         rc = perr(&c, "a field the op promises is missing", NULL);
     return rc;
@@ -385,11 +389,8 @@ int qs_parse_call_info(const redisReply *r, qs_call_view *out, char *err, size_t
     if (r->element[1]->integer == 0)
         return r->elements == 2 ? 0 : perr(&c, "fields after found 0", NULL);
     out->found = true;
-    unsigned seen = 0;
-    int rc = parse_kv(&c, r, call_info_fields, 7, out, &seen);
-    if (rc == 0 && seen != 0x7Fu)
-        rc = perr(&c, "a call field is missing", NULL);
-    return rc;
+    return parse_all(&c, r, call_info_fields, NFIELDS(call_info_fields), out,
+                     "a call field is missing", NULL);
 }
 
 static const qf queue_info_fields[] = {
@@ -401,11 +402,9 @@ static const qf queue_info_fields[] = {
 int qs_parse_queue_info(const redisReply *r, qs_queue_view *out, char *err, size_t errlen)
 {
     parse_ctx c = {NULL, err, errlen, NULL};
-    unsigned seen = 0;
     memset(out, 0, sizeof *out);
-    int rc = parse_kv(&c, r, queue_info_fields, 5, out, &seen);
-    if (rc == 0 && seen != 0x1Fu)
-        rc = perr(&c, "a queue field is missing", NULL);
+    int rc = parse_all(&c, r, queue_info_fields, NFIELDS(queue_info_fields), out,
+                       "a queue field is missing", NULL);
     if (rc == 0 && (out->callers < 0 || out->agents_free < 0 || out->longest_wait_ms < 0))
         rc = perr(&c, "negative count", NULL);
     return rc;
@@ -426,11 +425,9 @@ int qs_parse_reap(const redisReply *r, qs_reap_result *out, char *err, size_t er
 {
     parse_ctx c = {NULL, err, errlen, NULL};
     reap_raw raw = {0};
-    unsigned seen = 0;
     memset(out, 0, sizeof *out);
-    int rc = parse_kv(&c, r, reap_fields, 4, &raw, &seen);
-    if (rc == 0 && seen != 0xFu)
-        rc = perr(&c, "a reap field is missing", NULL);
+    int rc = parse_all(&c, r, reap_fields, NFIELDS(reap_fields), &raw,
+                       "a reap field is missing", NULL);
     if (rc == 0 && (raw.pairings < 0 || raw.calls < 0 || raw.agents < 0 ||
                     (raw.more != 0 && raw.more != 1)))
         rc = perr(&c, "counts must be >= 0 and more 0 or 1", NULL);
@@ -451,11 +448,9 @@ int qs_parse_restore(const redisReply *r, qs_restore_result *out, char *err,
                      size_t errlen)
 {
     parse_ctx c = {NULL, err, errlen, NULL};
-    unsigned seen = 0;
     memset(out, 0, sizeof *out);
-    int rc = parse_kv(&c, r, restore_fields, 5, out, &seen);
-    if (rc == 0 && seen != 0x1Fu)
-        rc = perr(&c, "a restore field is missing", NULL);
+    int rc = parse_all(&c, r, restore_fields, NFIELDS(restore_fields), out,
+                       "a restore field is missing", NULL);
     if (rc == 0 && (out->seq < 0 || out->restored_calls < 0 || out->restored_agents < 0 ||
                     out->present_calls < 0 || out->present_agents < 0))
         rc = perr(&c, "negative count", NULL);
@@ -523,8 +518,6 @@ static const qf kept_fields[] = {
     F_STR(qs_kept_pairing, rec_state),
 };
 
-#define NFIELDS(a) (sizeof(a) / sizeof(a)[0])
-
 static const qf_rec calls_rec = {call_rec_fields, NFIELDS(call_rec_fields),
                                  sizeof(qs_call_rec), QS_ALIVE_MAX, 0};
 static const qf_rec agents_rec = {agent_rec_fields, NFIELDS(agent_rec_fields),
@@ -557,12 +550,10 @@ int qs_parse_reconcile(const redisReply *r, qs_reconcile_result *out,
                        qs_reconcile_owned *owned, char *err, size_t errlen)
 {
     parse_ctx c = {NULL, err, errlen, owned->block};
-    unsigned seen = 0;
     memset(out, 0, sizeof *out);
     memset(owned, 0, sizeof *owned);
-    int rc = parse_kv(&c, r, reconcile_fields, NFIELDS(reconcile_fields), out, &seen);
-    if (rc == 0 && seen != (1u << NFIELDS(reconcile_fields)) - 1)
-        rc = perr(&c, "a reconcile field is missing", NULL);
+    int rc = parse_all(&c, r, reconcile_fields, NFIELDS(reconcile_fields), out,
+                       "a reconcile field is missing", NULL);
     if (rc == 0 && (out->seq < 0 || out->rolled_back < 0 || out->unlinked < 0 ||
                     out->completed < 0 || out->abandoned < 0 || out->logged_off < 0))
         rc = perr(&c, "negative count", NULL);
