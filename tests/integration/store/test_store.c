@@ -14,7 +14,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,94 +22,26 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "harness.h"
 #include "redis_proc.h"
 #include "store/keys.h"
 #include "store/store.h"
 
-/* ---- log capture (the sink runs under the log lock) ---------------------- */
-
-#define MAX_LINES 512
-static char *g_lines[MAX_LINES];
-static int g_nlines;
-static pthread_mutex_t g_lines_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void sink(log_level lvl, const char *line, void *ud)
-{
-    (void)lvl;
-    (void)ud;
-    pthread_mutex_lock(&g_lines_lock);
-    if (g_nlines < MAX_LINES)
-        g_lines[g_nlines++] = strdup(line);
-    pthread_mutex_unlock(&g_lines_lock);
-}
-
-static void lines_clear(void)
-{
-    for (int i = 0; i < g_nlines; i++)
-        free(g_lines[i]);
-    g_nlines = 0;
-}
-
-static int lines_matching(const char *needle)
-{
-    int n = 0;
-    for (int i = 0; i < g_nlines; i++)
-        n += strstr(g_lines[i], needle) != NULL;
-    return n;
-}
-
 /* ---- fixture --------------------------------------------------------------- */
 
 typedef struct fx {
-    struct event_base *base;
-    struct event *tick;
+    sfx x; /* first: a hook gets back to the fx from it */
     redis_proc r;
     bool have_redis;
-    store_config cfg;
-    store *s;
-    int ready, down;
-    char down_reason[256];
-    /* what a test's callbacks saw */
-    int replies, nulls, in_order_errors;
+    /* what count_cb saw besides the replies and NULLs */
+    int in_order_errors;
     long long expect_next;
-    void (*on_ready_hook)(struct fx *f);
 } fx;
-
-static void on_ready(store *s, void *ud)
-{
-    fx *f = ud;
-    assert_ptr_equal(s, f->s);
-    f->ready++;
-    if (f->on_ready_hook)
-        f->on_ready_hook(f);
-}
-
-static void on_down(store *s, const char *reason, void *ud)
-{
-    (void)s;
-    fx *f = ud;
-    f->down++;
-    snprintf(f->down_reason, sizeof f->down_reason, "%s", reason);
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->base = event_base_new();
-    f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(f->tick, &tv);
-    store_config_init(&f->cfg);
-    f->cfg.backoff_min_ms = 50;
-    f->cfg.backoff_max_ms = 400;
-    f->cfg.connect_timeout_ms = 2000;
+    sfx_init(&f->x);
     *state = f;
     return 0;
 }
@@ -119,64 +50,33 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    store_free(f->s);
-    event_free(f->tick);
-    int left = event_base_get_num_events(f->base, EVENT_BASE_COUNT_ADDED);
-    event_base_free(f->base);
+    int left = sfx_fini(&f->x);
     if (f->have_redis)
         redis_proc_stop(&f->r, SIGKILL);
-    log_set_sink(NULL, NULL);
-    log_set_level(LOG_LVL_INFO);
-    lines_clear();
     free(f);
     assert_int_equal(left, 0);
     return 0;
-}
-
-/* Runs the loop until *counter >= target or timeout_ms passed. */
-static bool wait_for(fx *f, const int *counter, int target, int timeout_ms)
-{
-    uint64_t end = clock_mono_ms() + (uint64_t)timeout_ms;
-    while (*counter < target && clock_mono_ms() < end)
-        event_base_loop(f->base, EVLOOP_ONCE);
-    return *counter >= target;
-}
-
-static void run_for(fx *f, int ms)
-{
-    uint64_t end = clock_mono_ms() + (uint64_t)ms;
-    while (clock_mono_ms() < end)
-        event_base_loop(f->base, EVLOOP_ONCE);
 }
 
 static void start_redis(fx *f, const redis_opts *o)
 {
     assert_int_equal(redis_proc_start(&f->r, o), 0);
     f->have_redis = true;
-    f->cfg.port = f->r.port;
-}
-
-static void new_store(fx *f)
-{
-    store_callbacks cbs = {.on_ready = on_ready, .on_down = on_down};
-    char err[256] = "";
-    int rc = store_new(f->base, &f->cfg, &cbs, f, &f->s, err, sizeof err);
-    if (rc != 0)
-        fail_msg("store_new: %s %s", ariq_strerror(rc), err);
+    f->x.cfg.port = f->r.port;
 }
 
 /* Redis up, store ready. */
 static void start_ready(fx *f, const redis_opts *o)
 {
     start_redis(f, o);
-    new_store(f);
-    assert_true(wait_for(f, &f->ready, 1, 5000));
-    assert_true(store_is_ready(f->s));
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.ready, 1, 5000));
+    assert_true(store_is_ready(f->x.s));
 }
 
 static int cmd(fx *f, store_cb cb, void *pd, int argc, const char **argv)
 {
-    return store_command_argv(f->s, argc, argv, NULL, cb, pd);
+    return store_command_argv(f->x.s, argc, argv, NULL, cb, pd);
 }
 
 /* Counts replies, NULLs and checks INCR results arrive in order. */
@@ -185,10 +85,10 @@ static void count_cb(store *s, const redisReply *r, void *pd)
     (void)s;
     fx *f = pd;
     if (!r) {
-        f->nulls++;
+        f->x.nulls++;
         return;
     }
-    f->replies++;
+    f->x.replies++;
     if (r->type == REDIS_REPLY_INTEGER && f->expect_next) {
         if (r->integer != f->expect_next)
             f->in_order_errors++;
@@ -212,16 +112,16 @@ static void test_connect_ready(void **state)
 {
     fx *f = *state;
     start_ready(f, NULL);
-    assert_int_equal(f->ready, 1);
-    assert_int_equal(f->down, 0);
+    assert_int_equal(f->x.ready, 1);
+    assert_int_equal(f->x.down, 0);
     const char *set[] = {"SET", "{ariq}:probe", "hello"};
     assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
-    assert_true(wait_for(f, &f->replies, 1, 2000));
+    assert_true(sfx_wait(&f->x, &f->x.replies, 1, 2000));
     redisReply *rep = redis_proc_cmd(&f->r, "GET {ariq}:probe");
     assert_string_equal(rep->str, "hello");
     freeReplyObject(rep);
     store_stats st;
-    store_get_stats(f->s, &st);
+    store_get_stats(f->x.s, &st);
     assert_int_equal(st.connects, 1);
     assert_int_equal(st.reconnects, 0);
     assert_int_equal(st.pending, 0);
@@ -235,21 +135,23 @@ static void test_not_ready_ebusy(void **state)
 {
     fx *f = *state;
     start_redis(f, NULL);
-    new_store(f);
+    sfx_new_store(&f->x);
     const char *ping[] = {"PING"};
     assert_int_equal(cmd(f, count_cb, f, 1, ping), ARIQ_EBUSY);
     const char *keys[] = {"k1", "k2"}, *args[] = {"a", "1", "v"};
-    assert_int_equal(store_script(f->s, "node_heartbeat", 2, keys, 3, args, count_cb, f),
-                     ARIQ_EBUSY);
-    assert_true(wait_for(f, &f->ready, 1, 5000));
+    assert_int_equal(
+        store_script(f->x.s, "node_heartbeat", 2, keys, 3, args, count_cb, f),
+        ARIQ_EBUSY);
+    assert_true(sfx_wait(&f->x, &f->x.ready, 1, 5000));
     const char *sub[] = {"subscribe", "x"}, *sel[] = {"SELECT", "2"};
     assert_int_equal(cmd(f, count_cb, f, 2, sub), ARIQ_EINVAL);
     assert_int_equal(cmd(f, count_cb, f, 2, sel), ARIQ_EINVAL);
     assert_int_equal(cmd(f, count_cb, f, 0, ping), ARIQ_EINVAL);
-    assert_int_equal(store_script(f->s, "no_such_script", 0, NULL, 0, NULL, count_cb, f),
-                     ARIQ_ENOTFOUND);
-    run_for(f, 100);
-    assert_int_equal(f->replies + f->nulls, 0);
+    assert_int_equal(
+        store_script(f->x.s, "no_such_script", 0, NULL, 0, NULL, count_cb, f),
+        ARIQ_ENOTFOUND);
+    sfx_run_for(&f->x, 100);
+    assert_int_equal(f->x.replies + f->x.nulls, 0);
 }
 
 /* The right password (given in a redis:// URL with a db): ready, and the
@@ -262,13 +164,13 @@ static void test_auth_ok(void **state)
     char url[256], err[256];
     redis_proc_url(&f->r, 2, url, sizeof url);
     assert_non_null(strstr(url, "Corr3ct%40horse%2F%3Ax@"));
-    assert_int_equal(store_config_set_url(&f->cfg, url, err, sizeof err), 0);
-    assert_string_equal(f->cfg.password, o.password);
-    new_store(f);
-    assert_true(wait_for(f, &f->ready, 1, 5000));
+    assert_int_equal(store_config_set_url(&f->x.cfg, url, err, sizeof err), 0);
+    assert_string_equal(f->x.cfg.password, o.password);
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.ready, 1, 5000));
     const char *set[] = {"SET", "{ariq}:authed", "yes"};
     assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
-    assert_true(wait_for(f, &f->replies, 1, 2000));
+    assert_true(sfx_wait(&f->x, &f->x.replies, 1, 2000));
     redisContext *c = redis_proc_connect(&f->r);
     freeReplyObject(redisCommand(c, "SELECT 2"));
     redisReply *rep = redisCommand(c, "GET {ariq}:authed");
@@ -282,26 +184,26 @@ static void test_auth_ok(void **state)
 static void test_auth_wrong(void **state)
 {
     fx *f = *state;
-    log_set_sink(sink, NULL);
+    sfx_log_capture(false);
     log_set_level(LOG_LVL_DEBUG);
     redis_opts o = {.password = "the-real-one"};
     start_redis(f, &o);
-    snprintf(f->cfg.password, sizeof f->cfg.password, "Wr0ngPassw0rd");
-    new_store(f);
-    run_for(f, 1200);
-    assert_int_equal(f->ready, 0);
-    assert_int_equal(f->down, 1);
-    assert_non_null(strstr(f->down_reason, "AUTH"));
-    assert_non_null(strstr(store_errmsg(f->s), "WRONGPASS"));
-    pthread_mutex_lock(&g_lines_lock);
-    int auth_errors = lines_matching("level=error mod=store redis AUTH");
-    int leaks = lines_matching("Wr0ngPassw0rd") + lines_matching("the-real-one");
-    pthread_mutex_unlock(&g_lines_lock);
+    snprintf(f->x.cfg.password, sizeof f->x.cfg.password, "Wr0ngPassw0rd");
+    sfx_new_store(&f->x);
+    sfx_run_for(&f->x, 1200);
+    assert_int_equal(f->x.ready, 0);
+    assert_int_equal(f->x.down, 1);
+    assert_non_null(strstr(f->x.down_reason, "AUTH"));
+    assert_non_null(strstr(store_errmsg(f->x.s), "WRONGPASS"));
+    int auth_errors =
+        sfx_lines_matching(0, "level=error mod=store redis AUTH", NULL, NULL);
+    int leaks = sfx_lines_matching(0, "Wr0ngPassw0rd", NULL, NULL) +
+                sfx_lines_matching(0, "the-real-one", NULL, NULL);
     assert_true(auth_errors >= 3); /* it kept retrying */
     assert_int_equal(leaks, 0);
-    assert_null(strstr(store_errmsg(f->s), "Wr0ngPassw0rd"));
+    assert_null(strstr(store_errmsg(f->x.s), "Wr0ngPassw0rd"));
     store_stats st;
-    store_get_stats(f->s, &st);
+    store_get_stats(f->x.s, &st);
     assert_int_equal(st.connects, 0);
 }
 
@@ -311,22 +213,22 @@ static void test_auth_missing(void **state)
     fx *f = *state;
     redis_opts o = {.password = "needed"};
     start_redis(f, &o);
-    new_store(f);
-    assert_true(wait_for(f, &f->down, 1, 3000));
-    run_for(f, 200);
-    assert_int_equal(f->ready, 0);
-    assert_non_null(strstr(store_errmsg(f->s), "NOAUTH"));
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 3000));
+    sfx_run_for(&f->x, 200);
+    assert_int_equal(f->x.ready, 0);
+    assert_non_null(strstr(store_errmsg(f->x.s), "NOAUTH"));
 }
 
 /* With db = 5, a key written through the store lands in db 5 only. */
 static void test_select_db(void **state)
 {
     fx *f = *state;
-    f->cfg.db = 5;
+    f->x.cfg.db = 5;
     start_ready(f, NULL);
     const char *set[] = {"SET", "{ariq}:in-db", "5"};
     assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
-    assert_true(wait_for(f, &f->replies, 1, 2000));
+    assert_true(sfx_wait(&f->x, &f->x.replies, 1, 2000));
     redisContext *c = redis_proc_connect(&f->r);
     redisReply *rep = redisCommand(c, "EXISTS {ariq}:in-db");
     assert_int_equal(rep->integer, 0);
@@ -361,12 +263,12 @@ static void hb_cb(store *s, const redisReply *r, void *pd)
 static int heartbeat(fx *f, const char *node, const char *ttl, hb_result *h)
 {
     char hbkey[STORE_KEY_MAX], nodes[STORE_KEY_MAX];
-    const store_keys *k = store_get_keys(f->s);
+    const store_keys *k = store_get_keys(f->x.s);
     assert_int_equal(store_key_node_heartbeat(k, hbkey, sizeof hbkey, node), 0);
     assert_int_equal(store_key_nodes(k, nodes, sizeof nodes), 0);
     const char *keys[] = {hbkey, nodes};
     const char *args[] = {node, ttl, "1700000000000"};
-    return store_script(f->s, "node_heartbeat", 2, keys, 3, args, hb_cb, h);
+    return store_script(f->x.s, "node_heartbeat", 2, keys, 3, args, hb_cb, h);
 }
 
 /* Scripts are loaded at connect and called with EVALSHA; the script's
@@ -375,7 +277,7 @@ static void test_script_evalsha(void **state)
 {
     fx *f = *state;
     start_ready(f, NULL);
-    const char *sha = store_script_sha(f->s, "node_heartbeat");
+    const char *sha = store_script_sha(f->x.s, "node_heartbeat");
     assert_non_null(sha);
     assert_int_equal(strlen(sha), 40);
     redisReply *rep = redis_proc_cmd(&f->r, "SCRIPT EXISTS %s", sha);
@@ -384,7 +286,7 @@ static void test_script_evalsha(void **state)
 
     hb_result h = {0};
     assert_int_equal(heartbeat(f, "node1", "5000", &h), 0);
-    assert_true(wait_for(f, &h.done, 1, 2000));
+    assert_true(sfx_wait(&f->x, &h.done, 1, 2000));
     assert_int_equal(h.type, REDIS_REPLY_INTEGER);
     assert_int_equal(h.integer, 1); /* joined */
     long long pttl = redis_int(f, "PTTL %s", "{ariq}:node:node1:heartbeat");
@@ -393,13 +295,13 @@ static void test_script_evalsha(void **state)
 
     hb_result h2 = {0};
     assert_int_equal(heartbeat(f, "node1", "5000", &h2), 0);
-    assert_true(wait_for(f, &h2.done, 1, 2000));
+    assert_true(sfx_wait(&f->x, &h2.done, 1, 2000));
     assert_int_equal(h2.integer, 0); /* already known */
 
     /* a bad TTL is an error reply and changes nothing */
     hb_result h3 = {0};
     assert_int_equal(heartbeat(f, "node2", "0", &h3), 0);
-    assert_true(wait_for(f, &h3.done, 1, 2000));
+    assert_true(sfx_wait(&f->x, &h3.done, 1, 2000));
     assert_int_equal(h3.type, REDIS_REPLY_ERROR);
     assert_non_null(strstr(h3.err, "TTL"));
     assert_int_equal(redis_int(f, "SISMEMBER {ariq}:nodes %s", "node2"), 0);
@@ -416,12 +318,12 @@ static void test_noscript_reload(void **state)
     freeReplyObject(rep);
     hb_result h = {0};
     assert_int_equal(heartbeat(f, "node7", "5000", &h), 0);
-    assert_true(wait_for(f, &h.done, 1, 2000));
+    assert_true(sfx_wait(&f->x, &h.done, 1, 2000));
     assert_int_equal(h.done, 1);
     assert_int_equal(h.type, REDIS_REPLY_INTEGER);
     assert_int_equal(redis_int(f, "SISMEMBER {ariq}:nodes %s", "node7"), 1);
     store_stats st;
-    store_get_stats(f->s, &st);
+    store_get_stats(f->x.s, &st);
     assert_int_equal(st.noscript_reloads, 1);
     assert_int_equal(st.pending, 0);
 }
@@ -445,45 +347,45 @@ static void send_pending(fx *f, int n)
 static void test_kill_and_restart(void **state)
 {
     fx *f = *state;
-    log_set_sink(sink, NULL);
+    sfx_log_capture(false);
     log_set_level(LOG_LVL_DEBUG);
     start_ready(f, NULL);
     send_pending(f, 20);
-    assert_true(wait_for(f, &f->replies, 20, 2000)); /* the BLPOP stays pending */
-    run_for(f, 20);
-    assert_int_equal(f->replies, 20);
+    assert_true(sfx_wait(&f->x, &f->x.replies, 20, 2000)); /* the BLPOP stays pending */
+    sfx_run_for(&f->x, 20);
+    assert_int_equal(f->x.replies, 20);
     redis_proc_stop(&f->r, SIGKILL);
     send_pending(f, 5); /* not yet written when the loss is seen */
-    assert_true(wait_for(f, &f->down, 1, 3000));
-    assert_true(wait_for(f, &f->nulls, 7, 1000));
-    run_for(f, 50);
-    assert_int_equal(f->nulls, 7); /* 2 BLPOPs + 5 SETs, each exactly once */
-    assert_int_equal(f->down, 1);
-    assert_false(store_is_ready(f->s));
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 3000));
+    assert_true(sfx_wait(&f->x, &f->x.nulls, 7, 1000));
+    sfx_run_for(&f->x, 50);
+    assert_int_equal(f->x.nulls, 7); /* 2 BLPOPs + 5 SETs, each exactly once */
+    assert_int_equal(f->x.down, 1);
+    assert_false(store_is_ready(f->x.s));
     const char *ping[] = {"PING"};
     assert_int_equal(cmd(f, count_cb, f, 1, ping), ARIQ_EBUSY);
     hb_result h = {0};
     assert_int_equal(heartbeat(f, "node1", "5000", &h), ARIQ_EBUSY);
 
-    run_for(f, 1500); /* several failed attempts: backoff grows to the cap */
-    assert_int_equal(f->down, 1);
+    sfx_run_for(&f->x, 1500); /* several failed attempts: backoff grows to the cap */
+    assert_int_equal(f->x.down, 1);
     assert_int_equal(redis_proc_restart(&f->r), 0);
-    assert_true(wait_for(f, &f->ready, 2, 3000));
+    assert_true(sfx_wait(&f->x, &f->x.ready, 2, 3000));
     assert_int_equal(cmd(f, count_cb, f, 1, ping), 0);
-    assert_true(wait_for(f, &f->replies, 21, 2000));
-    assert_int_equal(f->nulls, 7);
+    assert_true(sfx_wait(&f->x, &f->x.replies, 21, 2000));
+    assert_int_equal(f->x.nulls, 7);
     store_stats st;
-    store_get_stats(f->s, &st);
+    store_get_stats(f->x.s, &st);
     assert_int_equal(st.connects, 2);
     assert_int_equal(st.reconnects, 1);
     assert_int_equal(st.failed, 7);
 
     /* The retry delays: 50, 100, 200, 400, 400... ms, each within ±20 %. */
-    pthread_mutex_lock(&g_lines_lock);
     int seen = 0, base = 50, jittered = 0;
-    for (int i = 0; i < g_nlines; i++) {
-        const char *p = strstr(g_lines[i], "retry_ms=");
-        if (!p || !strstr(g_lines[i], "mod=store"))
+    const char *line;
+    for (int i = 0; (line = sfx_line(i)) != NULL; i++) {
+        const char *p = strstr(line, "retry_ms=");
+        if (!p || !strstr(line, "mod=store"))
             continue;
         int ms = atoi(p + 9);
         if (ms < base * 8 / 10 || ms > base * 12 / 10)
@@ -492,7 +394,6 @@ static void test_kill_and_restart(void **state)
         base = base * 2 > 400 ? 400 : base * 2;
         seen++;
     }
-    pthread_mutex_unlock(&g_lines_lock);
     assert_true(seen >= 4);
     assert_true(jittered >= 2); /* not a fixed schedule */
     assert_int_equal(h.done, 0);
@@ -521,10 +422,10 @@ static void test_free_with_pending(void **state)
         const char *set[] = {"SET", "{ariq}:y", "1"};
         assert_int_equal(cmd(f, free_pd_cb, pd, 3, i == 0 ? blpop : set), 0);
     }
-    store_free(f->s);
-    f->s = NULL;
+    store_free(f->x.s);
+    f->x.s = NULL;
     assert_int_equal(called, 50);
-    run_for(f, 50); /* nothing may run after the free */
+    sfx_run_for(&f->x, 50); /* nothing may run after the free */
     assert_int_equal(called, 50);
 }
 
@@ -535,13 +436,13 @@ static void free_inside_cb(store *s, const redisReply *r, void *pd)
 {
     fx *f = pd;
     assert_non_null(r);
-    f->replies++;
+    f->x.replies++;
     store_free(s);
     store_free(s); /* twice is harmless */
     const char *ping[] = {"PING"};
     assert_int_equal(store_command_argv(s, 1, ping, NULL, count_cb, f), ARIQ_ECLOSED);
     assert_false(store_is_ready(s));
-    f->s = NULL;
+    f->x.s = NULL;
 }
 
 static void test_free_in_callback(void **state)
@@ -551,30 +452,30 @@ static void test_free_in_callback(void **state)
     const char *ping[] = {"PING"};
     assert_int_equal(cmd(f, free_inside_cb, f, 1, ping), 0);
     send_pending(f, 10);
-    assert_true(wait_for(f, &f->replies, 1, 2000));
-    assert_null(f->s);
-    assert_int_equal(f->nulls, 11);
-    run_for(f, 50);
-    assert_int_equal(f->replies, 1);
-    assert_int_equal(f->nulls, 11);
+    assert_true(sfx_wait(&f->x, &f->x.replies, 1, 2000));
+    assert_null(f->x.s);
+    assert_int_equal(f->x.nulls, 11);
+    sfx_run_for(&f->x, 50);
+    assert_int_equal(f->x.replies, 1);
+    assert_int_equal(f->x.nulls, 11);
 }
 
 /* store_free from on_ready and from a NULL callback during a loss. */
-static void free_on_ready(fx *f)
+static void free_on_ready(sfx *x)
 {
-    store_free(f->s);
-    f->s = NULL;
+    store_free(x->s);
+    x->s = NULL;
 }
 
 static void test_free_in_on_ready(void **state)
 {
     fx *f = *state;
-    f->on_ready_hook = free_on_ready;
+    f->x.on_ready_hook = free_on_ready;
     start_redis(f, NULL);
-    new_store(f);
-    assert_true(wait_for(f, &f->ready, 1, 5000));
-    assert_null(f->s);
-    run_for(f, 50);
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.ready, 1, 5000));
+    assert_null(f->x.s);
+    sfx_run_for(&f->x, 50);
 }
 
 static void free_on_null_cb(store *s, const redisReply *r, void *pd)
@@ -582,10 +483,10 @@ static void free_on_null_cb(store *s, const redisReply *r, void *pd)
     fx *f = pd;
     if (r)
         return;
-    f->nulls++;
-    if (f->s) {
+    f->x.nulls++;
+    if (f->x.s) {
         store_free(s);
-        f->s = NULL;
+        f->x.s = NULL;
     }
 }
 
@@ -596,12 +497,12 @@ static void test_free_in_null_callback(void **state)
     const char *blpop[] = {"BLPOP", "{ariq}:never", "0"};
     for (int i = 0; i < 3; i++)
         assert_int_equal(cmd(f, free_on_null_cb, f, 3, blpop), 0);
-    run_for(f, 30);
+    sfx_run_for(&f->x, 30);
     redis_proc_stop(&f->r, SIGKILL);
-    assert_true(wait_for(f, &f->nulls, 3, 3000));
-    assert_null(f->s);
-    assert_int_equal(f->down, 0); /* freed while failing: no on_down */
-    run_for(f, 100);
+    assert_true(sfx_wait(&f->x, &f->x.nulls, 3, 3000));
+    assert_null(f->x.s);
+    assert_int_equal(f->x.down, 0); /* freed while failing: no on_down */
+    sfx_run_for(&f->x, 100);
 }
 
 /* 10,000 pipelined INCRs: all complete, in the order sent. */
@@ -614,7 +515,7 @@ static void test_pipeline_10000(void **state)
         const char *incr[] = {"INCR", "{ariq}:counter"};
         assert_int_equal(cmd(f, count_cb, f, 2, incr), 0);
     }
-    assert_true(wait_for(f, &f->replies, 10000, 20000));
+    assert_true(sfx_wait(&f->x, &f->x.replies, 10000, 20000));
     assert_int_equal(f->in_order_errors, 0);
     assert_int_equal(f->expect_next, 10001);
     redisReply *rep = redis_proc_cmd(&f->r, "GET {ariq}:counter");
@@ -623,10 +524,10 @@ static void test_pipeline_10000(void **state)
 }
 
 /* What an owner does in on_ready: reconcile, i.e. send commands at once. */
-static void incr_on_ready(fx *f)
+static void incr_on_ready(sfx *x)
 {
     const char *incr[] = {"INCR", "{ariq}:readies"};
-    assert_int_equal(store_command_argv(f->s, 2, incr, NULL, NULL, NULL), 0);
+    assert_int_equal(store_command_argv(x->s, 2, incr, NULL, NULL, NULL), 0);
 }
 
 /* The server closes an idle connection (CLIENT KILL, no command pending):
@@ -635,22 +536,22 @@ static void incr_on_ready(fx *f)
 static void test_server_closes_idle(void **state)
 {
     fx *f = *state;
-    f->on_ready_hook = incr_on_ready;
+    f->x.on_ready_hook = incr_on_ready;
     start_ready(f, NULL);
     const char *ping[] = {"PING"};
     assert_int_equal(cmd(f, count_cb, f, 1, ping), 0); /* after the INCR */
-    assert_true(wait_for(f, &f->replies, 1, 2000));
-    f->replies = 0;
+    assert_true(sfx_wait(&f->x, &f->x.replies, 1, 2000));
+    f->x.replies = 0;
     redisReply *rep = redis_proc_cmd(&f->r, "CLIENT KILL TYPE normal SKIPME yes");
     assert_non_null(rep);
     assert_true(rep->integer >= 1);
     freeReplyObject(rep);
-    assert_true(wait_for(f, &f->down, 1, 3000));
-    assert_false(store_is_ready(f->s));
-    assert_true(wait_for(f, &f->ready, 2, 3000));
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 3000));
+    assert_false(store_is_ready(f->x.s));
+    assert_true(sfx_wait(&f->x, &f->x.ready, 2, 3000));
     assert_int_equal(cmd(f, count_cb, f, 1, ping), 0);
-    assert_true(wait_for(f, &f->replies, 1, 2000));
-    assert_int_equal(f->down, 1);
+    assert_true(sfx_wait(&f->x, &f->x.replies, 1, 2000));
+    assert_int_equal(f->x.down, 1);
     redisReply *r2 = redis_proc_cmd(&f->r, "GET {ariq}:readies");
     assert_string_equal(r2->str, "2");
     freeReplyObject(r2);
@@ -670,16 +571,16 @@ static void test_handshake_timeout(void **state)
     setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(listen(lfd, 16), 0); /* never accept(): the kernel does */
-    f->cfg.port = port;
-    f->cfg.connect_timeout_ms = 200;
-    new_store(f);
-    assert_true(wait_for(f, &f->down, 1, 2000));
-    assert_non_null(strstr(f->down_reason, "timed out"));
-    run_for(f, 600);
-    assert_int_equal(f->ready, 0);
-    assert_int_equal(f->down, 1);
-    store_free(f->s);
-    f->s = NULL;
+    f->x.cfg.port = port;
+    f->x.cfg.connect_timeout_ms = 200;
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 2000));
+    assert_non_null(strstr(f->x.down_reason, "timed out"));
+    sfx_run_for(&f->x, 600);
+    assert_int_equal(f->x.ready, 0);
+    assert_int_equal(f->x.down, 1);
+    store_free(f->x.s);
+    f->x.s = NULL;
     close(lfd);
 }
 
@@ -687,11 +588,11 @@ static void test_handshake_timeout(void **state)
 static void test_namespace(void **state)
 {
     fx *f = *state;
-    snprintf(f->cfg.ns, sizeof f->cfg.ns, "acme");
+    snprintf(f->x.cfg.ns, sizeof f->x.cfg.ns, "acme");
     start_ready(f, NULL);
     hb_result h = {0};
     assert_int_equal(heartbeat(f, "n1", "5000", &h), 0);
-    assert_true(wait_for(f, &h.done, 1, 2000));
+    assert_true(sfx_wait(&f->x, &h.done, 1, 2000));
     assert_int_equal(redis_int(f, "EXISTS %s", "{acme}:node:n1:heartbeat"), 1);
     assert_int_equal(redis_int(f, "SISMEMBER {acme}:nodes %s", "n1"), 1);
     assert_int_equal(redis_int(f, "EXISTS %s", "{ariq}:nodes"), 0);
@@ -717,23 +618,23 @@ static void test_broken_script(void **state)
     write_file(dir, "good.lua", "return ARGV[1]\n");
     write_file(dir, "broken.lua", "return (((\n");
     write_file(dir, "README.txt", "not a script\n");
-    memcpy(f->cfg.scripts_dir, dir, sizeof dir);
+    memcpy(f->x.cfg.scripts_dir, dir, sizeof dir);
     start_redis(f, NULL);
-    new_store(f);
-    assert_true(wait_for(f, &f->down, 1, 3000));
-    run_for(f, 200);
-    assert_int_equal(f->ready, 0);
-    assert_non_null(strstr(store_errmsg(f->s), "broken.lua"));
-    store_free(f->s);
-    f->s = NULL;
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 3000));
+    sfx_run_for(&f->x, 200);
+    assert_int_equal(f->x.ready, 0);
+    assert_non_null(strstr(store_errmsg(f->x.s), "broken.lua"));
+    store_free(f->x.s);
+    f->x.s = NULL;
 
     write_file(dir, "broken.lua", "return 42\n");
-    new_store(f);
-    assert_true(wait_for(f, &f->ready, 1, 3000));
-    assert_null(store_script_sha(f->s, "README"));
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.ready, 1, 3000));
+    assert_null(store_script_sha(f->x.s, "README"));
     hb_result h = {0};
-    assert_int_equal(store_script(f->s, "broken", 0, NULL, 0, NULL, hb_cb, &h), 0);
-    assert_true(wait_for(f, &h.done, 1, 2000));
+    assert_int_equal(store_script(f->x.s, "broken", 0, NULL, 0, NULL, hb_cb, &h), 0);
+    assert_true(sfx_wait(&f->x, &h.done, 1, 2000));
     assert_int_equal(h.integer, 42);
 }
 
@@ -741,23 +642,24 @@ static void test_broken_script(void **state)
 static void free_on_down(store *s, const char *reason, void *ud)
 {
     (void)reason;
-    fx *f = ud;
-    f->down++;
+    sfx *x = ud;
+    x->down++;
     store_free(s);
-    f->s = NULL;
+    x->s = NULL;
 }
 
 static void test_free_in_on_down(void **state)
 {
     fx *f = *state;
-    f->cfg.port = proc_free_port(); /* nothing there */
-    store_callbacks cbs = {.on_ready = on_ready, .on_down = free_on_down};
+    f->x.cfg.port = proc_free_port(); /* nothing there */
+    store_callbacks cbs = {.on_ready = sfx_on_ready, .on_down = free_on_down};
     char err[256];
-    assert_int_equal(store_new(f->base, &f->cfg, &cbs, f, &f->s, err, sizeof err), 0);
-    assert_true(wait_for(f, &f->down, 1, 3000));
-    assert_null(f->s);
-    run_for(f, 200);
-    assert_int_equal(f->down, 1);
+    assert_int_equal(
+        store_new(f->x.base, &f->x.cfg, &cbs, &f->x, &f->x.s, err, sizeof err), 0);
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 3000));
+    assert_null(f->x.s);
+    sfx_run_for(&f->x, 200);
+    assert_int_equal(f->x.down, 1);
 }
 
 /* Redis hangs (SIGSTOP) with a command in flight: after reply_timeout_ms the
@@ -766,38 +668,39 @@ static void test_free_in_on_down(void **state)
 static void test_redis_hangs(void **state)
 {
     fx *f = *state;
-    f->cfg.reply_timeout_ms = 300;
-    f->cfg.health_interval_ms = 50;
-    f->cfg.connect_timeout_ms = 300;
+    f->x.cfg.reply_timeout_ms = 300;
+    f->x.cfg.health_interval_ms = 50;
+    f->x.cfg.connect_timeout_ms = 300;
     start_ready(f, NULL);
-    run_for(f, 200); /* idle PINGs keep a healthy connection up */
-    assert_int_equal(f->down, 0);
+    sfx_run_for(&f->x, 200); /* idle PINGs keep a healthy connection up */
+    assert_int_equal(f->x.down, 0);
     kill(f->r.proc.pid, SIGSTOP);
     const char *set[] = {"SET", "{ariq}:z", "1"};
     assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
     uint64_t t0 = clock_mono_ms();
-    assert_true(wait_for(f, &f->down, 1, 3000));
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 3000));
     uint64_t took = clock_mono_ms() - t0;
     assert_true(took >= 250 && took < 2000);
-    assert_int_equal(f->nulls, 1);
-    assert_non_null(strstr(f->down_reason, "no reply"));
+    assert_int_equal(f->x.nulls, 1);
+    assert_non_null(strstr(f->x.down_reason, "no reply"));
     kill(f->r.proc.pid, SIGCONT);
-    assert_true(wait_for(f, &f->ready, 2, 5000));
+    assert_true(sfx_wait(&f->x, &f->x.ready, 2, 5000));
     assert_int_equal(cmd(f, count_cb, f, 3, set), 0);
-    assert_true(wait_for(f, &f->replies, 1, 2000));
+    assert_true(sfx_wait(&f->x, &f->x.replies, 1, 2000));
 }
 
 /* A scripts dir that cannot be read is a clear error at store_new. */
 static void test_bad_scripts_dir(void **state)
 {
     fx *f = *state;
-    snprintf(f->cfg.scripts_dir, sizeof f->cfg.scripts_dir, "/nonexistent/ariq-schema");
+    snprintf(f->x.cfg.scripts_dir, sizeof f->x.cfg.scripts_dir,
+             "/nonexistent/ariq-schema");
     store_callbacks cbs = {0};
     char err[256] = "";
-    log_set_sink(sink, NULL);
-    assert_int_equal(store_new(f->base, &f->cfg, &cbs, f, &f->s, err, sizeof err),
+    sfx_log_capture(false);
+    assert_int_equal(store_new(f->x.base, &f->x.cfg, &cbs, f, &f->x.s, err, sizeof err),
                      ARIQ_EINVAL);
-    assert_null(f->s);
+    assert_null(f->x.s);
     assert_non_null(strstr(err, "/nonexistent/ariq-schema"));
 }
 

@@ -15,7 +15,6 @@
 #include <cmocka.h>
 
 #include <event2/event.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "harness.h"
 #include "redis_proc.h"
 #include "store/store.h"
 
@@ -31,106 +31,21 @@
 #define MASTER_PW "Mast3r@pw"    /* in a URL: Mast3r%40pw */
 #define SENTINEL_PW "S3nt!nel/x" /* in a URL: S3nt%21nel%2Fx */
 
-/* ---- log capture (the sink runs under the log lock) ---------------------- */
-
-#define MAX_LINES 4096
-static char *g_lines[MAX_LINES];
-static int g_nlines;
-static pthread_mutex_t g_lines_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void sink(log_level lvl, const char *line, void *ud)
-{
-    (void)ud;
-    pthread_mutex_lock(&g_lines_lock);
-    if (g_nlines < MAX_LINES)
-        g_lines[g_nlines++] = strdup(line);
-    pthread_mutex_unlock(&g_lines_lock);
-    if (lvl >= LOG_LVL_INFO)
-        fprintf(stderr, "%s\n", line);
-}
-
-static void lines_clear(void)
-{
-    pthread_mutex_lock(&g_lines_lock);
-    for (int i = 0; i < g_nlines; i++)
-        free(g_lines[i]);
-    g_nlines = 0;
-    pthread_mutex_unlock(&g_lines_lock);
-}
-
-/* Lines from index `from` on holding every one of the (up to 3) needles. */
-static int lines_matching(int from, const char *a, const char *b, const char *c)
-{
-    int n = 0;
-    pthread_mutex_lock(&g_lines_lock);
-    for (int i = from; i < g_nlines; i++)
-        n += strstr(g_lines[i], a) && (!b || strstr(g_lines[i], b)) &&
-             (!c || strstr(g_lines[i], c));
-    pthread_mutex_unlock(&g_lines_lock);
-    return n;
-}
-
-static int lines_count(void)
-{
-    pthread_mutex_lock(&g_lines_lock);
-    int n = g_nlines;
-    pthread_mutex_unlock(&g_lines_lock);
-    return n;
-}
-
 /* ---- fixture --------------------------------------------------------------- */
 
 typedef struct fx {
-    struct event_base *base;
-    struct event *tick;
+    sfx x; /* first: a hook gets back to the fx from it */
     redis_proc master, replica, sent[NSENT];
     bool have_master, have_replica, have_sent[NSENT];
-    store_config cfg;
-    store *s;
-    int ready, down;
-    char down_reason[256];
-    int replies, nulls;
     char last_reply[128];
-    void (*on_ready_hook)(struct fx *f);
 } fx;
-
-static void on_ready(store *s, void *ud)
-{
-    fx *f = ud;
-    assert_ptr_equal(s, f->s);
-    f->ready++;
-    if (f->on_ready_hook)
-        f->on_ready_hook(f);
-}
-
-static void on_down(store *s, const char *reason, void *ud)
-{
-    (void)s;
-    fx *f = ud;
-    f->down++;
-    snprintf(f->down_reason, sizeof f->down_reason, "%s", reason);
-}
-
-static void tick_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-}
 
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof *f);
-    f->base = event_base_new();
-    f->tick = event_new(f->base, -1, EV_PERSIST, tick_cb, NULL);
-    struct timeval tv = {0, 5000};
-    event_add(f->tick, &tv);
-    store_config_init(&f->cfg);
-    f->cfg.backoff_min_ms = 50;
-    f->cfg.backoff_max_ms = 400;
-    f->cfg.connect_timeout_ms = 2000;
-    f->cfg.sentinel_timeout_ms = 500;
-    log_set_sink(sink, NULL);
+    sfx_init(&f->x);
+    f->x.cfg.sentinel_timeout_ms = 500;
+    sfx_log_capture(true);
     log_set_level(LOG_LVL_DEBUG);
     *state = f;
     return 0;
@@ -153,33 +68,11 @@ static void stop_all(fx *f)
 static int teardown(void **state)
 {
     fx *f = *state;
-    store_free(f->s);
-    event_free(f->tick);
-    int left = event_base_get_num_events(f->base, EVENT_BASE_COUNT_ADDED);
-    event_base_free(f->base);
+    int left = sfx_fini(&f->x);
     stop_all(f);
-    log_set_sink(NULL, NULL);
-    log_set_level(LOG_LVL_INFO);
-    lines_clear();
     free(f);
     assert_int_equal(left, 0);
     return 0;
-}
-
-/* Runs the loop until *counter >= target or timeout_ms passed. */
-static bool wait_for(fx *f, const int *counter, int target, int timeout_ms)
-{
-    uint64_t end = clock_mono_ms() + (uint64_t)timeout_ms;
-    while (*counter < target && clock_mono_ms() < end)
-        event_base_loop(f->base, EVLOOP_ONCE);
-    return *counter >= target;
-}
-
-static void run_for(fx *f, int ms)
-{
-    uint64_t end = clock_mono_ms() + (uint64_t)ms;
-    while (clock_mono_ms() < end)
-        event_base_loop(f->base, EVLOOP_ONCE);
 }
 
 /* True once `r` answers INFO replication with `needle` in it. */
@@ -246,13 +139,12 @@ static const char *sentinel_url(fx *f, bool passwords, int dead, char *buf, size
     return buf;
 }
 
-static void new_store(fx *f)
+/* The config names the sentinels (sentinel_url). */
+static void use_sentinels(fx *f, bool passwords, int dead)
 {
-    store_callbacks cbs = {.on_ready = on_ready, .on_down = on_down};
-    char err[256] = "";
-    int rc = store_new(f->base, &f->cfg, &cbs, f, &f->s, err, sizeof err);
-    if (rc != 0)
-        fail_msg("store_new: %s %s", ariq_strerror(rc), err);
+    char u[512], err[256];
+    sentinel_url(f, passwords, dead, u, sizeof u);
+    assert_int_equal(store_config_set_url(&f->x.cfg, u, err, sizeof err), 0);
 }
 
 static void reply_cb(store *s, const redisReply *r, void *pd)
@@ -260,10 +152,10 @@ static void reply_cb(store *s, const redisReply *r, void *pd)
     (void)s;
     fx *f = pd;
     if (!r) {
-        f->nulls++;
+        f->x.nulls++;
         return;
     }
-    f->replies++;
+    f->x.replies++;
     snprintf(f->last_reply, sizeof f->last_reply, "%s",
              r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR ||
                      r->type == REDIS_REPLY_STRING
@@ -275,9 +167,9 @@ static void reply_cb(store *s, const redisReply *r, void *pd)
 static void store_set(fx *f, const char *key, const char *val)
 {
     const char *argv[] = {"SET", key, val};
-    int before = f->replies;
-    assert_int_equal(store_command_argv(f->s, 3, argv, NULL, reply_cb, f), 0);
-    assert_true(wait_for(f, &f->replies, before + 1, 3000));
+    int before = f->x.replies;
+    assert_int_equal(store_command_argv(f->x.s, 3, argv, NULL, reply_cb, f), 0);
+    assert_true(sfx_wait(&f->x, &f->x.replies, before + 1, 3000));
     assert_string_equal(f->last_reply, "OK");
 }
 
@@ -306,11 +198,11 @@ static void assert_get_db3(const redis_proc *r, const char *key, const char *wan
 /* No password in any log line or in the last error. */
 static void assert_no_password_logged(fx *f)
 {
-    assert_int_equal(lines_matching(0, "Mast3r", NULL, NULL), 0);
-    assert_int_equal(lines_matching(0, "S3nt", NULL, NULL), 0);
-    if (f->s) {
-        assert_null(strstr(store_errmsg(f->s), "Mast3r"));
-        assert_null(strstr(store_errmsg(f->s), "S3nt"));
+    assert_int_equal(sfx_lines_matching(0, "Mast3r", NULL, NULL), 0);
+    assert_int_equal(sfx_lines_matching(0, "S3nt", NULL, NULL), 0);
+    if (f->x.s) {
+        assert_null(strstr(store_errmsg(f->x.s), "Mast3r"));
+        assert_null(strstr(store_errmsg(f->x.s), "S3nt"));
     }
 }
 
@@ -464,23 +356,20 @@ static void test_connect(void **state)
 {
     fx *f = *state;
     start_cluster(f, true, false);
-    char u[512], err[256];
-    assert_int_equal(store_config_set_url(&f->cfg, sentinel_url(f, true, 0, u, sizeof u), err,
-                                          sizeof err),
-                     0);
-    new_store(f);
-    assert_true(wait_for(f, &f->ready, 1, 5000));
-    assert_int_equal(f->down, 0);
+    use_sentinels(f, true, 0);
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.ready, 1, 5000));
+    assert_int_equal(f->x.down, 0);
     store_set(f, "{ariq}:via-sentinel", "yes");
     assert_get_db3(&f->master, "{ariq}:via-sentinel", "yes");
 
     char want[128];
     snprintf(want, sizeof want, "sentinel=127.0.0.1:%d master=mymaster addr=127.0.0.1:%d",
              f->sent[0].port, f->master.port);
-    assert_int_equal(lines_matching(0, want, "skipped=0", NULL), 1);
+    assert_int_equal(sfx_lines_matching(0, want, "skipped=0", NULL), 1);
     snprintf(want, sizeof want, "master=mymaster redis=127.0.0.1:%d db=3 ready",
              f->master.port);
-    assert_int_equal(lines_matching(0, want, NULL, NULL), 1);
+    assert_int_equal(sfx_lines_matching(0, want, NULL, NULL), 1);
     assert_no_password_logged(f);
 }
 
@@ -493,39 +382,36 @@ static void test_dead_and_hung_sentinels(void **state)
     start_cluster(f, false, false);
     int dead = proc_free_port(); /* nothing listens there */
     kill(f->sent[0].proc.pid, SIGSTOP);
-    char u[512], err[256];
-    assert_int_equal(store_config_set_url(&f->cfg, sentinel_url(f, false, dead, u, sizeof u),
-                                          err, sizeof err),
-                     0);
+    use_sentinels(f, false, dead);
     uint64_t t0 = clock_mono_ms();
-    new_store(f);
-    assert_true(wait_for(f, &f->ready, 1, 5000));
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.ready, 1, 5000));
     uint64_t took = clock_mono_ms() - t0;
     fprintf(stderr, "dead + hung sentinel first: ready after %llu ms\n",
             (unsigned long long)took);
     assert_true(took >= 450); /* it waited for the hung one */
-    assert_int_equal(f->down, 0);
+    assert_int_equal(f->x.down, 0);
     char want[96];
     snprintf(want, sizeof want, "sentinel=127.0.0.1:%d master=mymaster", f->sent[1].port);
-    assert_int_equal(lines_matching(0, want, "skipped=2", NULL), 1);
-    assert_int_equal(lines_matching(0, "connect failed", NULL, NULL), 1);
-    assert_int_equal(lines_matching(0, "no answer within 500 ms", NULL, NULL), 1);
+    assert_int_equal(sfx_lines_matching(0, want, "skipped=2", NULL), 1);
+    assert_int_equal(sfx_lines_matching(0, "connect failed", NULL, NULL), 1);
+    assert_int_equal(sfx_lines_matching(0, "no answer within 500 ms", NULL, NULL), 1);
 
     /* The server drops us: the reconnect asks sent[1] first (no failed
      * connect, no timeout in the log this time). */
-    int mark = lines_count();
+    int mark = sfx_lines_count();
     redisReply *rep = redis_proc_cmd(&f->master, "CLIENT KILL TYPE normal SKIPME yes");
     assert_non_null(rep);
     assert_true(rep->integer >= 1);
     freeReplyObject(rep);
     t0 = clock_mono_ms();
-    assert_true(wait_for(f, &f->ready, 2, 5000));
+    assert_true(sfx_wait(&f->x, &f->x.ready, 2, 5000));
     took = clock_mono_ms() - t0;
     fprintf(stderr, "reconnect with the answering sentinel first: %llu ms\n",
             (unsigned long long)took);
-    assert_int_equal(lines_matching(mark, want, NULL, NULL), 1);
-    assert_int_equal(lines_matching(mark, "no answer within", NULL, NULL), 0);
-    assert_int_equal(lines_matching(mark, "connect failed", NULL, NULL), 0);
+    assert_int_equal(sfx_lines_matching(mark, want, NULL, NULL), 1);
+    assert_int_equal(sfx_lines_matching(mark, "no answer within", NULL, NULL), 0);
+    assert_int_equal(sfx_lines_matching(mark, "connect failed", NULL, NULL), 0);
     store_set(f, "{ariq}:after-kill", "1");
 }
 
@@ -541,23 +427,23 @@ static void test_role_not_master(void **state)
     assert_non_null(rep);
     assert_int_equal(rep->type, REDIS_REPLY_STATUS);
     freeReplyObject(rep);
-    f->cfg.nsentinels = 1;
-    snprintf(f->cfg.sentinels[0].host, sizeof f->cfg.sentinels[0].host, "127.0.0.1");
-    f->cfg.sentinels[0].port = f->sent[0].port;
-    snprintf(f->cfg.master_name, sizeof f->cfg.master_name, "wrong");
-    new_store(f);
-    assert_true(wait_for(f, &f->down, 1, 3000));
-    run_for(f, 1000);
-    assert_int_equal(f->ready, 0);
-    assert_int_equal(f->down, 1);
+    f->x.cfg.nsentinels = 1;
+    snprintf(f->x.cfg.sentinels[0].host, sizeof f->x.cfg.sentinels[0].host, "127.0.0.1");
+    f->x.cfg.sentinels[0].port = f->sent[0].port;
+    snprintf(f->x.cfg.master_name, sizeof f->x.cfg.master_name, "wrong");
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 3000));
+    sfx_run_for(&f->x, 1000);
+    assert_int_equal(f->x.ready, 0);
+    assert_int_equal(f->x.down, 1);
     char want[96];
     snprintf(want, sizeof want, "redis 127.0.0.1:%d is not master wrong (ROLE: slave)",
              f->replica.port);
-    assert_non_null(strstr(f->down_reason, want));
+    assert_non_null(strstr(f->x.down_reason, want));
     snprintf(want, sizeof want, "master=wrong addr=127.0.0.1:%d", f->replica.port);
-    assert_true(lines_matching(0, want, NULL, NULL) >= 3); /* asked again and again */
+    assert_true(sfx_lines_matching(0, want, NULL, NULL) >= 3); /* asked again and again */
     store_stats st;
-    store_get_stats(f->s, &st);
+    store_get_stats(f->x.s, &st);
     assert_int_equal(st.connects, 0);
 }
 
@@ -565,14 +451,14 @@ static void test_role_not_master(void **state)
  * master name they do not know, a wrong sentinel password. */
 static void expect_down(fx *f, const char *needle)
 {
-    store_free(f->s);
-    f->s = NULL;
-    f->down = 0;
-    new_store(f);
-    assert_true(wait_for(f, &f->down, 1, 3000));
-    assert_int_equal(f->ready, 0);
-    if (!strstr(f->down_reason, needle))
-        fail_msg("down reason \"%s\" lacks \"%s\"", f->down_reason, needle);
+    store_free(f->x.s);
+    f->x.s = NULL;
+    f->x.down = 0;
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 3000));
+    assert_int_equal(f->x.ready, 0);
+    if (!strstr(f->x.down_reason, needle))
+        fail_msg("down reason \"%s\" lacks \"%s\"", f->x.down_reason, needle);
 }
 
 static void test_no_answer(void **state)
@@ -582,7 +468,7 @@ static void test_no_answer(void **state)
     char u[512], err[256], want[160];
     int dead1 = proc_free_port(), dead2 = proc_free_port();
     snprintf(u, sizeof u, "redis-sentinel://127.0.0.1:%d,127.0.0.1:%d/mymaster", dead1, dead2);
-    assert_int_equal(store_config_set_url(&f->cfg, u, err, sizeof err), 0);
+    assert_int_equal(store_config_set_url(&f->x.cfg, u, err, sizeof err), 0);
     snprintf(want, sizeof want,
              "no sentinel gave the address of master mymaster (last: sentinel 127.0.0.1:%d: "
              "connect failed",
@@ -590,18 +476,18 @@ static void test_no_answer(void **state)
     expect_down(f, want);
 
     sentinel_url(f, true, 0, u, sizeof u);
-    assert_int_equal(store_config_set_url(&f->cfg, u, err, sizeof err), 0);
-    snprintf(f->cfg.master_name, sizeof f->cfg.master_name, "nosuch");
+    assert_int_equal(store_config_set_url(&f->x.cfg, u, err, sizeof err), 0);
+    snprintf(f->x.cfg.master_name, sizeof f->x.cfg.master_name, "nosuch");
     snprintf(want, sizeof want, "sentinel 127.0.0.1:%d: does not know master nosuch",
              f->sent[NSENT - 1].port);
     expect_down(f, want);
 
-    assert_int_equal(store_config_set_url(&f->cfg, u, err, sizeof err), 0);
-    snprintf(f->cfg.sentinel_password, sizeof f->cfg.sentinel_password, "S3nt-wrong");
+    assert_int_equal(store_config_set_url(&f->x.cfg, u, err, sizeof err), 0);
+    snprintf(f->x.cfg.sentinel_password, sizeof f->x.cfg.sentinel_password, "S3nt-wrong");
     expect_down(f, "AUTH refused (check sentinel_password)");
 
-    assert_int_equal(store_config_set_url(&f->cfg, u, err, sizeof err), 0);
-    f->cfg.sentinel_password[0] = '\0';
+    assert_int_equal(store_config_set_url(&f->x.cfg, u, err, sizeof err), 0);
+    f->x.cfg.sentinel_password[0] = '\0';
     expect_down(f, "NOAUTH");
     assert_no_password_logged(f);
 }
@@ -610,10 +496,11 @@ static void test_no_answer(void **state)
 
 /* What an owner does in on_ready: write at once. The reply must be OK, so
  * the store is on a master. */
-static void set_on_ready(fx *f)
+static void set_on_ready(sfx *x)
 {
+    fx *f = (fx *)x; /* its first member */
     const char *argv[] = {"INCR", "{ariq}:readies"};
-    assert_int_equal(store_command_argv(f->s, 2, argv, NULL, reply_cb, f), 0);
+    assert_int_equal(store_command_argv(f->x.s, 2, argv, NULL, reply_cb, f), 0);
 }
 
 /* SIGKILL the master: the sentinels promote the replica, and the store,
@@ -622,14 +509,11 @@ static void test_failover(void **state)
 {
     fx *f = *state;
     start_cluster(f, true, true);
-    char u[512], err[256];
-    assert_int_equal(store_config_set_url(&f->cfg, sentinel_url(f, true, 0, u, sizeof u), err,
-                                          sizeof err),
-                     0);
-    f->on_ready_hook = set_on_ready;
-    new_store(f);
-    assert_true(wait_for(f, &f->ready, 1, 5000));
-    assert_true(wait_for(f, &f->replies, 1, 2000));
+    use_sentinels(f, true, 0);
+    f->x.on_ready_hook = set_on_ready;
+    sfx_new_store(&f->x);
+    assert_true(sfx_wait(&f->x, &f->x.ready, 1, 5000));
+    assert_true(sfx_wait(&f->x, &f->x.replies, 1, 2000));
     store_set(f, "{ariq}:before", "kept");
     redisReply *rep = redis_proc_cmd(&f->master, "WAIT 1 2000"); /* on the replica too */
     assert_non_null(rep);
@@ -638,15 +522,15 @@ static void test_failover(void **state)
 
     uint64_t t0 = clock_mono_ms();
     redis_proc_stop(&f->master, SIGKILL);
-    assert_true(wait_for(f, &f->down, 1, 3000));
-    assert_true(wait_for(f, &f->ready, 2, 20000));
+    assert_true(sfx_wait(&f->x, &f->x.down, 1, 3000));
+    assert_true(sfx_wait(&f->x, &f->x.ready, 2, 20000));
     uint64_t took = clock_mono_ms() - t0;
     fprintf(stderr, "failover: SIGKILL of the master to on_ready on the promoted replica: "
                     "%llu ms\n",
             (unsigned long long)took);
 
     /* on_ready's INCR and a later SET succeeded on the promoted replica */
-    assert_true(wait_for(f, &f->replies, 3, 2000));
+    assert_true(sfx_wait(&f->x, &f->x.replies, 3, 2000));
     store_set(f, "{ariq}:after", "written");
     assert_get_db3(&f->replica, "{ariq}:after", "written");
     assert_get_db3(&f->replica, "{ariq}:before", "kept");
@@ -654,11 +538,11 @@ static void test_failover(void **state)
     rep = redis_proc_cmd(&f->replica, "ROLE");
     assert_string_equal(rep->element[0]->str, "master");
     freeReplyObject(rep);
-    assert_int_equal(f->down, 1);
-    assert_int_equal(f->nulls, 0);
+    assert_int_equal(f->x.down, 1);
+    assert_int_equal(f->x.nulls, 0);
     char want[96];
     snprintf(want, sizeof want, "master=mymaster addr=127.0.0.1:%d", f->replica.port);
-    assert_true(lines_matching(0, want, "level=info", NULL) >= 1);
+    assert_true(sfx_lines_matching(0, want, "level=info", NULL) >= 1);
     assert_no_password_logged(f);
 }
 
