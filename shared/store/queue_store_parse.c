@@ -205,21 +205,30 @@ static int put_qnames(parse_ctx *c, const qf *f, const redisReply *v, char *base
     return 0;
 }
 
+/* QF_RECS and QF_CHANS: an array of at most rec->max elements, its block
+ * not taken yet. */
+static int check_block(parse_ctx *c, const qf *f, const redisReply *v,
+                       const char *not_array, const char *twice)
+{
+    if (v->type != REDIS_REPLY_ARRAY || v->elements > f->rec->max)
+        return perr(c, not_array, f->name);
+    if (!c->blocks || c->blocks[f->rec->slot])
+        return perr(c, twice, f->name);
+    return 0;
+}
+
 static int put_recs(parse_ctx *c, const qf *f, const redisReply *v, char *base)
 {
     const qf_rec *d = f->rec;
-    if (v->type != REDIS_REPLY_ARRAY || v->elements > d->max)
-        return perr(c, "an array of records expected", f->name);
-    if (!c->blocks || c->blocks[d->slot])
-        return perr(c, "records given twice", f->name);
-    if (v->elements == 0)
-        return 0;
+    int rc = check_block(c, f, v, "an array of records expected", "records given twice");
+    if (rc != 0 || v->elements == 0)
+        return rc;
     char *recs = calloc(v->elements, d->size);
     if (!recs)
         return ARIQ_ENOMEM;
     c->blocks[d->slot] = recs;
-    int rc = parse_each(c, f, v, d->fields, d->nfields, recs, d->size,
-                        "a record lacks a field");
+    rc = parse_each(c, f, v, d->fields, d->nfields, recs, d->size,
+                    "a record lacks a field");
     if (rc != 0)
         return rc;
     *(const void **)(base + f->off) = recs;
@@ -231,12 +240,9 @@ static int put_recs(parse_ctx *c, const qf *f, const redisReply *v, char *base)
 static int put_chans(parse_ctx *c, const qf *f, const redisReply *v, char *base)
 {
     const qf_rec *d = f->rec;
-    if (v->type != REDIS_REPLY_ARRAY || v->elements > d->max)
-        return perr(c, "an array of ids expected", f->name);
-    if (!c->blocks || c->blocks[d->slot])
-        return perr(c, "ids given twice", f->name);
-    if (v->elements == 0)
-        return 0;
+    int rc = check_block(c, f, v, "an array of ids expected", "ids given twice");
+    if (rc != 0 || v->elements == 0)
+        return rc;
     size_t ptrs = v->elements * sizeof(char *);
     char **vec = calloc(1, ptrs + v->elements * (QS_ID_MAX + 1));
     if (!vec)

@@ -84,11 +84,8 @@ static void count_cb(store *s, const redisReply *r, void *pd)
 {
     (void)s;
     fx *f = pd;
-    if (!r) {
-        f->x.nulls++;
+    if (!sfx_count_reply(&f->x, r))
         return;
-    }
-    f->x.replies++;
     if (r->type == REDIS_REPLY_INTEGER && f->expect_next) {
         if (r->integer != f->expect_next)
             f->in_order_errors++;

@@ -1,5 +1,6 @@
 /* store_keys (the one place that builds key names) and store_config's
- * redis:// URL parser. */
+ * redis:// URL parser, with the redis-sentinel:// URL's errors (the rest of
+ * Sentinel is in tests/integration/store/test_store_sentinel.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -176,6 +177,36 @@ static void test_url_bad(void **state)
         {"redis://[::1]x", "after IPv6"},
         {"redis://h?db=1", "query"},
         {"redis://h#f", "query"},
+        /* redis-sentinel:// */
+        {"redis-sentinel://", "missing master name"},
+        {"redis-sentinel://h1,h2", "missing master name"},
+        {"redis-sentinel://:topsecret@h1/", "missing master name"},
+        {"redis-sentinel://h1/?db=1", "missing master name"},
+        {"redis-sentinel:///m", "sentinel 1: missing host"},
+        {"redis-sentinel://h1,,h3/m", "sentinel 2: missing host"},
+        {"redis-sentinel://h1,/m", "sentinel 2: missing host"},
+        {"redis-sentinel://h1,h2:0/m", "sentinel 2: port must be a number 1..65535"},
+        {"redis-sentinel://h1,h2,h3:x/m", "sentinel 3: port"},
+        {"redis-sentinel://h_1/m", "sentinel 1: bad character in host"},
+        {"redis-sentinel://[::1/m", "sentinel 1: missing ']'"},
+        {"redis-sentinel://a,b,c,d,e,f,g,h,i/m", "more than 8 sentinels"},
+        {"redis-sentinel://h/m/3", "master name must be 1..64 characters"},
+        {"redis-sentinel://h/my master", "master name"},
+        {"redis-sentinel://h/"
+         "m123456789012345678901234567890123456789012345678901234567890123456",
+         "master name"},
+        {"redis-sentinel://h/m?db=x", "db must be a number 0..65535"},
+        {"redis-sentinel://h/m?db=65536", "db must be"},
+        {"redis-sentinel://h/m?db=", "db must be"},
+        {"redis-sentinel://h/m?db=1&db=2", "db given twice"},
+        {"redis-sentinel://h/m?password=topsecret", "unknown query parameter"},
+        {"redis-sentinel://h/m?sentinel_password=top%zzsecret", "sentinel_password"},
+        {"redis-sentinel://h/m?sentinel_password=topsecret&sentinel_password=topsecret",
+         "sentinel_password given twice"},
+        {"redis-sentinel://h/m?sentinel_password=topsecret#x", "fragments"},
+        {"redis-sentinel://topsecret@h/m", "[user]:password"},
+        {"redis-sentinel://:top%zzsecret@h/m", "password"},
+        {"sentinel://h/m", "must start with redis:// or redis-sentinel://"},
     };
     char err[256];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
