@@ -2,8 +2,8 @@
  * replica and three sentinels (redis-server --sentinel), all on free
  * loopback ports. The store asks the sentinels where the master is, checks
  * it with ROLE, skips sentinels that are dead or hung, and follows a
- * failover by itself. Also the redis-sentinel:// URL (its errors are in
- * tests/unit/store_keys with the redis:// ones).
+ * failover by itself. The redis-sentinel:// URL and the Sentinel fields of
+ * store_config are checked in tests/unit/store_keys.
  *
  * Run without arguments: everything but the failover. With the argument
  * "failover": the failover test alone (ctest labels it fault too).
@@ -202,95 +202,6 @@ static void assert_no_password_logged(fx *f)
         assert_null(strstr(store_errmsg(f->x.s), "Mast3r"));
         assert_null(strstr(store_errmsg(f->x.s), "S3nt"));
     }
-}
-
-/* ---- the URL ------------------------------------------------------------- */
-
-static int url(store_config *c, const char *u, char *err)
-{
-    err[0] = '\0';
-    return store_config_set_url(c, u, err, 256);
-}
-
-static void test_url_ok(void **state)
-{
-    (void)state;
-    store_config c;
-    char err[256];
-    store_config_init(&c);
-    assert_int_equal(url(&c, "redis-sentinel://10.0.0.1,10.0.0.2:26380,[::1]:7/mymaster", err),
-                     0);
-    assert_int_equal(c.nsentinels, 3);
-    assert_string_equal(c.sentinels[0].host, "10.0.0.1");
-    assert_int_equal(c.sentinels[0].port, 26379);
-    assert_string_equal(c.sentinels[1].host, "10.0.0.2");
-    assert_int_equal(c.sentinels[1].port, 26380);
-    assert_string_equal(c.sentinels[2].host, "::1");
-    assert_int_equal(c.sentinels[2].port, 7);
-    assert_string_equal(c.master_name, "mymaster");
-    assert_int_equal(c.db, 0);
-    assert_string_equal(c.password, "");
-    assert_string_equal(c.sentinel_password, "");
-    assert_string_equal(c.host, "127.0.0.1"); /* untouched, unused */
-    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
-
-    assert_int_equal(url(&c,
-                         "REDIS-SENTINEL://app:Mast3r%40pw@s1:1/ha.main-1"
-                         "?sentinel_password=S3nt%21nel%2Fx&db=7",
-                         err),
-                     0);
-    assert_int_equal(c.nsentinels, 1);
-    assert_string_equal(c.sentinels[0].host, "s1");
-    assert_string_equal(c.master_name, "ha.main-1");
-    assert_string_equal(c.username, "app");
-    assert_string_equal(c.password, MASTER_PW);
-    assert_string_equal(c.sentinel_password, SENTINEL_PW);
-    assert_int_equal(c.db, 7);
-    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
-
-    /* eight is the most; a plain redis:// URL turns Sentinel off again */
-    assert_int_equal(url(&c, "redis-sentinel://a,b,c,d,e,f,g,h/m", err), 0);
-    assert_int_equal(c.nsentinels, 8);
-    assert_int_equal(url(&c, "redis://10.0.0.9:6390/2", err), 0);
-    assert_int_equal(c.nsentinels, 0);
-    assert_string_equal(c.master_name, "");
-    assert_string_equal(c.sentinel_password, "");
-    assert_string_equal(c.host, "10.0.0.9");
-    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
-}
-
-/* store_config_check on Sentinel fields set by hand. */
-static void test_config_check(void **state)
-{
-    (void)state;
-    store_config c;
-    char err[256];
-    store_config_init(&c);
-    c.nsentinels = 1;
-    snprintf(c.sentinels[0].host, sizeof c.sentinels[0].host, "127.0.0.1");
-    c.sentinels[0].port = 26379;
-    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
-    assert_non_null(strstr(err, "master_name"));
-    snprintf(c.master_name, sizeof c.master_name, "m");
-    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
-    c.host[0] = '\0'; /* host and port are not used with sentinels */
-    c.port = 0;
-    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
-    c.sentinels[0].port = 0;
-    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
-    assert_non_null(strstr(err, "sentinel 1: port"));
-    c.sentinels[0].port = 1;
-    c.nsentinels = STORE_SENTINELS_MAX + 1;
-    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
-    assert_non_null(strstr(err, "at most 8 sentinels"));
-    c.nsentinels = 1;
-    c.sentinel_timeout_ms = 5;
-    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
-    assert_non_null(strstr(err, "sentinel_timeout_ms"));
-    store_config_init(&c);
-    snprintf(c.master_name, sizeof c.master_name, "m");
-    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
-    assert_non_null(strstr(err, "no sentinels"));
 }
 
 /* ---- against real sentinels ------------------------------------------------ */
@@ -496,8 +407,6 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN); /* as every daemon does: hiredis writes with write(2) */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_url_ok),
-        cmocka_unit_test(test_config_check),
         cmocka_unit_test_setup_teardown(test_connect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_and_hung_sentinels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_role_not_master, setup, teardown),

@@ -1,6 +1,5 @@
 /* store_keys (the one place that builds key names) and store_config's
- * redis:// URL parser, with the redis-sentinel:// URL's errors (the rest of
- * Sentinel is in tests/integration/store/test_store_sentinel.c). */
+ * URL parser, redis:// and redis-sentinel://, and its checks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -265,6 +264,89 @@ static void test_config_check(void **state)
     assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
 }
 
+/* ---- redis-sentinel:// ---------------------------------------------------- */
+
+static void test_sentinel_url_ok(void **state)
+{
+    (void)state;
+    store_config c;
+    char err[256];
+    store_config_init(&c);
+    assert_int_equal(url(&c, "redis-sentinel://10.0.0.1,10.0.0.2:26380,[::1]:7/mymaster", err),
+                     0);
+    assert_int_equal(c.nsentinels, 3);
+    assert_string_equal(c.sentinels[0].host, "10.0.0.1");
+    assert_int_equal(c.sentinels[0].port, 26379);
+    assert_string_equal(c.sentinels[1].host, "10.0.0.2");
+    assert_int_equal(c.sentinels[1].port, 26380);
+    assert_string_equal(c.sentinels[2].host, "::1");
+    assert_int_equal(c.sentinels[2].port, 7);
+    assert_string_equal(c.master_name, "mymaster");
+    assert_int_equal(c.db, 0);
+    assert_string_equal(c.password, "");
+    assert_string_equal(c.sentinel_password, "");
+    assert_string_equal(c.host, "127.0.0.1"); /* untouched, unused */
+    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
+
+    assert_int_equal(url(&c,
+                         "REDIS-SENTINEL://app:Mast3r%40pw@s1:1/ha.main-1"
+                         "?sentinel_password=S3nt%21nel%2Fx&db=7",
+                         err),
+                     0);
+    assert_int_equal(c.nsentinels, 1);
+    assert_string_equal(c.sentinels[0].host, "s1");
+    assert_string_equal(c.master_name, "ha.main-1");
+    assert_string_equal(c.username, "app");
+    assert_string_equal(c.password, "Mast3r@pw");
+    assert_string_equal(c.sentinel_password, "S3nt!nel/x");
+    assert_int_equal(c.db, 7);
+    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
+
+    /* eight is the most; a plain redis:// URL turns Sentinel off again */
+    assert_int_equal(url(&c, "redis-sentinel://a,b,c,d,e,f,g,h/m", err), 0);
+    assert_int_equal(c.nsentinels, 8);
+    assert_int_equal(url(&c, "redis://10.0.0.9:6390/2", err), 0);
+    assert_int_equal(c.nsentinels, 0);
+    assert_string_equal(c.master_name, "");
+    assert_string_equal(c.sentinel_password, "");
+    assert_string_equal(c.host, "10.0.0.9");
+    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
+}
+
+/* store_config_check on Sentinel fields set by hand. */
+static void test_sentinel_config_check(void **state)
+{
+    (void)state;
+    store_config c;
+    char err[256];
+    store_config_init(&c);
+    c.nsentinels = 1;
+    snprintf(c.sentinels[0].host, sizeof c.sentinels[0].host, "127.0.0.1");
+    c.sentinels[0].port = 26379;
+    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
+    assert_non_null(strstr(err, "master_name"));
+    snprintf(c.master_name, sizeof c.master_name, "m");
+    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
+    c.host[0] = '\0'; /* host and port are not used with sentinels */
+    c.port = 0;
+    assert_int_equal(store_config_check(&c, err, sizeof err), 0);
+    c.sentinels[0].port = 0;
+    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
+    assert_non_null(strstr(err, "sentinel 1: port"));
+    c.sentinels[0].port = 1;
+    c.nsentinels = STORE_SENTINELS_MAX + 1;
+    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
+    assert_non_null(strstr(err, "at most 8 sentinels"));
+    c.nsentinels = 1;
+    c.sentinel_timeout_ms = 5;
+    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
+    assert_non_null(strstr(err, "sentinel_timeout_ms"));
+    store_config_init(&c);
+    snprintf(c.master_name, sizeof c.master_name, "m");
+    assert_int_equal(store_config_check(&c, err, sizeof err), ARIQ_EINVAL);
+    assert_non_null(strstr(err, "no sentinels"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +354,8 @@ int main(void)
         cmocka_unit_test(test_bad_ids),    cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_url_ok),     cmocka_unit_test(test_url_bad),
         cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_sentinel_url_ok),
+        cmocka_unit_test(test_sentinel_config_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
