@@ -546,6 +546,9 @@ static int open_store(node *n, char *err, size_t errlen)
         snprintf(sc.password, sizeof sc.password, "%s", n->cfg->redis_password);
     snprintf(sc.ns, sizeof sc.ns, "%s", n->cfg->namespace_);
     snprintf(sc.scripts_dir, sizeof sc.scripts_dir, "%s", n->cfg->scripts_dir);
+    /* Redis back after a long outage: pairing resumes within a second, not
+     * after the store's default 5 s cap (one connect a second is nothing) */
+    sc.backoff_max_ms = 1000;
     store_callbacks cbs = {.on_ready = on_store_ready, .on_down = on_store_down};
     rc = store_new(n->base, &sc, &cbs, n, &n->store, err, errlen);
     if (rc == 0)
