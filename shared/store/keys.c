@@ -105,3 +105,23 @@ int store_key_nodes(const store_keys *k, char *out, size_t len)
 {
     return store_key(k, out, len, "nodes", NULL, NULL);
 }
+
+int store_key_events(const store_keys *k, char *out, size_t len)
+{
+    return store_key(k, out, len, "events", NULL, NULL);
+}
+
+int store_key_queuelog_lease(const store_keys *k, char *out, size_t len)
+{
+    return store_key(k, out, len, "queuelog", "lease", NULL);
+}
+
+int store_key_queuelog_pos(const store_keys *k, char *out, size_t len)
+{
+    return store_key(k, out, len, "queuelog", "pos", NULL);
+}
+
+int store_key_queuelog_members(const store_keys *k, char *out, size_t len)
+{
+    return store_key(k, out, len, "queuelog", "members", NULL);
+}

@@ -58,5 +58,15 @@ int store_key_node_heartbeat(const store_keys *k, char *out, size_t len, const c
 int store_key_node_draining(const store_keys *k, char *out, size_t len, const char *node_id);
 /* SET of node ids: `{NS}:nodes`. */
 int store_key_nodes(const store_keys *k, char *out, size_t len);
+/* STREAM: `{NS}:events`, every queue event (queue.lua). */
+int store_key_events(const store_keys *k, char *out, size_t len);
+/* agentd's queue_log writer (agentd/queue_log.h): `{NS}:queuelog:lease`
+ * (STRING with TTL: the id of the one agentd writing the file),
+ * `{NS}:queuelog:pos` (HASH: the last stream entry written, with the file's
+ * inode and size after it) and `{NS}:queuelog:members` (HASH agent -> its
+ * queues, for REMOVEMEMBER). */
+int store_key_queuelog_lease(const store_keys *k, char *out, size_t len);
+int store_key_queuelog_pos(const store_keys *k, char *out, size_t len);
+int store_key_queuelog_members(const store_keys *k, char *out, size_t len);
 
 #endif
