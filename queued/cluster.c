@@ -35,6 +35,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "store/reaper.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -44,7 +45,6 @@
 #define MOD "cluster"
 #define READ_BLOCK_MS "2000" /* well under the store's reply watchdog (10 s) */
 #define READ_COUNT "256"
-#define REAP_BATCH 1000
 
 struct cluster {
     node *n;
@@ -57,6 +57,7 @@ struct cluster {
     unsigned beats;
     bool unhealthy; /* Asterisk lost: the node does not beat */
     uint64_t reap_from; /* monotonic ms: no reaping before (cluster_redis_back) */
+    reaper *rp;         /* made at the first offer */
     uint64_t entries; /* command entries read */
 };
 
@@ -195,57 +196,16 @@ static void on_reader_ready(store *s, void *ud)
 
 /* ---- heartbeat and reaping ----------------------------------------------------- */
 
-typedef struct reap_ctx {
-    cluster *cl;
-    char node[QS_ID_MAX + 1];
-} reap_ctx;
-
-static void on_reaped(queue_store *qs, int err, const qs_reap_result *res, void *pd)
-{
-    reap_ctx *rc = pd;
-    if (err == 0 && (res->pairings || res->calls || res->agents))
-        LOG_W(MOD, "node=%s lost (heartbeat lapsed): reaped pairings=%lld calls=%lld "
-                   "agents=%lld more=%d",
-              rc->node, (long long)res->pairings, (long long)res->calls,
-              (long long)res->agents, (int)res->more);
-    else if (err && err != ARIQ_ESTATE) /* ESTATE: it is alive */
-        LOG_W(MOD, "node=%s reap failed: %s (%s)", rc->node, ariq_strerror(err), qs_errmsg(qs));
-    if (err == 0 && res->more && !rc->cl->n->closing &&
-        qs_reap(qs, rc->node, "node lost", REAP_BATCH, on_reaped, rc) == 0)
-        return; /* rc goes on */
-    free(rc);
-}
-
-static void on_members(store *s, const redisReply *r, void *pd)
-{
-    (void)s;
-    cluster *cl = pd;
-    if (!r || r->type != REDIS_REPLY_ARRAY || cl->n->closing)
-        return;
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *m = r->element[i];
-        if (m->type != REDIS_REPLY_STRING || strcmp(m->str, cl->n->cfg->node_id) == 0 ||
-            m->len > QS_ID_MAX)
-            continue;
-        reap_ctx *rc = calloc(1, sizeof *rc);
-        if (!rc)
-            return;
-        rc->cl = cl;
-        memcpy(rc->node, m->str, m->len + 1);
-        if (qs_reap(cl->n->qs, rc->node, "node lost", REAP_BATCH, on_reaped, rc) != 0)
-            free(rc);
-    }
-}
-
+/* The offering itself is shared with agentd (store/reaper.c). The reaper
+ * is made at the first offer: the queue store does not exist yet when the
+ * cluster is created. */
 static void offer_reaps(cluster *cl, store *s)
 {
-    char nodes[STORE_KEY_MAX];
-    if (clock_mono_ms() < cl->reap_from)
+    if (clock_mono_ms() < cl->reap_from || cl->n->closing)
         return; /* Redis just came back: the others have not beaten yet */
-    if (store_key_nodes(store_get_keys(s), nodes, sizeof nodes) == 0) {
-        const char *argv[] = {"SMEMBERS", nodes};
-        store_command_argv(s, 2, argv, NULL, on_members, cl);
-    }
+    if (!cl->rp && reaper_new(s, cl->n->qs, cl->n->cfg->node_id, &cl->rp) != 0)
+        return;
+    reaper_offer(cl->rp);
 }
 
 static void on_beat(store *s, const redisReply *r, void *pd)
@@ -379,5 +339,6 @@ void cluster_free(cluster *cl)
     if (cl->beat)
         event_free(cl->beat);
     store_free(cl->rd); /* a read in flight completes with NULL */
+    reaper_free(cl->rp); /* after the node's store: its reaps have completed */
     free(cl);
 }
