@@ -4,7 +4,8 @@
  * wsc_wait.
  *
  * Messages the server sends as "m:<n>:..." are checked for order per
- * connection (n counts up from 0); every whole message is counted. */
+ * connection (n counts up from 0); every whole message is counted, and,
+ * after wsc_keep_messages, kept for wsc_message (agentd's events feed). */
 #ifndef ARIQ_TEST_WS_CLIENT_H
 #define ARIQ_TEST_WS_CLIENT_H
 
@@ -37,6 +38,13 @@ size_t wsc_received(wsc *c, int i);
 size_t wsc_order_errors(wsc *c, int i);
 /* The last message received (copied into buf, truncated), "" if none. */
 void wsc_last(wsc *c, int i, char *buf, size_t len);
+
+/* From now on every whole message of every connection is kept (call it
+ * before wsc_connect). */
+void wsc_keep_messages(wsc *c);
+/* Message k (0-based) of connection i copied into buf (truncated); false
+ * if there is no such message (or messages are not kept). */
+bool wsc_message(wsc *c, int i, size_t k, char *buf, size_t len);
 
 int wsc_send(wsc *c, int i, const char *text); /* queued, sent in order */
 void wsc_close(wsc *c, int i);                 /* a clean close from our side */

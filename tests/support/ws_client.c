@@ -33,6 +33,8 @@ typedef struct wsc_conn {
     char *rx;
     size_t rx_len;
     char last[128];
+    char **msgs; /* wsc_keep_messages: every message, msgs[0..received) */
+    size_t msgs_cap;
     out *head, *tail;
 } wsc_conn;
 
@@ -40,13 +42,25 @@ struct wsc {
     struct lws_context *ctx;
     pthread_t thread;
     pthread_mutex_t mu;
-    bool stop, tls;
+    bool stop, tls, keep;
     int n;
     wsc_conn conns[WSC_MAX];
 };
 
 static void on_message(wsc_conn *k)
 {
+    if (k->c->keep) {
+        if (k->received == k->msgs_cap) {
+            size_t cap = k->msgs_cap ? 2 * k->msgs_cap : 64;
+            char **m = realloc(k->msgs, cap * sizeof *m);
+            if (m)
+                k->msgs = m, k->msgs_cap = cap;
+        }
+        if (k->received < k->msgs_cap)
+            k->msgs[k->received] = strndup(k->rx, k->rx_len);
+        else
+            return; /* out of memory: not counted either */
+    }
     k->received++;
     snprintf(k->last, sizeof k->last, "%.*s", (int)k->rx_len, k->rx);
     if (k->rx_len > 2 && k->rx[0] == 'm' && k->rx[1] == ':') {
@@ -224,6 +238,9 @@ void wsc_free(wsc *c)
             free(o);
         }
         free(c->conns[i].rx);
+        for (size_t m = 0; c->conns[i].msgs && m < c->conns[i].received; m++)
+            free(c->conns[i].msgs[m]);
+        free(c->conns[i].msgs);
     }
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -280,6 +297,24 @@ void wsc_last(wsc *c, int i, char *buf, size_t len)
     pthread_mutex_lock(&c->mu);
     snprintf(buf, len, "%s", c->conns[i].last);
     pthread_mutex_unlock(&c->mu);
+}
+
+void wsc_keep_messages(wsc *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->keep = true;
+    pthread_mutex_unlock(&c->mu);
+}
+
+bool wsc_message(wsc *c, int i, size_t k, char *buf, size_t len)
+{
+    pthread_mutex_lock(&c->mu);
+    wsc_conn *n = &c->conns[i];
+    bool ok = c->keep && k < n->received && n->msgs && n->msgs[k];
+    if (ok)
+        snprintf(buf, len, "%s", n->msgs[k]);
+    pthread_mutex_unlock(&c->mu);
+    return ok;
 }
 
 int wsc_send(wsc *c, int i, const char *text)
