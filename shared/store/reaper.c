@@ -78,11 +78,11 @@ static void on_members(store *s, const redisReply *rep, void *pd)
 {
     (void)s;
     reaper *r = pd;
-    r->inflight++; /* held across the loop: a reap cannot complete inside it, but be sure */
+    /* the SMEMBERS still counts in inflight here: r cannot go inside the loop
+     * (and a reap never completes inside qs_reap anyway) */
     if (rep && rep->type == REDIS_REPLY_ARRAY && !r->stopped && !r->freed)
         for (size_t i = 0; i < rep->elements; i++)
             offer_one(r, rep->element[i]);
-    done(r);
     done(r); /* the SMEMBERS itself */
 }
 
