@@ -26,7 +26,13 @@
  *   - every recording finished, stored or discarded as Redis says;
  *   - nothing left in Redis (but the counter, the stream, recording metadata
  *     and the live nodes' own keys) or on any simulator node; every queued
- *     alive and exiting 0 on SIGTERM. */
+ *     alive and exiting 0 on SIGTERM.
+ *
+ * With $ARIQ_FAULT, things go wrong while the script runs (see "faults"):
+ * restart (a node's queued killed, or stopped, and started again), redis
+ * (Redis stopped and started again on its AOF), wsdrop (a node's events
+ * WebSocket dropped, its next upgrades maybe refused), mixed (one of the
+ * three at a time, drawn). Every check above must still hold. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,6 +46,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "queue_check.h"
 #include "queued_proc.h"
 #include "redis_proc.h"
@@ -58,6 +65,18 @@
 #define WAIT_MS       10000
 #define DEFAULT_SEED  20261204u
 
+/* ARIQ_FAULT: what goes wrong during the run (see "faults" below). */
+typedef enum fault_mode {
+    FM_NONE,    /* nothing */
+    FM_RESTART, /* a node's queued dies and is started again */
+    FM_REDIS,   /* Redis stops and is started again on its AOF */
+    FM_WSDROP,  /* a node's events WebSocket drops */
+    FM_MIXED,   /* one of the three at a time, drawn */
+    FM__COUNT
+} fault_mode;
+static const char *const fault_mode_names[FM__COUNT] = {"none", "restart", "redis",
+                                                        "wsdrop", "mixed"};
+
 /* A party the script placed. */
 typedef struct party_t {
     char chan[128];
@@ -66,9 +85,20 @@ typedef struct party_t {
     char first[8]; /* a caller's first queue */
 } party_t;
 
+/* A caller in one queue, as the stream says so far (note_drain). */
+typedef struct in_queue_t {
+    char queue[8];
+    long seq;     /* its ENTERQUEUE's place in the stream */
+    bool waiting; /* entered, not paired, not ended there */
+} in_queue_t;
+
 typedef struct caller_t {
     party_t *p;
     bool hung_up; /* by the script: it stops acting for it */
+    in_queue_t in[3];
+    int nin;
+    bool connected;   /* a CONNECT */
+    bool passed_over; /* while its node drained (note_drain) */
 } caller_t;
 
 typedef struct agent_t {
@@ -104,13 +134,30 @@ static struct {
     size_t npending;
     char last_id[48];
     int live_confirmed, live_unconfirmed, cross_connects, links_checked;
+    size_t resample[NCALLERS]; /* connects sampled too early, to sample again */
+    size_t nresample;
+    int live_resampled;
     int keys_sent, agent_leaves, agent_leaves_ringing, caller_hangups_waiting,
         caller_hangups_ringing, caller_hangups_talking, rule_windows;
     int rollbacks;
-    bool faults;     /* ARIQ_FAULT=restart: queued processes die and come back */
-    int down_node;   /* the node whose queued is dead, -1 if none */
-    int back_tick;   /* when it comes back */
+    long nentries;         /* stream entries read */
+    bool draining[NNODES]; /* between its NODEDRAIN on and off */
+    int passed_over;       /* callers passed over while their node drained */
+    fault_mode mode;
+    uint64_t frng;    /* the faults' own generator (all modes but restart) */
+    int down_node;    /* the node whose queued is dead, -1 if none */
+    int back_tick;    /* when it comes back */
     int kills, stops; /* SIGKILL / SIGTERM restarts done */
+    bool redis_down;  /* Redis stopped by the script */
+    uint64_t redis_since, redis_back_ms; /* when it stopped, when it starts again */
+    int redis_stops;
+    long redis_down_ms;                             /* Redis away in all */
+    int redis_readies[NNODES], redis_backs[NNODES]; /* log lines before the last stop */
+    uint64_t redis_ready_at[NNODES]; /* when it was seen ready again, 0: not yet */
+    bool redis_settled[NNODES];      /* it sent what it held (redis_settled) */
+    bool ws_gone[NNODES];      /* WebSocket dropped, the app not attached again yet */
+    uint64_t ws_up_ms[NNODES]; /* when it was seen attached again (0: from the start) */
+    int ws_drops, ws_refused;
 } R;
 
 /* ---- parties --------------------------------------------------------------------- */
@@ -142,12 +189,30 @@ static void hangup(const char *chan)
     assert_true(st == 204 || st == 404 || st == 409); /* gone already: fine */
 }
 
-/* A node for a newcomer: any but one whose queued is dead (there Stasis()
- * fails and the call goes on in the dialplan, never reaching the queue). */
+static void ws_watch(void);
+
+/* A newcomer may arrive on `node`: its queued is alive and its app attached
+ * (else Stasis() fails and the call goes on in the dialplan, never reaching
+ * the queue, as in Asterisk). */
+static bool node_takes_calls(int node)
+{
+    return node != R.down_node && !R.ws_gone[node];
+}
+
+/* A node for a newcomer: the one drawn, or the next that takes calls (one
+ * draw either way, so the script's sequence does not depend on faults). */
 static int arrival_node(void)
 {
     int node = (int)test_rng_below(NNODES);
-    return node == R.down_node ? (node + 1) % NNODES : node;
+    for (int waited = 0; waited <= WAIT_MS; waited += 10) {
+        for (int k = 0; k < NNODES; k++, node = (node + 1) % NNODES)
+            if (node_takes_calls(node))
+                return node;
+        test_sleep_ms(10); /* none: wait for a WebSocket to come back */
+        ws_watch();
+    }
+    fail_msg("seed %u: no node took calls for %d s", R.seed, WAIT_MS / 1000);
+    return 0;
 }
 
 static void caller_arrives(int i)
@@ -202,7 +267,7 @@ static int priority_of(const char *callid, void *ud)
 {
     (void)ud;
     caller_t *c = caller_of(callid);
-    return c ? c->p->priority : -1;
+    return c && !c->passed_over ? c->p->priority : -1;
 }
 
 /* ---- the oracle, tick by tick -------------------------------------------------- */
@@ -324,27 +389,72 @@ static bool alive(const char *chan)
     return a;
 }
 
+/* For a failure's message: where chan is now (its summary, no timeline). */
+static void print_chan(const char *role, const char *chan)
+{
+    json_t *c = sim_channel(&R.c->sim, 0, chan);
+    json_object_del(c, "timeline");
+    char *s = c ? json_dumps(c, JSON_COMPACT) : NULL;
+    fprintf(stderr, "seed %u: %s %s now: %s\n", R.seed, role, chan, s ? s : "(unknown)");
+    free(s);
+    json_decref(c);
+}
+
+static bool redis_settled(int node);
+
+/* Both parties' nodes have told Redis what they held while it was away. */
+static bool call_settled(const connect_t *k)
+{
+    const party_t *c = party_of(k->caller), *a = party_of(k->agent_chan);
+    return (!c || redis_settled(c->node)) && (!a || redis_settled(a->node));
+}
+
 /* Samples one new CONNECT: connected now (through the link if it crosses
  * nodes), or the call is already over (the pairing gone from Redis, or a
  * party gone). A pairing still live with both parties alive must show them
- * connected (a few tries: queued may be between two requests). */
-static void sample_connect(const connect_t *k)
+ * connected (a few tries: queued may be between two requests). After a
+ * Redis outage, though, Redis lags behind until each node has sent what it
+ * held: a call that ended meanwhile (say the agent pressed '#') is still a
+ * live pairing there until both its nodes are back. Such a sample decides
+ * nothing: it returns false, to be taken again once they are (resample). */
+static bool sample_connect(const connect_t *k)
 {
+    bool settled = true;
     for (int tries = 0; tries < 10; tries++) {
         if (sim_is_connected(&R.c->sim, 0, k->caller, k->agent_chan) == 1) {
             R.live_confirmed++;
-            return;
+            return true;
         }
+        settled = call_settled(k); /* before Redis is read */
         if (!pairing_exists(k->pairing) || !alive(k->caller) || !alive(k->agent_chan)) {
             R.live_unconfirmed++; /* over already: the timelines decide */
-            return;
+            return true;
         }
         test_sleep_ms(10);
     }
+    if (!settled)
+        return false;
+    print_chan("caller", k->caller);
+    print_chan("agent", k->agent_chan);
     fail_msg(
         "seed %u: CONNECT %s (caller %s, agent %s): pairing live, both alive, but the "
         "oracle says they do not hear each other",
         R.seed, k->pairing, k->caller, k->agent_chan);
+    return true;
+}
+
+/* Samples again the CONNECTs sampled too early (sample_connect) whose nodes
+ * have caught up since; with `all`, every one left (the script is over, its
+ * parties have not hung up yet, and every node has caught up). */
+static void resample(bool all)
+{
+    for (size_t i = 0; i < R.nresample;) {
+        const connect_t *k = &R.connects[R.resample[i]];
+        if ((all || call_settled(k)) && sample_connect(k))
+            R.resample[i] = R.resample[--R.nresample];
+        else
+            i++;
+    }
 }
 
 static void pending_drop(const char *pairing)
@@ -358,7 +468,8 @@ static void pending_drop(const char *pairing)
 
 /* One stream entry's fields by name (borrowed from the reply). */
 typedef struct entry_t {
-    const char *ev, *callid, *peer, *pairing, *agent_chan, *cnode, *anode, *reason;
+    const char *ev, *callid, *peer, *pairing, *agent_chan, *cnode, *anode, *reason, *node,
+        *state, *queue;
 } entry_t;
 
 static entry_t entry_fields(const redisReply *f)
@@ -375,6 +486,9 @@ static entry_t entry_fields(const redisReply *f)
         {"caller_node", offsetof(entry_t, cnode)},
         {"agent_node", offsetof(entry_t, anode)},
         {"reason", offsetof(entry_t, reason)},
+        {"node", offsetof(entry_t, node)},
+        {"state", offsetof(entry_t, state)},
+        {"queue", offsetof(entry_t, queue)},
     };
     entry_t e = {0};
     for (size_t k = 0; k + 1 < f->elements; k += 2)
@@ -384,9 +498,87 @@ static entry_t entry_fields(const redisReply *f)
     return e;
 }
 
+/* ---- callers passed over by a drain --------------------------------------------- */
+
+/* A node drains (SIGTERM; restart and mixed modes): by design no node pairs
+ * its callers meanwhile, and callers who came after them are served first
+ * (SCHEMA.md, Ordering: "A draining node's parties are passed over"). The
+ * checker's order rule knows nothing of draining (qc_event carries no
+ * NODEDRAIN node), so each caller passed over that way, and only those,
+ * gets an unknown priority (priority_of: -1): the checker then checks
+ * neither the order of pairings in that queue while it waits there nor the
+ * positions of those who enter behind it. Every other check still covers
+ * it. The waiting sets are rebuilt as the checker does (ENTERQUEUE adds,
+ * PAIRED takes out of every queue, an UNPAIRED without CONNECT puts back,
+ * ABANDON / EXITWITHTIMEOUT / WITHDRAW end one queue); a node drains from
+ * its NODEDRAIN on to its NODEDRAIN off (written when it starts again). */
+static in_queue_t *in_queue(caller_t *c, const char *queue)
+{
+    for (int i = 0; queue && i < c->nin; i++)
+        if (!strcmp(c->in[i].queue, queue))
+            return &c->in[i];
+    return NULL;
+}
+
+static void set_waiting(caller_t *c, bool waiting)
+{
+    for (int i = 0; i < c->nin; i++)
+        c->in[i].waiting = waiting && c->in[i].seq >= 0;
+}
+
+/* c is paired in its queue q: the callers of draining nodes waiting there
+ * before it were passed over. */
+static void mark_passed_over(const caller_t *c, const in_queue_t *q)
+{
+    for (int i = 0; i < NCALLERS; i++) {
+        caller_t *x = &R.callers[i];
+        const in_queue_t *xq = x->p ? in_queue(x, q->queue) : NULL;
+        if (!xq || !xq->waiting || !R.draining[x->p->node] || x->passed_over)
+            continue;
+        if (x->p->priority > c->p->priority ||
+            (x->p->priority == c->p->priority && xq->seq < q->seq)) {
+            x->passed_over = true;
+            R.passed_over++;
+        }
+    }
+}
+
+/* Follows one stream entry (the seq-th) in the waiting sets and the drains. */
+static void note_drain(const entry_t *e, long seq)
+{
+    caller_t *c = e->callid ? caller_of(e->callid) : NULL;
+    in_queue_t *q = c ? in_queue(c, e->queue) : NULL;
+    if (!strcmp(e->ev, "NODEDRAIN") && e->node && e->state) {
+        for (int n = 0; n < NNODES; n++)
+            if (!strcmp(e->node, R.c->q[n].node_id))
+                R.draining[n] = !strcmp(e->state, "on");
+    } else if (!c || !e->queue) {
+        return;
+    } else if (!strcmp(e->ev, "ENTERQUEUE") && !q && c->nin < 3) {
+        in_queue_t *n = &c->in[c->nin++];
+        snprintf(n->queue, sizeof n->queue, "%s", e->queue);
+        n->seq = seq;
+        n->waiting = true;
+    } else if (!strcmp(e->ev, "PAIRED") && q) {
+        mark_passed_over(c, q);
+        set_waiting(c, false);
+    } else if (!strcmp(e->ev, "UNPAIRED") && !c->connected) {
+        set_waiting(c, true);
+    } else if (!strcmp(e->ev, "CONNECT")) {
+        c->connected = true;
+    } else if (q && (!strcmp(e->ev, "ABANDON") || !strcmp(e->ev, "EXITWITHTIMEOUT") ||
+                     !strcmp(e->ev, "WITHDRAW"))) {
+        q->waiting = false;
+        q->seq = -1; /* ended there: never waiting again */
+    }
+}
+
 static void on_entry(const entry_t *e)
 {
-    if (!e->ev || !e->pairing)
+    if (!e->ev)
+        return;
+    note_drain(e, R.nentries++);
+    if (!e->pairing)
         return;
     if (!strcmp(e->ev, "PAIRED") && e->cnode && e->anode && strcmp(e->cnode, e->anode) &&
         e->callid && e->agent_chan && R.npending < MAX_PENDING) {
@@ -409,7 +601,10 @@ static void on_entry(const entry_t *e)
         snprintf(k->pairing, sizeof k->pairing, "%s", e->pairing);
         k->cross = cross;
         R.cross_connects += cross;
-        sample_connect(k);
+        if (!sample_connect(k) && R.nresample < NCALLERS) {
+            R.resample[R.nresample++] = R.nconnects - 1;
+            R.live_resampled++;
+        }
     }
 }
 
@@ -453,31 +648,227 @@ static void change_link_rules(int tick)
     R.rule_windows++;
 }
 
-/* ARIQ_FAULT=restart: every FAULT_PERIOD ticks (2 s) one node's queued dies
- * (SIGKILL, or every third time a clean SIGTERM) and is started again 10 to
- * 60 ticks (0.1-0.6 s) later; the script goes on meanwhile (its parties
- * hang up, press keys), and the restarted node must re-adopt what is left. */
+/* ---- faults --------------------------------------------------------------------- */
+
+/* A fault's draws. Restart mode drew from the script's generator when it
+ * was the only mode, and keeps doing so, so its registered seeds replay as
+ * before; every other mode draws from a generator of its own (xorshift64*,
+ * as test_rng), so a fault-free run never draws anything here. */
+static int fault_below(int n)
+{
+    if (R.mode == FM_RESTART)
+        return test_rng_below(n);
+    uint64_t x = R.frng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    R.frng = x;
+    return (int)((x * 0x2545F4914F6CDD1DULL) % (uint64_t)n);
+}
+
+/* Restart: one node's queued dies (SIGKILL, or every third time a clean
+ * SIGTERM) and is started again 10 to 60 ticks (0.1-0.6 s) later; the
+ * script goes on meanwhile (its parties hang up, press keys), and the
+ * restarted node must re-adopt what is left. */
+static void restart_begin(int tick)
+{
+    R.down_node = fault_below(NNODES);
+    R.back_tick = tick + 10 + fault_below(50);
+    if ((R.kills + R.stops) % 3 == 2) {
+        R.stops++;
+        if (queued_proc_stop(&R.c->q[R.down_node]) != 0)
+            fail_msg("seed %u: node%d did not stop cleanly", R.seed, R.down_node + 1);
+    } else {
+        R.kills++;
+        queued_proc_kill(&R.c->q[R.down_node]);
+    }
+}
+
+static void restart_end(void)
+{
+    if (queued_proc_restart(&R.c->q[R.down_node], &R.c->sim, R.down_node) != 0)
+        fail_msg("seed %u: node%d did not come back", R.seed, R.down_node + 1);
+    R.ws_up_ms[R.down_node] = 0; /* a new process: its backoff starts afresh */
+    R.down_node = -1;
+}
+
+/* Redis: it stops (SIGTERM: it writes its AOF and exits) for 0.3 to 1.5 s
+ * and starts again on its data. The script goes on meanwhile (arrivals,
+ * hangups, keys: every queued holds its writes and answers newcomers) but
+ * reads nothing from Redis; the stream is read on from the last entry seen
+ * once the test's connection is made again. */
+static void redis_begin(void)
+{
+    for (int n = 0; n < NNODES; n++) {
+        R.redis_readies[n] = queued_proc_log_count(&R.c->q[n], "redis=ready");
+        R.redis_backs[n] = queued_proc_log_count(&R.c->q[n], "redis=back sent");
+        R.redis_ready_at[n] = 0;
+        R.redis_settled[n] = false;
+    }
+    R.redis_since = clock_mono_ms();
+    R.redis_back_ms = R.redis_since + 300 + (uint64_t)fault_below(1201);
+    R.redis_down = true;
+    R.redis_stops++;
+    if (redis_proc_stop(&R.c->redis, SIGTERM) != 0)
+        fail_msg("seed %u: Redis did not stop cleanly", R.seed);
+}
+
+static void redis_end(void)
+{
+    if (redis_proc_restart(&R.c->redis) != 0)
+        fail_msg("seed %u: Redis did not start again (its log: %s)", R.seed,
+                 R.c->redis.logpath);
+    redisFree(R.rc);
+    R.rc = redis_proc_connect(&R.c->redis);
+    if (!R.rc)
+        fail_msg("seed %u: cannot connect to Redis again", R.seed);
+    R.redis_down = false;
+    R.redis_down_ms += (long)(clock_mono_ms() - R.redis_since);
+}
+
+/* Node n has sent Redis what it held during the last outage: it logged
+ * "redis=back sent N writes held meanwhile" (only when it held some), or
+ * "redis=ready" REDIS_SETTLE_MS ago without it (it held nothing: ready, it
+ * re-registers its parties in one round trip and would flush then). Polled
+ * every tick, so the times are the tick's. */
+#define REDIS_SETTLE_MS 300
+static bool redis_settled(int n)
+{
+    if (!R.redis_stops || R.redis_settled[n])
+        return true;
+    if (R.redis_down)
+        return false;
+    uint64_t now = clock_mono_ms();
+    const queued_proc *q = &R.c->q[n];
+    if (!R.redis_ready_at[n] &&
+        queued_proc_log_count(q, "redis=ready") > R.redis_readies[n])
+        R.redis_ready_at[n] = now;
+    R.redis_settled[n] =
+        queued_proc_log_count(q, "redis=back sent") > R.redis_backs[n] ||
+        (R.redis_ready_at[n] && now >= R.redis_ready_at[n] + REDIS_SETTLE_MS);
+    return R.redis_settled[n];
+}
+
+/* WebSocket drop: one node's events WebSocket closes (as if the network
+ * died), a third of the time with its next 1 to 3 upgrades refused (503)
+ * so queued's reconnect backs off once or more. queued must reconcile with
+ * what ARI holds once it is back. The node drawn, or the next one whose
+ * WebSocket has been up WS_STABLE_MS (none: no drop this time): queued's
+ * backoff starts over only after a connection held 5 s (ari/stream.h), so
+ * drops closer than that push it to its 5 s cap and that node would take
+ * no call for most of the run. */
+#define WS_STABLE_MS 5500
+static void wsdrop_begin(void)
+{
+    int node = fault_below(NNODES), refuse = fault_below(3) ? 0 : 1 + fault_below(3),
+        k = 0;
+    uint64_t now = clock_mono_ms();
+    while (k < NNODES && (R.ws_gone[node] || R.ws_up_ms[node] + WS_STABLE_MS > now)) {
+        node = (node + 1) % NNODES;
+        k++;
+    }
+    if (k == NNODES)
+        return;
+    char body[64];
+    if (refuse)
+        snprintf(body, sizeof body, "{\"drop_ws\":true,\"refuse_ws\":%d}", refuse);
+    else
+        snprintf(body, sizeof body, "{\"drop_ws\":true}");
+    if (sim_fault(&R.c->sim, node, body) != 200)
+        fail_msg("seed %u: node%d: POST /sim/faults %s refused", R.seed, node + 1, body);
+    R.ws_gone[node] = true; /* the simulator detached the app before answering */
+    R.ws_drops++;
+    R.ws_refused += refuse;
+}
+
+/* Clears ws_gone for the nodes whose app is attached again. */
+static void ws_watch(void)
+{
+    for (int n = 0; n < NNODES; n++) {
+        long st = 0;
+        if (!R.ws_gone[n])
+            continue;
+        json_decref(sim_ctl(&R.c->sim, n, "GET", "/ari/applications/queue", NULL, &st));
+        R.ws_gone[n] = st != 200;
+        if (st == 200)
+            R.ws_up_ms[n] = clock_mono_ms();
+    }
+}
+
+/* A fault is not over: a queued dead, Redis stopped or some node not caught
+ * up with it yet (a node killed then would lose what it held), an app not
+ * attached again. */
+static bool fault_in_progress(void)
+{
+    bool any = R.down_node >= 0 || R.redis_down;
+    for (int n = 0; n < NNODES; n++)
+        any |= R.ws_gone[n] || !redis_settled(n);
+    return any;
+}
+
+/* Every FAULT_PERIOD ticks (2 s) a restart or a Redis stop; every
+ * WS_PERIOD ticks (1 s) a WebSocket drop; mixed: every WS_PERIOD ticks,
+ * when the last fault is over, one of the three, drawn. */
 #define FAULT_PERIOD 200
+#define WS_PERIOD    100
 static void faults(int tick)
 {
-    if (!R.faults)
-        return;
-    if (R.down_node >= 0 && tick >= R.back_tick) {
-        if (queued_proc_restart(&R.c->q[R.down_node], &R.c->sim, R.down_node) != 0)
-            fail_msg("seed %u: node%d did not come back", R.seed, R.down_node + 1);
-        R.down_node = -1;
-    } else if (R.down_node < 0 && tick % FAULT_PERIOD == FAULT_PERIOD / 2) {
-        R.down_node = (int)test_rng_below(NNODES);
-        R.back_tick = tick + 10 + (int)test_rng_below(50);
-        if ((R.kills + R.stops) % 3 == 2) {
-            R.stops++;
-            if (queued_proc_stop(&R.c->q[R.down_node]) != 0)
-                fail_msg("seed %u: node%d did not stop cleanly", R.seed, R.down_node + 1);
-        } else {
-            R.kills++;
-            queued_proc_kill(&R.c->q[R.down_node]);
+    ws_watch();
+    for (int n = 0; n < NNODES; n++)
+        redis_settled(n);
+    if (R.down_node >= 0 && tick >= R.back_tick)
+        restart_end();
+    if (R.redis_down && clock_mono_ms() >= R.redis_back_ms)
+        redis_end();
+    switch (R.mode) {
+    case FM_RESTART:
+        if (R.down_node < 0 && tick % FAULT_PERIOD == FAULT_PERIOD / 2)
+            restart_begin(tick);
+        break;
+    case FM_REDIS:
+        if (!R.redis_down && tick % FAULT_PERIOD == FAULT_PERIOD / 2)
+            redis_begin();
+        break;
+    case FM_WSDROP:
+        if (tick % WS_PERIOD == WS_PERIOD / 2)
+            wsdrop_begin();
+        break;
+    case FM_MIXED:
+        if (tick % WS_PERIOD == WS_PERIOD / 2 && !fault_in_progress()) {
+            int kind = fault_below(3);
+            if (kind == 0)
+                restart_begin(tick);
+            else if (kind == 1)
+                redis_begin();
+            else
+                wsdrop_begin();
         }
+        break;
+    default:
+        break;
     }
+}
+
+/* After the script: every fault undone before the checks (a dead queued
+ * and a stopped Redis back, every app attached again, every node caught up
+ * with Redis and the CONNECTs sampled too early sampled again). */
+static void faults_end(void)
+{
+    if (R.down_node >= 0)
+        restart_end();
+    if (R.redis_down)
+        redis_end();
+    for (int t = 0; t < WAIT_MS && fault_in_progress(); t += 10) {
+        test_sleep_ms(10);
+        ws_watch();
+    }
+    if (fault_in_progress())
+        fail_msg(
+            "seed %u: %d s after the script, an events WebSocket is not attached again "
+            "or a node has not caught up with Redis",
+            R.seed, WAIT_MS / 1000);
+    read_new_events();
+    resample(true);
 }
 
 /* One party of one call acts. */
@@ -547,7 +938,10 @@ static void tick_once(int tick, int *next_caller)
         }
     }
     view_free(&v);
-    read_new_events();
+    if (!R.redis_down) {
+        read_new_events();
+        resample(false);
+    }
 }
 
 /* Callers still alive. */
@@ -685,6 +1079,26 @@ static void check_every_caller_entered(const qc_stream *s, int placed)
     }
 }
 
+/* The callers placed who connected, and those who abandoned (an ABANDON in
+ * some queue and no CONNECT), for the soak's figures. */
+static void count_callers(const qc_stream *s, int placed, int *connected, int *abandoned)
+{
+    *connected = *abandoned = 0;
+    for (int i = 0; i < placed; i++) {
+        const char *id = R.callers[i].p->chan;
+        bool c = false, a = false;
+        for (size_t j = 0; j < qc_stream_len(s); j++) {
+            const qc_event *e = qc_stream_at(s, j);
+            if (!strcmp(e->callid, id)) {
+                c |= !strcmp(e->event, "CONNECT");
+                a |= !strcmp(e->event, "ABANDON");
+            }
+        }
+        *connected += c;
+        *abandoned += a && !c;
+    }
+}
+
 static void check_the_end(int placed)
 {
     char err[1024];
@@ -705,6 +1119,8 @@ static void check_the_end(int placed)
         fail_msg("seed %u: events stream: %s", R.seed, err);
     }
     check_every_caller_entered(s, placed);
+    int connected, abandoned;
+    count_callers(s, placed, &connected, &abandoned);
     qc_stream_free(s);
     int stored = 0, discarded = 0;
     if (qc_recordings_agree(&R.c->sim, 0, R.rc, NULL, &stored, &discarded, err,
@@ -728,6 +1144,18 @@ static void check_the_end(int placed)
     assert_int_equal((size_t)st.connects, R.nconnects);
     assert_true(st.connects > 0 && st.abandons > 0 && R.cross_connects > 0 &&
                 R.rollbacks > 0);
+    if (R.live_resampled)
+        fprintf(stderr,
+                "seed %u: %d connects sampled again once both their nodes had told Redis "
+                "what they held during an outage\n",
+                R.seed, R.live_resampled);
+    if (R.passed_over)
+        fprintf(stderr,
+                "seed %u: %d callers passed over while their node drained (the order and "
+                "positions around them not checked)\n",
+                R.seed, R.passed_over);
+    fprintf(stderr, "seed %u: callers: placed=%d connected=%d abandoned=%d\n", R.seed,
+            placed, connected, abandoned);
 }
 
 /* ---- the run --------------------------------------------------------------------- */
@@ -750,11 +1178,7 @@ static void test_random_multi_run(void **state)
         test_sleep_ms(TICK_MS);
     }
     fprintf(stderr, "seed %u: script ran %d ticks\n", R.seed, tick);
-    if (R.down_node >= 0) /* it comes back for the end */
-        faults(R.back_tick);
-    if (R.faults)
-        fprintf(stderr, "seed %u: %d queued killed, %d stopped, each started again\n", R.seed,
-                R.kills, R.stops);
+    faults_end();
     json_decref(sim_ctl(&R.c->sim, 0, "DELETE", "/sim/originate-rules", NULL, NULL));
     for (size_t i = 0; i < R.nparties; i++) /* everybody hangs up: callers, then agents */
         if (R.parties[i].priority >= 0)
@@ -773,12 +1197,24 @@ static int setup(void **state)
     (void)state;
     R.c = calloc(1, sizeof *R.c);
     const char *fault = getenv("ARIQ_FAULT");
-    R.faults = fault && !strcmp(fault, "restart");
+    int m = FM_NONE;
+    while (fault && *fault && m < FM__COUNT && strcmp(fault, fault_mode_names[m]))
+        m++;
+    if (m == FM__COUNT) {
+        fprintf(stderr, "ARIQ_FAULT=%s: expected restart, redis, wsdrop or mixed\n",
+                fault);
+        return -1;
+    }
+    R.mode = (fault_mode)m;
+    R.frng = 0xD1B54A32D192ED03ULL ^ ((uint64_t)R.seed * 0x9E3779B97F4A7C15ULL);
+    R.frng = R.frng ? R.frng : 1;
     R.down_node = -1;
-    /* with faults, a heartbeat long enough that a restart is never taken
-     * for a death (reaping is issue 4's test) */
-    const char *general = R.faults ? "sweep_ms = 50\nheartbeat_s = 300\nlink_timeout_s = 5\n"
-                                   : "sweep_ms = 50\nheartbeat_s = 1\nlink_timeout_s = 5\n";
+    /* where queued may restart, a heartbeat long enough that a restart is
+     * never taken for a death (reaping is issue 4's test) */
+    bool restarts = R.mode == FM_RESTART || R.mode == FM_MIXED;
+    const char *general = restarts
+                              ? "sweep_ms = 50\nheartbeat_s = 300\nlink_timeout_s = 5\n"
+                              : "sweep_ms = 50\nheartbeat_s = 1\nlink_timeout_s = 5\n";
     /* q1 announces every 5 s (50 ms here); q2 has a wrapup of 1 s (10 ms
      * here); links time out after 5 s (50 ms) when left ringing. */
     if (!R.c ||
@@ -807,6 +1243,13 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    if (R.mode != FM_NONE) /* here: printed even when the run failed */
+        fprintf(
+            stderr,
+            "seed %u: faults (%s): kills=%d stops=%d redis_stops=%d redis_down_ms=%ld "
+            "ws_drops=%d ws_refused=%d\n",
+            R.seed, fault_mode_names[R.mode], R.kills, R.stops, R.redis_stops,
+            R.redis_down_ms, R.ws_drops, R.ws_refused);
     if (R.rc)
         redisFree(R.rc);
     int st = R.c ? queued_cluster_stop(R.c) : -1;
