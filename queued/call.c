@@ -251,15 +251,28 @@ typedef struct completion {
     node *n;
     agent *a; /* referenced */
     long wrapup_s;
+    char pairing[QS_ID_MAX + 1]; /* the call completed */
 } completion;
 
 static void on_completed(queue_store *qs, int err, const qs_result *res, void *pd)
 {
     completion *cp = pd;
     leg *al = (leg *)cp->a;
+    call *now = agent_call(cp->a);
     if (err)
         LOG_W(MOD, "agent=%s end of call not recorded: %s (%s)", al->chan, ariq_strerror(err),
               qs_errmsg(qs));
+    if (now && strcmp(call_pairing(now), cp->pairing) != 0) {
+        /* a late reply (held while Redis was away): the agent is in its next
+         * call already, which is not this reply's to end */
+        LOG_I(MOD, "agent=%s end of pairing %s recorded; in pairing %s already", al->chan,
+              cp->pairing, call_pairing(now));
+        if (!err)
+            node_take_pairings(cp->n, res->pairings, res->npairings);
+        leg_unref(al);
+        free(cp);
+        return;
+    }
     bool next = !err && node_will_carry(cp->n, res->pairings, res->npairings, al->chan);
     /* Redis lost the call's records (came back without its data): the agent's too */
     bool lost = cp->n->redis_lost &&
@@ -282,6 +295,7 @@ static void complete(call *k, qs_party who)
         cp->n = k->n;
         cp->a = k->a;
         cp->wrapup_s = k->q->wrapup_s;
+        snprintf(cp->pairing, sizeof cp->pairing, "%s", k->p.pairing);
         leg_ref((leg *)k->a);
     }
     if (!cp || qs_leave(k->n->qs, k->p.call, QS_LEAVE_HANGUP, who, (int)(k->q->wrapup_s * 1000),
@@ -770,6 +784,12 @@ void call_detach(call *k)
         return;
     set_state(k, CALL_ENDED); /* callbacks still pending see it over */
     release_legs(k);
+}
+
+void call_rec_seen(call *k, unsigned num)
+{
+    if (num > k->nrec)
+        k->nrec = num; /* the next recording takes the number after it */
 }
 
 void call_rec_gone(call *k, const char *name)

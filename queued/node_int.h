@@ -257,6 +257,9 @@ call *call_adopt(node *n, const qs_pairing *p, caller *c, agent *a, leg *link, c
 /* node_free: k lets go of its legs and is over for this process, sending
  * nothing (the call goes on in Asterisk; the restart re-adopts it). */
 void call_detach(call *k);
+/* After a restart: recording number `num` of k's pairing exists (recheck.c):
+ * the next the keys start gets a higher one (names are never reused). */
+void call_rec_seen(call *k, unsigned num);
 /* After a restart: recording `name` of k turned out not to run (recheck.c):
  * the keys start from no recording. */
 void call_rec_gone(call *k, const char *name);

@@ -143,6 +143,9 @@ static void on_state(store *s, const redisReply *reply, void *pd)
         free(rc); /* no such recording: the last was the one before */
         return;
     }
+    call *k = live_call(rc);
+    if (k)
+        call_rec_seen(k, rc->num);
     if (!nd || nd->type != REDIS_REPLY_STRING || strcmp(nd->str, rc->n->cfg->node_id) != 0) {
         next(rc); /* made on the agent's node, another one: that node checks it */
         return;

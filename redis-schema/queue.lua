@@ -897,13 +897,15 @@ end
 
 local function rec_start(k, name, pid, file)
   if redis.call('EXISTS', k) == 1 then raise('EXISTS', 'recording ' .. name .. ' exists') end
-  local p = hgetall(kpairing(pid))
-  if not p then raise('NOTFOUND', 'pairing ' .. pid .. ' does not exist') end
+  -- A start held while Redis was away may come after its pairing ended (the
+  -- other node's writes came first): Asterisk has the recording all the
+  -- same, so it is recorded, its call's names unknown (NONE).
+  local p = hgetall(kpairing(pid)) or {queue = 'NONE', agent = 'NONE', call = 'NONE'}
   redis.call('HSET', k, 'pairing', pid, 'queue', p.queue, 'agent', p.agent, 'call', p.call,
              'started_ms', NOW, 'state', 'recording', 'file', file, 'spans', '',
              'paused_ms', 0, 'node', NODE)
   -- the pairing names its running recording, for a restarted node to find
-  redis.call('HSET', kpairing(pid), 'rec', name)
+  if p.state then redis.call('HSET', kpairing(pid), 'rec', name) end
   return p.queue, p.call, p.agent
 end
 

@@ -599,14 +599,20 @@ static void test_recording(void **state)
     assert_string_equal(hget(h, "{ariq}:recording:r2", "state"), "discarded");
     assert_true(hx_int(h, "PTTL {ariq}:recording:r2") > 0);
     assert_int_equal(REC(QS_REC_STOP, "nope", NULL, NULL, 0), ARIQ_ENOTFOUND);
-    assert_int_equal(REC(QS_REC_START, "r3", "p999999", "x.wav", 0), ARIQ_ENOTFOUND);
+    /* a start held while Redis was away may arrive after its pairing ended:
+     * Asterisk has the recording, so Redis records it, names unknown */
+    OK(REC(QS_REC_START, "r3", "p999999", "x.wav", 0));
+    assert_string_equal(hget(h, "{ariq}:recording:r3", "state"), "recording");
+    assert_string_equal(hget(h, "{ariq}:recording:r3", "queue"), "NONE");
+    assert_string_equal(hget(h, "{ariq}:recording:r3", "call"), "NONE");
+    assert_string_equal(hget(h, "{ariq}:pairing:p999999", "rec"), ""); /* no pairing made */
     hx_events e;
     hx_events_read(h, &e);
     int i = hx_find(&e, "RECORDSTOP", NULL, NULL, 0);
     assert_string_equal(hx_ev(&e.v[i], "duration_ms"), "3000");
     assert_string_equal(hx_ev(&e.v[i], "paused_ms"), "500");
     assert_string_equal(hx_ev(&e.v[i], "callid"), "c1");
-    assert_int_equal(hx_count(&e, "RECORDSTART"), 2);
+    assert_int_equal(hx_count(&e, "RECORDSTART"), 3);
     assert_int_equal(hx_count(&e, "RECORDPAUSE"), 1);
     assert_int_equal(hx_count(&e, "RECORDUNPAUSE"), 1);
     assert_int_equal(hx_count(&e, "RECORDDISCARD"), 1);
