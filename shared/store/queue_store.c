@@ -61,6 +61,7 @@ typedef struct qs_req {
         qs_restore_cb restore;
     } cb;
     void *pd;
+    struct qs_held *retry; /* a copy to send again if the connection drops first */
 } qs_req;
 
 /* One request being built: KEYS[3] and the op's own arguments. */
@@ -230,11 +231,24 @@ static void deliver_reply(qs_req *q, const redisReply *r)
     free(owned);
 }
 
+static void held_free(struct qs_held *h);
+static void held_push(queue_store *qs, struct qs_held *h);
+
 static void on_reply(store *s, const redisReply *r, void *pd)
 {
     (void)s;
     qs_req *q = pd;
     queue_store *qs = q->qs;
+    if (!r && q->retry && !qs->closing) {
+        /* lost with the connection, maybe before Redis ran it: held again,
+         * to be sent when Redis is back (see resendable) */
+        struct qs_held *h = q->retry;
+        q->retry = NULL;
+        held_push(qs, h); /* still pending: the same request */
+        return;
+    }
+    if (q->retry)
+        held_free(q->retry);
     if (qs->closing) {
         /* freed by its owner: nobody to tell */
     } else if (!r) {
@@ -290,17 +304,13 @@ static void held_free(qs_held *h)
     free(h);
 }
 
-static int hold(queue_store *qs, const char *const *keys, const char **argv, int nargs,
-                qs_req *q)
+/* A copy of one request's keys and arguments, for q (NULL if out of memory). */
+static qs_held *held_new(const char *const *keys, const char **argv, int nargs, qs_req *q)
 {
-    if (qs->nheld >= QS_OUTBOX_MAX) {
-        set_err(qs, "Redis away and %d writes waiting already", QS_OUTBOX_MAX);
-        return ARIQ_EBUSY;
-    }
     qs_held *h = calloc(1, sizeof *h);
     if (!h || !(h->argv = calloc((size_t)nargs, sizeof *h->argv))) {
         free(h);
-        return ARIQ_ENOMEM;
+        return NULL;
     }
     h->q = q;
     h->nargs = nargs;
@@ -311,16 +321,44 @@ static int hold(queue_store *qs, const char *const *keys, const char **argv, int
         ok = ok && (h->argv[i] = strdup(argv[i])) != NULL;
     if (!ok) {
         held_free(h);
-        return ARIQ_ENOMEM;
+        return NULL;
     }
+    return h;
+}
+
+static void held_push(queue_store *qs, qs_held *h)
+{
+    h->next = NULL;
     if (qs->held_tail)
         qs->held_tail->next = h;
     else
         qs->held_head = h;
     qs->held_tail = h;
     qs->nheld++;
+}
+
+static int hold(queue_store *qs, const char *const *keys, const char **argv, int nargs,
+                qs_req *q)
+{
+    if (qs->nheld >= QS_OUTBOX_MAX) {
+        set_err(qs, "Redis away and %d writes waiting already", QS_OUTBOX_MAX);
+        return ARIQ_EBUSY;
+    }
+    qs_held *h = held_new(keys, argv, nargs, q);
+    if (!h)
+        return ARIQ_ENOMEM;
+    held_push(qs, h);
     qs->pending++;
     return 0;
+}
+
+/* Ops whose loss with a dropped connection would leave a record behind (a
+ * hangup never written) and that are safe to run twice: a second leave or
+ * logoff of a record already gone answers GONE / NOTFOUND, changing
+ * nothing. They are sent again when Redis is back. */
+static bool resendable(const char *op)
+{
+    return strcmp(op, "leave") == 0 || strcmp(op, "agent_logoff") == 0;
 }
 
 static void held_drop_all(queue_store *qs)
@@ -354,8 +392,12 @@ size_t qs_flush(queue_store *qs)
             deliver_err(q, rc);
             free(q);
             qs->pending--;
+            held_free(h);
+        } else if (resendable(h->argv[0])) {
+            h->q->retry = h; /* kept in case this connection drops too */
+        } else {
+            held_free(h);
         }
-        held_free(h);
     }
     return qs->nheld;
 }
@@ -397,10 +439,16 @@ static int send_argv(queue_store *qs, const char *op, const char *key, const cha
     *q = *tmpl;
     q->qs = qs;
     int rc;
-    if (held_op(op) && (qs->hold_writes || qs->held_head || !store_is_ready(qs->s)))
+    if (held_op(op) && (qs->hold_writes || qs->held_head || !store_is_ready(qs->s))) {
         rc = hold(qs, keys, argv, 4 + nargs, q);
-    else if ((rc = store_script(qs->s, SCRIPT, 3, keys, 4 + nargs, argv, on_reply, q)) == 0)
-        qs->pending++;
+    } else {
+        if (resendable(op))
+            q->retry = held_new(keys, argv, 4 + nargs, q);
+        if ((rc = store_script(qs->s, SCRIPT, 3, keys, 4 + nargs, argv, on_reply, q)) == 0)
+            qs->pending++;
+        else if (q->retry)
+            held_free(q->retry);
+    }
     if (rc != 0) {
         set_err(qs, "cannot send %s: %s", op, ariq_strerror(rc));
         free(q);
