@@ -262,7 +262,7 @@ static int split_lines(queue_log *q, char *buf)
  * to (read_reply), so they are not written twice. */
 static int recover_file(queue_log *q, const char *ino_s, const char *size_s)
 {
-    uint64_t ino, size, from = 0;
+    uint64_t ino = 0, size = 0, from = 0;
     if (qlog_file_cut_partial(q->file) < 0 || qlog_file_stat(q->file, &ino, &size) != 0)
         return ARIQ_EIO;
     if (*q->pos && *ino_s && *size_s && strtoull(ino_s, NULL, 10) == ino &&

@@ -115,7 +115,7 @@ static int open_read(qlog_file *f)
 
 long qlog_file_cut_partial(qlog_file *f)
 {
-    uint64_t ino, size;
+    uint64_t ino = 0, size = 0;
     if (qlog_file_stat(f, &ino, &size) != 0)
         return ARIQ_EIO;
     if (size == 0)
@@ -154,7 +154,7 @@ long qlog_file_cut_partial(qlog_file *f)
 
 long qlog_file_read_from(qlog_file *f, uint64_t from, size_t max, char **out)
 {
-    uint64_t ino, size;
+    uint64_t ino = 0, size = 0;
     if (qlog_file_stat(f, &ino, &size) != 0)
         return ARIQ_EIO;
     size_t n = size > from ? (size_t)(size - from) : 0;
