@@ -658,6 +658,7 @@ void node_free(node *n)
     if (!n)
         return;
     n->closing = true;
+    qs_shutdown(n->qs); /* replies lost as the store closes are errors, not resent */
     if (n->legs)
         end_all_legs(n);
     if (n->sweep)

@@ -30,6 +30,7 @@ struct queue_store {
     qs_held *held_head, *held_tail; /* the outbox: writes waiting for Redis */
     size_t nheld;
     bool hold_writes; /* qs_hold_writes: the outbox takes writes even when ready */
+    bool shutting;    /* qs_shutdown: lost replies are errors, not held again */
     uint64_t (*now_ms)(void *ud);
     void *now_ud;
     unsigned pending;
@@ -239,7 +240,7 @@ static void on_reply(store *s, const redisReply *r, void *pd)
     (void)s;
     qs_req *q = pd;
     queue_store *qs = q->qs;
-    if (!r && q->retry && !qs->closing) {
+    if (!r && q->retry && !qs->closing && !qs->shutting) {
         /* lost with the connection, maybe before Redis ran it: held again,
          * to be sent when Redis is back (see resendable) */
         struct qs_held *h = q->retry;
@@ -410,6 +411,12 @@ size_t qs_held_count(const queue_store *qs)
 void qs_hold_writes(queue_store *qs, bool hold)
 {
     qs->hold_writes = hold;
+}
+
+void qs_shutdown(queue_store *qs)
+{
+    if (qs)
+        qs->shutting = true;
 }
 
 /* ---- sending -------------------------------------------------------------- */

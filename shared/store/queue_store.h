@@ -103,13 +103,19 @@ unsigned qs_pending(const queue_store *qs);
  * store is ready again (after anything that must go first, e.g.
  * qs_restore); it sends what waits, in order, and returns how many still
  * wait (Redis went away again). qs_free drops held writes without their
- * callbacks, like replies after the free. */
+ * callbacks, like replies after the free. A leave or agent_logoff whose
+ * reply is lost with the connection (Redis may not have run it) is held
+ * again and resent: both are safe twice (GONE / NOTFOUND). */
 #define QS_OUTBOX_MAX 100000
 size_t qs_flush(queue_store *qs);
 size_t qs_held_count(const queue_store *qs);
 /* While hold is true every write goes to the outbox even with Redis ready
  * (what must go first, e.g. qs_restore, goes meanwhile); then qs_flush. */
 void qs_hold_writes(queue_store *qs, bool hold);
+/* The owner is closing (call it before freeing the store): a leave or
+ * logoff whose reply is lost from now on is told to its callback as an
+ * error (ARIQ_EIO), not held again to be resent. */
+void qs_shutdown(queue_store *qs);
 
 /* ---- results ---------------------------------------------------------- */
 

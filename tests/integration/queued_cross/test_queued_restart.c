@@ -40,6 +40,15 @@ static int setup(void **state)
                  "[queue sales]\nannounce_frequency = 0\n");
 }
 
+/* A drain deadline far off (400 s, 20 s here): a node that exits soon after
+ * its last call ended did not wait for it. */
+static int setup_long_drain(void **state)
+{
+    return start(state, 2, SCALE, "sweep_ms = 50\nheartbeat_s = 60\ndrain_timeout_s = 400\n",
+                 "[queue support]\nannounce_frequency = 20\n"
+                 "[queue sales]\nannounce_frequency = 0\n");
+}
+
 static void kill_node(int node)
 {
     queued_proc_kill(&C->q[node]);
@@ -368,8 +377,8 @@ static void test_drain_lets_calls_finish(void **state)
     assert_true(hearing_moh(N1, cw));
     assert_int_equal(sim_is_connected(&C->sim, N1, c1, a1), 1);
     assert_true(queued_proc_alive(&C->q[N1]));
-    hang_up(N1, c1); /* the last call of node1 ends: it exits */
-    int st = queued_proc_wait_exit(&C->q[N1], 2000);
+    hang_up(N1, c1); /* the last call of node1 ends: it exits, long before the deadline */
+    int st = queued_proc_wait_exit(&C->q[N1], 10000);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_true(hearing_moh(N1, cw));
     assert_int_equal(caller_rank("support", cw), 0);
@@ -392,7 +401,7 @@ static void test_drain_deadline(void **state)
     queued_proc_term(&C->q[N1]);
     sleep_ms(2000);
     assert_true(queued_proc_alive(&C->q[N1])); /* still waiting for the call */
-    int st = queued_proc_wait_exit(&C->q[N1], 3000);
+    int st = queued_proc_wait_exit(&C->q[N1], 10000); /* the deadline: 3 s */
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     assert_int_equal(sim_is_connected(&C->sim, N1, c1, a1), 1);
     restart_node(N1);
@@ -413,7 +422,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ringing_link_rolled_back, setup, teardown),
         cmocka_unit_test_setup_teardown(test_call_over_while_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_drop_reconciled, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_drain_lets_calls_finish, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_lets_calls_finish, setup_long_drain, teardown),
         cmocka_unit_test_setup_teardown(test_drain_deadline, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -858,7 +858,9 @@ static void faults_end(void)
         restart_end();
     if (R.redis_down)
         redis_end();
-    for (int t = 0; t < WAIT_MS && fault_in_progress(); t += 10) {
+    /* up to 30 s: a WebSocket whose upgrades were refused backs off up to
+     * 5 s between attempts, and a sanitizer build on a loaded machine is slow */
+    for (int t = 0; t < 3 * WAIT_MS && fault_in_progress(); t += 10) {
         test_sleep_ms(10);
         ws_watch();
     }
@@ -866,7 +868,7 @@ static void faults_end(void)
         fail_msg(
             "seed %u: %d s after the script, an events WebSocket is not attached again "
             "or a node has not caught up with Redis",
-            R.seed, WAIT_MS / 1000);
+            R.seed, 3 * WAIT_MS / 1000);
     read_new_events();
     resample(true);
 }
