@@ -14,6 +14,7 @@
 #include "queue_log.h"
 
 #include "core/clock.h"
+#include "core/daemon.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "http/server.h"
@@ -209,48 +210,13 @@ fail:
     return rc;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: agentd -c CONFIG [--check]\n");
-}
-
-/* Config decides the log level and time scale unless the environment does. */
-static void apply_runtime(const acfg *c)
-{
-    log_level lvl;
-    if (!getenv("ARIQ_LOG_LEVEL") && log_level_parse(c->log_level, &lvl) == 0)
-        log_set_level(lvl);
-    if (!getenv("ARIQ_TIME_SCALE"))
-        clock_set_scale(c->time_scale);
-}
-
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
-    int check = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-            path = argv[++i];
-        else if (strcmp(argv[i], "--check") == 0)
-            check = 1;
-        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!path) {
-        usage(stderr);
-        return 2;
-    }
-    log_init_from_env();
-    if (clock_init_from_env() != 0) {
-        fprintf(stderr, "agentd: ARIQ_TIME_SCALE must be a number from 0 to 1000\n");
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN); /* hiredis writes to sockets that may close */
+    const char *path;
+    int check;
+    int code = daemon_start(argc, argv, "agentd", &path, &check);
+    if (code >= 0)
+        return code;
     acfg *c = NULL;
     char err[1024];
     if (acfg_load_file(path, &c, err, sizeof err) != 0) {
@@ -263,7 +229,7 @@ int main(int argc, char **argv)
         acfg_free(c);
         return 0;
     }
-    apply_runtime(c);
+    daemon_runtime(c->log_level, c->time_scale);
     int rc = run(c);
     acfg_free(c);
     return rc;

@@ -11,6 +11,7 @@
 #include "qconfig.h"
 
 #include "core/clock.h"
+#include "core/daemon.h"
 #include "core/err.h"
 #include "core/log.h"
 
@@ -21,11 +22,6 @@
 #include <string.h>
 
 #define MOD "queued"
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: queued -c CONFIG [--check]\n");
-}
 
 typedef struct stopper {
     struct event_base *base;
@@ -53,16 +49,6 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         LOG_I(MOD, "signal=%d stopping", (int)sig);
         event_base_loopbreak(st->base);
     }
-}
-
-/* Config decides the log level and time scale unless the environment does. */
-static void apply_runtime(const qcfg *c)
-{
-    log_level lvl;
-    if (!getenv("ARIQ_LOG_LEVEL") && log_level_parse(c->log_level, &lvl) == 0)
-        log_set_level(lvl);
-    if (!getenv("ARIQ_TIME_SCALE"))
-        clock_set_scale(c->time_scale);
 }
 
 static int run(const qcfg *c)
@@ -99,32 +85,11 @@ fail:
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
-    int check = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
-            path = argv[++i];
-        else if (strcmp(argv[i], "--check") == 0)
-            check = 1;
-        else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else {
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!path) {
-        usage(stderr);
-        return 2;
-    }
-    log_init_from_env();
-    if (clock_init_from_env() != 0) {
-        fprintf(stderr, "queued: ARIQ_TIME_SCALE must be a number from 0 to 1000\n");
-        return 2;
-    }
-    signal(SIGPIPE, SIG_IGN); /* hiredis and libcurl write to sockets that may close */
-
+    const char *path;
+    int check;
+    int code = daemon_start(argc, argv, "queued", &path, &check);
+    if (code >= 0)
+        return code;
     qcfg *c = NULL;
     char err[1024];
     if (qcfg_load_file(path, &c, err, sizeof err) != 0) {
@@ -136,7 +101,7 @@ int main(int argc, char **argv)
         qcfg_free(c);
         return 0;
     }
-    apply_runtime(c);
+    daemon_runtime(c->log_level, c->time_scale);
     int rc = run(c);
     qcfg_free(c);
     return rc;
