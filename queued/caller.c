@@ -518,7 +518,11 @@ void caller_after_link(caller *c, const char *state, bool was_talking)
     c->k = NULL;
     if (c->base.ended)
         return;
-    if (strcmp(state, "gone") != 0) {
+    /* unknown (Redis could not be asked) after a call: it is over all the
+     * same, and a caller taken back would be waiting where Redis may have
+     * no record of it */
+    bool over = strcmp(state, "gone") == 0 || (was_talking && strcmp(state, "unknown") == 0);
+    if (!over) {
         caller_back_to_queue(c); /* waiting again (or paired anew: it comes) */
         return;
     }

@@ -434,6 +434,7 @@ static void on_store_ready(store *s, void *ud)
     LOG_I(MOD, "node=%s redis=ready", n->cfg->node_id);
     bool again = n->store_up;
     n->store_up = true;
+    n->store_reconnected |= again;
     cluster_redis_back(n->cl);
     cluster_beat(n->cl);
     maybe_open_events(n);
@@ -442,7 +443,24 @@ static void on_store_ready(store *s, void *ud)
     flush_and_sweep(n);
 }
 
-/* Sends what happened while Redis was away, in order, then pairs. */
+static void on_node_pairings(queue_store *qs, int err, const qs_result *res, void *pd)
+{
+    node *n = pd;
+    if (err) {
+        LOG_W(MOD, "node=%s cannot read its pairings: %s (%s)", n->cfg->node_id,
+              ariq_strerror(err), qs_errmsg(qs));
+        return;
+    }
+    if (res->npairings)
+        LOG_I(MOD, "node=%s %zu pairings in Redis to carry out (or already carried)",
+              n->cfg->node_id, res->npairings);
+    node_take_pairings(n, res->pairings, res->npairings);
+}
+
+/* Sends what happened while Redis was away, in order, then pairs. After a
+ * reconnect the node also reads its pairings (sent after the held writes,
+ * so it sees what they did): one whose reply was lost with the connection
+ * is carried out now, one it carries already is stale (take_over). */
 static void flush_and_sweep(node *n)
 {
     size_t held = qs_held_count(n->qs);
@@ -450,8 +468,12 @@ static void flush_and_sweep(node *n)
     if (held)
         LOG_I(MOD, "node=%s redis=back sent %zu writes held meanwhile (%zu still wait)",
               n->cfg->node_id, held - left, left);
-    if (n->events && !n->adopting && !left)
-        on_sweep(-1, 0, n); /* pairing resumes at once */
+    if (!n->events || n->adopting || left)
+        return;
+    if (n->store_reconnected && qs_node_pairings(n->qs, on_node_pairings, n) != 0)
+        LOG_W(MOD, "node=%s cannot ask for its pairings: %s", n->cfg->node_id,
+              qs_errmsg(n->qs));
+    on_sweep(-1, 0, n); /* pairing resumes at once */
 }
 
 static void on_restored(queue_store *qs, int err, const qs_restore_result *res, void *pd)

@@ -42,6 +42,7 @@ struct node {
     size_t ncalls;       /* calls in progress (call.c) */
     bool restoring;      /* qs_restore in flight: writes held until it is done */
     bool redis_lost;     /* Redis came back without (some of) its data once */
+    bool store_reconnected; /* Redis was away once: replies may have been lost */
     bool draining;       /* node_drain: no new call */
     node_drained_fn drained; /* to call once drained */
     void *drained_ud;

@@ -417,7 +417,20 @@ local function op_enter()
   local ap = check_int(ARGV[11], 'autopair', 0, 1)
   local max = check_int(ARGV[12], 'max_pairs', 1, PAIRS_MAX)
   check_key(3, kcall(callid))
-  if redis.call('EXISTS', KEYS[3]) == 1 then raise('EXISTS', 'call ' .. callid .. ' is already queued') end
+  local old = hgetall(KEYS[3])
+  if old and old.channel == channel and old.node == NODE and old.queues == ARGV[10] and
+     (old.state == 'waiting' or old.state == 'paired') then
+    -- the same enter again: its reply was lost with the connection (the
+    -- node sends it again) and this is what the first one did
+    local pos = {}
+    for i, q in ipairs(queues) do
+      local r = redis.call('ZRANK', qcallers(q), callid)
+      pos[i] = r and (r + 1) or 0
+    end
+    return {'seq', tonumber(old.seq), 'score', tonumber(old.score), 'positions', pos,
+            'pairings', autopair(ap, queues, max)}
+  end
+  if old then raise('EXISTS', 'call ' .. callid .. ' is already queued') end
   local seq = next_seq()
   local c = {queues = ARGV[10], seq = seq, score = fmt((1000 - prio) * PRIO_SHIFT + seq)}
   call_enqueue(callid, c)
@@ -558,6 +571,12 @@ local function op_agent_login()
   local max = check_int(ARGV[10], 'max_pairs', 1, PAIRS_MAX)
   check_key(3, kagent(agentid))
   local old = hgetall(KEYS[3])
+  if old and old.channel == channel and old.node == NODE and old.queues == ARGV[8] and
+     (old.state == 'free' or old.state == 'paused' or old.state == 'paired') then
+    -- the same login again (its reply was lost with the connection): as
+    -- the first left it, or paired since by its autopair or a sweep
+    return {'seq', tonumber(old.free_seq), 'pairings', autopair(ap, queues, max)}
+  end
   if old then
     raise('AGENTINUSE', 'agent ' .. agentid .. ' is ' .. tostring(old.state) .. ' on node ' ..
           tostring(old.node))
@@ -752,6 +771,11 @@ local function op_bridged()
   check_key(3, kpairing(pid))
   local p = hgetall(KEYS[3])
   if not p then raise('NOTFOUND', 'pairing ' .. pid .. ' does not exist') end
+  if p.state == 'bridged' then -- reported again (a reply lost with the connection)
+    local hold = span(redis.call('HGET', kcall(p.call), 'entered_ms') or p.bridged_ms,
+                      p.bridged_ms)
+    return {'connected', 1, 'holdtime_ms', hold, 'ringtime_ms', span(p.created_ms, p.bridged_ms)}
+  end
   if p.state ~= 'paired' then raise('BADSTATE', 'pairing ' .. pid .. ' is ' .. p.state) end
   local c = hgetall(kcall(p.call))
   if not c then raise('NOTFOUND', 'call ' .. p.call .. ' of pairing ' .. pid .. ' is gone') end
@@ -1533,6 +1557,24 @@ local function op_pairing_info()
   return {'state', p.state, 'sides', p.sides or '', 'pairings', {pairing_reply(pid, p)}}
 end
 
+-- node_pairings: -- the pairings not yet bridged whose caller this node
+-- serves (it carries them out). Read after a reconnect, once the node's
+-- held writes are sent: a pairing made by an op whose reply was lost with
+-- the connection (a sweep, an autopair) is carried out all the same.
+-- KEYS[3] {NS}:node:<NODE>:pairings
+local function op_node_pairings()
+  check_nargs(0)
+  check_key(3, key('node', NODE, 'pairings'))
+  local out = {}
+  for _, pid in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    local p = hgetall(kpairing(pid))
+    if p and p.state == 'paired' and p.caller_node == NODE then
+      out[#out + 1] = pairing_reply(pid, p)
+    end
+  end
+  return {'pairings', out}
+end
+
 -- queue_info: queue -- length, free agents, the longest wait.
 -- KEYS[3] {NS}:queue:<q>:callers
 local function op_queue_info()
@@ -1556,6 +1598,7 @@ local OPS = {enter = op_enter, leave = op_leave, agent_login = op_agent_login,
              reconcile = op_reconcile, restore = op_restore, node_drain = op_node_drain,
              call_info = op_call_info,
              announce_info = op_announce_info, pairing_info = op_pairing_info,
+             node_pairings = op_node_pairings,
              queue_info = op_queue_info}
 
 local function main()

@@ -353,13 +353,22 @@ static int hold(queue_store *qs, const char *const *keys, const char **argv, int
     return 0;
 }
 
-/* Ops whose loss with a dropped connection would leave a record behind (a
- * hangup never written) and that are safe to run twice: a second leave or
- * logoff of a record already gone answers GONE / NOTFOUND, changing
- * nothing. They are sent again when Redis is back. */
+/* Ops whose reply lost with a dropped connection (maybe after Redis ran
+ * them) would leave the node and Redis disagreeing, and that are safe to
+ * run twice, so they are sent again when Redis is back and the second
+ * reply tells what is so: a second leave, logoff, unlink or rollback of a
+ * record already gone answers GONE / NOTFOUND; a second enter, login or
+ * bridged of the same party answers what the first one did. (A node that
+ * took a caller for waiting after a lost unlink re-registered a call that
+ * had ended: found by the random run's redis faults.) */
 static bool resendable(const char *op)
 {
-    return strcmp(op, "leave") == 0 || strcmp(op, "agent_logoff") == 0;
+    static const char *const safe[] = {"enter", "leave", "agent_login", "agent_logoff",
+                                       "bridged", "unlink", "rollback"};
+    for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
+        if (strcmp(op, safe[i]) == 0)
+            return true;
+    return false;
 }
 
 static void held_drop_all(queue_store *qs)
@@ -780,6 +789,15 @@ int qs_pairing_info(queue_store *qs, const char *pairing, qs_result_cb cb, void 
         return rc;
     arg(&m, pairing);
     return send_result(qs, &m, QS_REQ_STATE | QS_REQ_PAIRINGS, cb, pd);
+}
+
+int qs_node_pairings(queue_store *qs, qs_result_cb cb, void *pd)
+{
+    qs_msg m = {.op = "node_pairings"};
+    int rc = msg_key(qs, &m, "node", qs->cfg.node, QS_ID_MAX, "pairings");
+    if (rc != 0)
+        return rc;
+    return send_result(qs, &m, QS_REQ_PAIRINGS, cb, pd);
 }
 
 int qs_rollback(queue_store *qs, const char *pairing, const char *reason, qs_agent_to to,

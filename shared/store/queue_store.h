@@ -584,6 +584,11 @@ int qs_announce_info(queue_store *qs, const char *callid, qs_call_view_cb cb, vo
  * both), or state "gone" and no pairing. Read only. */
 int qs_pairing_info(queue_store *qs, const char *pairing, qs_result_cb cb, void *pd);
 
+/* The pairings not yet bridged whose caller this node serves (res->pairings):
+ * read after a reconnect, once the held writes are sent, so that a pairing
+ * whose reply was lost with the connection is carried out all the same. */
+int qs_node_pairings(queue_store *qs, qs_result_cb cb, void *pd);
+
 /* A queue's length, free agents and longest wait. */
 int qs_queue_info(queue_store *qs, const char *queue, qs_queue_view_cb cb, void *pd);
 

@@ -137,6 +137,18 @@ int qc_stream_count(const qc_stream *s, const char *type)
     return n;
 }
 
+void qc_stream_history(const qc_stream *s, const char *callid, FILE *out)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const qc_event *e = &s->ev[i];
+        if (strcmp(e->callid, callid) != 0)
+            continue;
+        fprintf(out, "  %s %s queue=%s agent=%s pairing=%s reason=%s peer=%s pos=%ld ts=%lld\n",
+                e->id, e->event, e->queue, e->agent, e->pairing, e->reason, e->peer,
+                e->position, e->ts_ms);
+    }
+}
+
 /* ---- the checker's model ------------------------------------------------------ */
 
 /* One (callid, queue) from its ENTERQUEUE to its end. */

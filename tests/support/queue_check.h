@@ -29,6 +29,7 @@
 #include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "sim_proc.h"
 
@@ -57,6 +58,8 @@ size_t qc_stream_len(const qc_stream *s);
 const qc_event *qc_stream_at(const qc_stream *s, size_t i);
 /* Entries whose event is `type`. */
 int qc_stream_count(const qc_stream *s, const char *type);
+/* Prints every entry naming callid, in stream order (a failure's history). */
+void qc_stream_history(const qc_stream *s, const char *callid, FILE *out);
 
 typedef struct qc_opts {
     bool final;

@@ -539,6 +539,62 @@ static void test_pause(void **state)
     hx_events_free(&e);
 }
 
+/* A write whose reply was lost with the connection is sent again
+ * (queue_store's resendable ops): the second enter, login and bridged of
+ * the same party answer what the first did and write nothing; another
+ * node's enter of the same call id is still refused. A node's pairings
+ * not yet bridged are read back (node_pairings), the bridged ones not. */
+static void test_resent_writes(void **state)
+{
+    hx *h = *state;
+    hx_out o;
+    OK(hx_enter(h, 0, "c0", 0, "q", false, &o));
+    OK(hx_enter(h, 0, "c1", 0, "q", false, &o));
+    long long seq = o.enter.seq;
+    char *before = hx_snapshot(h);
+    OK(hx_enter(h, 0, "c1", 0, "q", false, &o)); /* resent */
+    assert_int_equal(o.enter.seq, seq);
+    assert_int_equal(o.enter.positions[0], 2);
+    HX_UNCHANGED(h, before);
+    assert_int_equal(hx_enter(h, 1, "c1", 0, "q", false, &o), ARIQ_EBUSY);
+    assert_int_equal(hx_enter(h, 0, "c1", 0, "q&r", false, &o), ARIQ_EBUSY);
+    OK(hx_login(h, 0, "1001", "q", false, &o));
+    seq = o.res.seq;
+    before = hx_snapshot(h);
+    OK(hx_login(h, 0, "1001", "q", false, &o)); /* resent: nothing more */
+    assert_int_equal(o.res.seq, seq);
+    HX_UNCHANGED(h, before);
+    OK(hx_login(h, 0, "1001", "q", true, &o)); /* resent with its autopair */
+    assert_int_equal(o.npairs, 1);
+    assert_string_equal(o.pairs[0].call, "c0");
+    char pid[QS_ID_MAX + 1];
+    snprintf(pid, sizeof pid, "%s", o.pairs[0].pairing);
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_node_pairings(h->n[0].qs, hx_result_cb, &hx_o), &hx_o));
+    assert_int_equal(hx_o.npairs, 1);
+    assert_string_equal(hx_o.pairs[0].pairing, pid);
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_node_pairings(h->n[1].qs, hx_result_cb, &hx_o), &hx_o));
+    assert_int_equal(hx_o.npairs, 0); /* B serves neither party */
+    OK(hx_enter(h, 0, "c0", 0, "q", false, &o)); /* paired since: still the same */
+    assert_int_equal(o.enter.positions[0], 0);
+    OK(bridged(h, pid));
+    assert_int_equal(hx_o.res.connected, 1);
+    before = hx_snapshot(h);
+    OK(bridged(h, pid)); /* resent */
+    assert_int_equal(hx_o.res.connected, 1);
+    HX_UNCHANGED(h, before);
+    assert_int_equal(hx_count_events(h, "CONNECT"), 1);
+    assert_int_equal(hx_count_events(h, "ENTERQUEUE"), 2);
+    assert_int_equal(hx_count_events(h, "AGENTLOGIN"), 1);
+    memset(&hx_o, 0, sizeof hx_o);
+    OK(hx_done(h, qs_node_pairings(h->n[0].qs, hx_result_cb, &hx_o), &hx_o));
+    assert_int_equal(hx_o.npairs, 0);
+    /* bridged and talking: a login or enter now is not a resend */
+    assert_int_equal(hx_login(h, 0, "1001", "q", false, &o), ARIQ_EBUSY);
+    assert_int_equal(hx_enter(h, 0, "c0", 0, "q", false, &o), ARIQ_EBUSY);
+}
+
 /* An agent id already logged in (on any node, in any state) is refused and
  * nothing changes. */
 static void test_agentinuse(void **state)
@@ -756,6 +812,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_agent_hangup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abandon_while_paired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resent_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agentinuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recording, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clock_skew, setup, teardown),

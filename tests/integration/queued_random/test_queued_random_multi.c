@@ -1117,7 +1117,17 @@ static void check_the_end(int placed)
     int rc = qc_check(s, &o, &st, err, sizeof err);
     int recstart = qc_stream_count(s, "RECORDSTART");
     if (rc) {
+        const char *cid = strstr(err, "callid=");
+        if (cid) { /* the history of the caller the check stopped at */
+            char id[136];
+            if (sscanf(cid, "callid=%135[^ ]", id) == 1) {
+                fprintf(stderr, "seed %u: every entry of caller %s:\n", R.seed, id);
+                qc_stream_history(s, id, stderr);
+            }
+        }
         qc_stream_free(s);
+        for (int n = 0; n < NNODES; n++)
+            fprintf(stderr, "seed %u: node%d's log: %s\n", R.seed, n + 1, R.c->q[n].logpath);
         fail_msg("seed %u: events stream: %s", R.seed, err);
     }
     check_every_caller_entered(s, placed);
