@@ -1,5 +1,6 @@
 /* api.c - see api.h. */
 #include "api.h"
+#include "api_int.h"
 
 #include "core/err.h"
 #include "core/log.h"
@@ -15,23 +16,28 @@
 #endif
 #define EVENTS_PATH "/api/v1/events"
 
-typedef void (*route_fn)(api_ctx *a, http_req *r);
-
-/* One route: method + path pattern ("{name}" matches one non-empty path
- * segment) and the query parameters it takes (NULL-terminated; NULL none). */
-typedef struct route {
-    const char *method;
-    const char *pattern;
-    const char *const *params;
-    route_fn fn;
-} route;
-
 static void get_health(api_ctx *a, http_req *r);
 
-static const route routes[] = {
-    {"GET", "/api/v1/health", NULL, get_health},
+static const api_route core_routes[] = {
+    {"GET", "/api/v1/health", NULL, get_health, false},
 };
-#define NROUTES (sizeof routes / sizeof routes[0])
+
+/* Every table of routes: this file's, then each module's (api_int.h). */
+static const struct {
+    const api_route *v;
+    const size_t *n;
+} tables[] = {
+    {core_routes, NULL},
+    {api_read_routes, &api_read_nroutes},
+    {api_action_routes, &api_action_nroutes},
+    {api_wallboard_routes, &api_wallboard_nroutes},
+};
+#define NTABLES (sizeof tables / sizeof tables[0])
+
+static size_t table_len(size_t t)
+{
+    return tables[t].n ? *tables[t].n : sizeof core_routes / sizeof core_routes[0];
+}
 
 /* ---- auth ------------------------------------------------------------------------ */
 
@@ -103,7 +109,7 @@ static bool path_match(const char *pat, const char *path)
 
 /* The first query parameter the route does not take, or NULL. The query is
  * rebuilt by the server as name[=value]&...; names are compared whole. */
-static const char *bad_param(const route *rt, const char *query, char *name, size_t len)
+static const char *bad_param(const api_route *rt, const char *query, char *name, size_t len)
 {
     for (const char *p = query; p && *p;) {
         size_t n = strcspn(p, "=&");
@@ -120,34 +126,49 @@ static const char *bad_param(const route *rt, const char *query, char *name, siz
     return NULL;
 }
 
-static void dispatch(api_ctx *a, http_req *r)
+/* The route for method + path: *found set, or NULL with allow listing the
+ * methods the path takes ("" if none). */
+static const api_route *find_route(const char *method, const char *path, char *allow,
+                                   size_t len)
+{
+    allow[0] = '\0';
+    for (size_t t = 0; t < NTABLES; t++) {
+        for (size_t i = 0; i < table_len(t); i++) {
+            const api_route *rt = &tables[t].v[i];
+            if (!path_match(rt->pattern, path))
+                continue;
+            if (strcmp(rt->method, method) == 0)
+                return rt;
+            size_t n = strlen(allow);
+            snprintf(allow + n, len - n, "%s%s", n ? ", " : "", rt->method);
+        }
+    }
+    return NULL;
+}
+
+static void dispatch(api_ctx *a, http_req *r, const api_route *rt, const char *allow)
 {
     const char *method = http_req_method(r), *path = http_req_path(r);
-    char allow[128] = "", name[64], msg[400];
-    for (size_t i = 0; i < NROUTES; i++) {
-        if (!path_match(routes[i].pattern, path))
-            continue;
-        if (strcmp(routes[i].method, method) != 0) {
-            size_t n = strlen(allow);
-            snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "", routes[i].method);
-            continue;
-        }
-        if (bad_param(&routes[i], http_req_query(r), name, sizeof name)) {
+    char name[64], msg[400];
+    if (rt) {
+        if (bad_param(rt, http_req_query(r), name, sizeof name)) {
             snprintf(msg, sizeof msg, "unknown query parameter '%s'", name);
             reply_json_error(r, 400, msg, NULL);
             return;
         }
-        routes[i].fn(a, r);
+        rt->fn(a, r);
         return;
     }
-    if (!allow[0] && strcmp(path, EVENTS_PATH) == 0)
-        snprintf(allow, sizeof allow, "GET");
-    if (allow[0]) {
+    char allowed[128];
+    snprintf(allowed, sizeof allowed, "%s", allow);
+    if (!allowed[0] && strcmp(path, EVENTS_PATH) == 0)
+        snprintf(allowed, sizeof allowed, "GET");
+    if (allowed[0]) {
         char hdr[160];
-        snprintf(hdr, sizeof hdr, "Allow: %s", allow);
+        snprintf(hdr, sizeof hdr, "Allow: %s", allowed);
         const char *const hdrs[] = {hdr, NULL};
         snprintf(msg, sizeof msg, "method %s not allowed on %s (allowed: %s)", method, path,
-                 allow);
+                 allowed);
         if (strcmp(path, EVENTS_PATH) == 0 && strcmp(method, "GET") == 0)
             snprintf(msg, sizeof msg, "%s is a WebSocket: upgrade the connection", path);
         reply_json_error(r, strcmp(method, "GET") == 0 && strcmp(path, EVENTS_PATH) == 0
@@ -163,6 +184,12 @@ void api_on_request(http_server *s, http_req *r, void *ud)
 {
     (void)s;
     api_ctx *a = ud;
+    char allow[128];
+    const api_route *rt = find_route(http_req_method(r), http_req_path(r), allow, sizeof allow);
+    if (rt && rt->public) { /* the wallboard's page: it carries no data */
+        dispatch(a, r, rt, allow);
+        return;
+    }
     switch (api_check_auth(a->cfg, http_req_header(r, "authorization"))) {
     case API_AUTH_MISSING:
         reply_json_error(r, 401, "authentication required: Authorization: Bearer <token>",
@@ -175,7 +202,7 @@ void api_on_request(http_server *s, http_req *r, void *ud)
     case API_AUTH_OK:
         break;
     }
-    dispatch(a, r);
+    dispatch(a, r, rt, allow);
 }
 
 bool api_on_ws_open(http_server *s, http_ws *w, const http_req *up, int *refuse_status,
@@ -206,7 +233,7 @@ void api_on_ws_close(http_server *s, http_ws *w, void *ud)
 
 /* ---- handlers -------------------------------------------------------------------- */
 
-static void reply_json(http_req *r, int status, json_t *o)
+void api_reply_json(http_req *r, int status, json_t *o)
 {
     char *body = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(o);
@@ -215,6 +242,32 @@ static void reply_json(http_req *r, int status, json_t *o)
     else
         http_reply_error(r, 500, "out of memory");
     free(body);
+}
+
+void api_reply_error(http_req *r, int status, const char *msg)
+{
+    reply_json_error(r, status, msg, NULL);
+}
+
+bool api_path_segment(const char *path, int idx, char *out, size_t len)
+{
+    const char *p = path;
+    for (int i = 0; *p; i++) {
+        while (*p == '/')
+            p++;
+        size_t n = strcspn(p, "/");
+        if (n == 0)
+            break;
+        if (i == idx) {
+            if (n >= len)
+                return false;
+            memcpy(out, p, n);
+            out[n] = '\0';
+            return true;
+        }
+        p += n;
+    }
+    return false;
 }
 
 /* Redis ready, the feed's position, the queue_log writer: 200 when Redis
@@ -245,5 +298,5 @@ static void get_health(api_ctx *a, http_req *r)
                           (json_int_t)es.entries, "sent", (json_int_t)es.sent, "queue_log", ql,
                           "janitor", "offers", (json_int_t)rs.offers, "reaped",
                           (json_int_t)rs.reaped);
-    reply_json(r, ready ? 200 : 503, o);
+    api_reply_json(r, ready ? 200 : 503, o);
 }

@@ -9,8 +9,9 @@
  *   405  a route has the path, not the method (Allow lists the methods)
  *   400  a query parameter the route does not take
  *
- * Routes now: GET /api/v1/health, GET /api/v1/events (WebSocket, events.h).
- * A new route is one line of the table in api.c. */
+ * Routes: agentd/API.md. GET /api/v1/health is here, GET /api/v1/events
+ * (WebSocket) in events.h, the others in the modules of api_int.h; a new
+ * route is one line of its module's table. */
 #ifndef ARIQ_AGENTD_API_H
 #define ARIQ_AGENTD_API_H
 
@@ -25,12 +26,16 @@
 
 /* What the handlers read, all BORROWED; the daemon fills it before the loop
  * runs and keeps it alive as long as the server (qlog may stay NULL). */
+struct model;
+struct actions;
 typedef struct api_ctx {
     const acfg *cfg;
     store *store;
     events *events;
     queue_log *qlog;
     reaper *reaper;
+    struct model *model;     /* read.c's snapshot (model.h); may be NULL in tests */
+    struct actions *actions; /* actions.c's requests to nodes (actions.h); idem */
 } api_ctx;
 
 /* The http_server callbacks; ud is the api_ctx. */

@@ -9,7 +9,9 @@
  * arguments or config, 1 could not start. Logs go to stderr, key=value;
  * never a token nor a password. */
 #include "aconfig.h"
+#include "actions.h"
 #include "api.h"
+#include "model.h"
 #include "events.h"
 #include "queue_log.h"
 
@@ -42,6 +44,8 @@ typedef struct app {
     events *ev;
     queue_log *ql;
     http_server *http;
+    model *model;
+    actions *actions;
     api_ctx api;
     struct event *cron, *sigterm, *sigint, *sighup;
 } app;
@@ -130,7 +134,7 @@ static int open_http(app *a, char *err, size_t errlen)
 {
     const acfg *c = a->cfg;
     a->api = (api_ctx){.cfg = c, .store = a->store, .events = a->ev, .qlog = a->ql,
-                       .reaper = a->rp};
+                       .reaper = a->rp, .model = a->model, .actions = a->actions};
     http_server_cfg hc = {
         .bind = c->listen,
         .port = (int)c->port,
@@ -169,6 +173,8 @@ static int arm(app *a, char *err, size_t errlen)
 static void app_close(app *a)
 {
     http_server_free(a->http);
+    actions_free(a->actions);
+    model_free(a->model);
     events_free(a->ev);
     queue_log_free(a->ql);
     store_free(a->store);
@@ -194,6 +200,8 @@ static int run(const acfg *c)
     }
     if (open_store(&a, &sc, err, sizeof err) != 0 ||
         events_new(a.base, a.store, &sc, &a.ev, err, sizeof err) != 0 ||
+        model_new(a.base, a.store, c, &a.model, err, sizeof err) != 0 ||
+        actions_new(a.base, a.store, &sc, c, &a.actions, err, sizeof err) != 0 ||
         open_qlog(&a, err, sizeof err) != 0 || open_http(&a, err, sizeof err) != 0 ||
         arm(&a, err, sizeof err) != 0)
         goto fail;
