@@ -32,6 +32,12 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ud)
 long agentd_http(int port, const char *method, const char *path, const char *auth,
                  char **body, char *hdrs, size_t hlen)
 {
+    return agentd_http_send(port, method, path, auth, NULL, body, hdrs, hlen);
+}
+
+long agentd_http_send(int port, const char *method, const char *path, const char *auth,
+                      const char *req_body, char **body, char *hdrs, size_t hlen)
+{
     CURL *c = curl_easy_init();
     if (!c)
         return -1;
@@ -45,8 +51,12 @@ long agentd_http(int port, const char *method, const char *path, const char *aut
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (strcmp(method, "POST") == 0)
+    if (req_body) {
+        sl = curl_slist_append(sl, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req_body);
+    } else if (strcmp(method, "POST") == 0) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, sl);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);

@@ -34,5 +34,9 @@ int agentd_proc_log_count(const agentd_proc *a, const char *needle);
  * and hdrs[0..hlen). Returns the status, or -1. */
 long agentd_http(int port, const char *method, const char *path, const char *auth,
                  char **body, char *hdrs, size_t hlen);
+/* The same with a request body (req_body NULL: none; else sent as
+ * application/json, POST or whatever method). */
+long agentd_http_send(int port, const char *method, const char *path, const char *auth,
+                      const char *req_body, char **body, char *hdrs, size_t hlen);
 
 #endif
