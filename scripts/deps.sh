@@ -10,6 +10,7 @@ PKGS=(
   redis-server redis-tools
   clang libclang-rt-14-dev
   curl procps
+  chromium chromium-driver python3-selenium
 )
 
 missing=()
