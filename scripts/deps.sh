@@ -10,6 +10,7 @@ PKGS=(
   redis-server redis-tools
   clang libclang-rt-14-dev
   curl procps
+  python3-yaml python3-jsonschema
   chromium chromium-driver python3-selenium
 )
 
