@@ -9,7 +9,7 @@ PKGS=(
   libevent-dev libcmocka-dev libinih-dev
   redis-server redis-tools
   clang libclang-rt-14-dev
-  curl procps
+  curl procps prometheus
   python3-yaml python3-jsonschema
   chromium chromium-driver python3-selenium
 )
