@@ -6,9 +6,11 @@
 #include "store/store.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define F(key, type, member, min, max, def, req)                                           \
     {key, type, offsetof(acfg, member), min, max, def, req}
@@ -35,6 +37,9 @@ static const cfg_field general_fields[] = {
     F("rate_per_s", CFG_DOUBLE, rate_per_s, 0, 100000, "100", false),
     F("log_level", CFG_STR, log_level, 0, SZ(log_level), "info", false),
     F("time_scale", CFG_DOUBLE, time_scale, 0, 1000, "1", false),
+    F("action_timeout_ms", CFG_INT, action_timeout_ms, 100, 600000, "5000", false),
+    F("max_download", CFG_INT, max_download, 1024, 1024L * 1024 * 1024, "67108864", false),
+    F("agentd_id", CFG_ID, agentd_id, 0, SZ(agentd_id), "", false),
     {NULL, 0, 0, 0, 0, NULL, false},
 };
 
@@ -115,6 +120,22 @@ static int split_tokens(acfg *c, char *why, size_t whylen)
     }
 }
 
+/* The default agentd_id: hostname-pid, the hostname cut at its first dot
+ * and reduced to [A-Za-z0-9_-], so that it can name a Redis key. */
+static void default_agentd_id(acfg *c)
+{
+    char host[64] = "agentd";
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "agentd");
+    host[sizeof host - 1] = '\0';
+    host[strcspn(host, ".")] = '\0';
+    for (char *p = host; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            *p = '_';
+    snprintf(c->agentd_id, sizeof c->agentd_id, "%.40s-%ld", host[0] ? host : "agentd",
+             (long)getpid());
+}
+
 static int check_general(const char *text, const char *file, acfg *c, char *err, size_t errlen)
 {
     char why[256], serr[256];
@@ -144,6 +165,8 @@ static int check_general(const char *text, const char *file, acfg *c, char *err,
         snprintf(why, sizeof why, "'%s' is not member, agent or both", c->queue_log_agents_s);
         return bad(text, file, "queue_log_agents", err, errlen, why);
     }
+    if (!c->agentd_id[0])
+        default_agentd_id(c);
     if (log_level_parse(c->log_level, &lvl) != 0) {
         snprintf(why, sizeof why, "'%s' is not debug, info, warn or error", c->log_level);
         return bad(text, file, "log_level", err, errlen, why);

@@ -46,6 +46,9 @@ typedef struct acfg {
     double rate_per_s; /* per peer; 0 = no limit */
     char log_level[8];
     double time_scale;
+    long action_timeout_ms; /* actions.h: a node's answer awaited this long */
+    long max_download;      /* bytes: largest recording file served */
+    char agentd_id[65];     /* names this agentd's reply stream; "" in the file: hostname-pid */
 } acfg;
 
 /* Loads and validates `path`. Returns 0 and *out (yours: acfg_free), or a
