@@ -40,6 +40,9 @@ static const cfg_field general_fields[] = {
     F("action_timeout_ms", CFG_INT, action_timeout_ms, 100, 600000, "5000", false),
     F("max_download", CFG_INT, max_download, 1024, 1024L * 1024 * 1024, "67108864", false),
     F("agentd_id", CFG_ID, agentd_id, 0, SZ(agentd_id), "", false),
+    F("snapshot_ms", CFG_INT, snapshot_ms, 10, 60000, "250", false),
+    F("service_level_s", CFG_INT, service_level_s, 1, 3600, "20", false),
+    F("service_level_window_s", CFG_INT, service_level_window_s, 60, 7 * 86400, "86400", false),
     {NULL, 0, 0, 0, 0, NULL, false},
 };
 

@@ -49,6 +49,9 @@ typedef struct acfg {
     long action_timeout_ms; /* actions.h: a node's answer awaited this long */
     long max_download;      /* bytes: largest recording file served */
     char agentd_id[65];     /* names this agentd's reply stream; "" in the file: hostname-pid */
+    long snapshot_ms;            /* model.h: a snapshot is reused while younger */
+    long service_level_s;        /* answered within this counts for service level */
+    long service_level_window_s; /* service level over this much of the events */
 } acfg;
 
 /* Loads and validates `path`. Returns 0 and *out (yours: acfg_free), or a
