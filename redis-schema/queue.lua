@@ -930,6 +930,8 @@ local function rec_start(k, name, pid, file)
              'paused_ms', 0, 'node', NODE)
   -- the pairing names its running recording, for a restarted node to find
   if p.state then redis.call('HSET', kpairing(pid), 'rec', name) end
+  -- the index of every recording by start time (agentd lists them)
+  redis.call('ZADD', key('recordings'), NOW, name)
   return p.queue, p.call, p.agent
 end
 
@@ -943,17 +945,32 @@ local function rec_close_span(k, r)
   redis.call('HDEL', k, 'pause_from')
 end
 
--- rec: action(start|pause|unpause|stop|discard) name pairing file ttl_ms
+-- rec delete: the file was deleted from Asterisk; the record and its index
+-- entry go. Not while it records (BADSTATE): stop it first.
+local function rec_delete(k, name)
+  local st = redis.call('HGET', k, 'state')
+  if not st then raise('NOTFOUND', 'recording ' .. name .. ' does not exist') end
+  if st == 'recording' or st == 'paused' then
+    raise('BADSTATE', 'recording ' .. name .. ' is ' .. st)
+  end
+  redis.call('DEL', k)
+  redis.call('ZREM', key('recordings'), name)
+  return {'state', 'deleted'}
+end
+
+-- rec: action(start|pause|unpause|stop|discard|delete) name pairing file ttl_ms
 -- pairing and file matter for start only ("" otherwise); ttl_ms > 0 sets
 -- the record's lifetime when it reaches stored or discarded.
 -- KEYS[3] {NS}:recording:<name>
 local function op_rec()
   check_nargs(5)
-  local action = check_enum(ARGV[5], 'action', {'start', 'pause', 'unpause', 'stop', 'discard'})
+  local action = check_enum(ARGV[5], 'action',
+                            {'start', 'pause', 'unpause', 'stop', 'discard', 'delete'})
   local name = check_id(ARGV[6], 'recording name', ID_MAX)
   local ttl = check_int(ARGV[9], 'ttl_ms', 0, 31536000000)
   check_key(3, key('recording', name))
   local k = KEYS[3]
+  if action == 'delete' then return rec_delete(k, name) end
   if action == 'start' then
     local pid = check_id(ARGV[7], 'pairing id', ID_MAX)
     local file = check_text(ARGV[8], 'file')
@@ -1529,6 +1546,33 @@ local function op_call_info()
   return call_view(callid, hgetall(KEYS[3]))
 end
 
+-- set_priority: callid priority -- a waiting call's place is recomputed as
+-- if it had arrived with that priority at its original time (its seq is
+-- kept): a new score in every queue, PRIORITY per queue. NOTFOUND, BADSTATE
+-- (not waiting). Replies as call_info, after the change.
+-- KEYS[3] {NS}:call:<callid>
+local function op_set_priority()
+  check_nargs(2)
+  local callid = check_id(ARGV[5], 'call id', ID_MAX)
+  local prio = check_int(ARGV[6], 'priority', 0, 1000)
+  check_key(3, kcall(callid))
+  local c = hgetall(KEYS[3])
+  if not c then raise('NOTFOUND', 'call ' .. callid .. ' does not exist') end
+  if c.state ~= 'waiting' then raise('BADSTATE', 'call ' .. callid .. ' is ' .. c.state) end
+  local old = c.priority
+  c.score = fmt((1000 - prio) * PRIO_SHIFT + tonumber(c.seq))
+  c.priority = fmt(prio)
+  redis.call('HSET', KEYS[3], 'priority', c.priority, 'score', c.score)
+  for _, q in ipairs(split(c.queues)) do
+    redis.call('ZADD', qcallers(q), c.score, callid)
+  end
+  for _, q in ipairs(split(c.queues)) do
+    emit('PRIORITY', q, callid, nil, {'priority', c.priority, 'old_priority', old,
+         'position', redis.call('ZRANK', qcallers(q), callid) + 1})
+  end
+  return call_view(callid, c)
+end
+
 -- announce_info: callid -- call_info's reply; a waiting call also records
 -- that an announcement starts now (ann_ms, anns), so a restarted node knows
 -- when the last one did. KEYS[3] {NS}:call:<callid>
@@ -1596,7 +1640,7 @@ local OPS = {enter = op_enter, leave = op_leave, agent_login = op_agent_login,
              agent_ready = op_agent_ready, pair = op_pair, bridged = op_bridged,
              rollback = op_rollback, unlink = op_unlink, rec = op_rec, reap = op_reap,
              reconcile = op_reconcile, restore = op_restore, node_drain = op_node_drain,
-             call_info = op_call_info,
+             call_info = op_call_info, set_priority = op_set_priority,
              announce_info = op_announce_info, pairing_info = op_pairing_info,
              node_pairings = op_node_pairings,
              queue_info = op_queue_info}

@@ -826,9 +826,10 @@ int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *
                                         [QS_REC_PAUSE] = "pause",
                                         [QS_REC_UNPAUSE] = "unpause",
                                         [QS_REC_STOP] = "stop",
-                                        [QS_REC_DISCARD] = "discard"};
+                                        [QS_REC_DISCARD] = "discard",
+                                        [QS_REC_DELETE] = "delete"};
     qs_msg m = {.op = "rec"};
-    if ((unsigned)action > QS_REC_DISCARD)
+    if ((unsigned)action > QS_REC_DELETE)
         return bad(qs, "recording action");
     int rc = msg_key(qs, &m, "recording", name, QS_ID_MAX, NULL);
     if (rc != 0)
@@ -1165,6 +1166,21 @@ int qs_call_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *
 int qs_announce_info(queue_store *qs, const char *callid, qs_call_view_cb cb, void *pd)
 {
     return call_view(qs, "announce_info", callid, cb, pd);
+}
+
+int qs_set_priority(queue_store *qs, const char *callid, int priority, qs_call_view_cb cb,
+                    void *pd)
+{
+    qs_msg m = {.op = "set_priority"};
+    int rc = msg_key(qs, &m, "call", callid, QS_ID_MAX, NULL);
+    if (rc != 0)
+        return rc;
+    if (!cb || priority < 0 || priority > 1000)
+        return bad(qs, "set_priority needs a callback and a priority 0..1000");
+    arg(&m, callid);
+    arg_num(&m, 0, priority);
+    qs_req t = {.kind = REQ_CALL_INFO, .cb.call_info = cb, .pd = pd};
+    return send_msg(qs, &m, &t);
 }
 
 int qs_queue_info(queue_store *qs, const char *queue, qs_queue_view_cb cb, void *pd)

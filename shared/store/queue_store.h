@@ -345,6 +345,8 @@ typedef enum {
     QS_REC_UNPAUSE, /* paused -> recording (the span is kept) */
     QS_REC_STOP,    /* recording|paused -> stored */
     QS_REC_DISCARD, /* recording|paused|stored -> discarded */
+    QS_REC_DELETE,  /* stored|discarded -> the record and its index entry
+                       deleted (res->state "deleted"); ESTATE while recording */
 } qs_rec_action;
 
 /* Writes a recording's metadata and its RECORD* event. pairing and file
@@ -355,6 +357,16 @@ typedef enum {
  * recording running on a kept pairing). */
 int qs_rec(queue_store *qs, qs_rec_action action, const char *name, const char *pairing,
            const char *file, int64_t ttl_ms, qs_result_cb cb, void *pd);
+
+/* ---- priority ------------------------------------------------------------ */
+
+/* A waiting call's priority (0..1000) changes: its place in every queue is
+ * recomputed with its original seq (as if it had arrived with that
+ * priority), PRIORITY per queue. res is the call as qs_call_info reads it
+ * after the change (queues with their new positions). ENOTFOUND, ESTATE (not
+ * waiting). Not held while Redis is away (ARIQ_EBUSY at once). */
+int qs_set_priority(queue_store *qs, const char *callid, int priority, qs_call_view_cb cb,
+                    void *pd);
 
 /* ---- dead nodes ---------------------------------------------------------- */
 
