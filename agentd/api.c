@@ -52,6 +52,17 @@ static int ct_equal(const char *a, size_t alen, const char *b, size_t blen)
     return diff == 0;
 }
 
+/* tok (len bytes) against every token of cfg. */
+static api_auth check_token(const acfg *cfg, const char *tok, size_t len)
+{
+    if (len == 0)
+        return API_AUTH_MISSING;
+    int ok = 0;
+    for (size_t i = 0; i < cfg->ntokens; i++) /* no early exit: every token compared */
+        ok |= ct_equal(tok, len, cfg->tokens[i], strlen(cfg->tokens[i]));
+    return ok ? API_AUTH_OK : API_AUTH_WRONG;
+}
+
 api_auth api_check_auth(const acfg *cfg, const char *h)
 {
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
@@ -62,12 +73,7 @@ api_auth api_check_auth(const acfg *cfg, const char *h)
     size_t len = strlen(tok);
     while (len && tok[len - 1] == ' ')
         len--;
-    if (len == 0)
-        return API_AUTH_MISSING;
-    int ok = 0;
-    for (size_t i = 0; i < cfg->ntokens; i++) /* no early exit: every token compared */
-        ok |= ct_equal(tok, len, cfg->tokens[i], strlen(cfg->tokens[i]));
-    return ok ? API_AUTH_OK : API_AUTH_WRONG;
+    return check_token(cfg, tok, len);
 }
 
 static const char *const hdr_missing[] = {"WWW-Authenticate: Bearer realm=\"ariq\"", NULL};
@@ -210,7 +216,12 @@ bool api_on_ws_open(http_server *s, http_ws *w, const http_req *up, int *refuse_
 {
     (void)s;
     api_ctx *a = ud;
-    api_auth au = api_check_auth(a->cfg, http_req_header(up, "authorization"));
+    /* A browser cannot set a header on a WebSocket: the token may come as
+     * ?access_token= (RFC 6750 2.3) instead. It is never logged. */
+    const char *hdr = http_req_header(up, "authorization");
+    const char *qtok = http_req_param(up, "access_token");
+    api_auth au = hdr || !qtok ? api_check_auth(a->cfg, hdr)
+                               : check_token(a->cfg, qtok, strlen(qtok));
     if (au != API_AUTH_OK) {
         if (au == API_AUTH_WRONG)
             LOG_W(MOD, "peer=%s wrong bearer token (upgrade)", http_req_peer(up));

@@ -350,13 +350,31 @@ static void begin(client *c)
         fail_client(c, "redis unavailable");
 }
 
+/* Does the query name only from and access_token (api.c checked the
+ * token)? Names are compared whole; the query is name[=value]&... */
+static bool query_known(const char *q)
+{
+    static const char *const known[] = {"from", "access_token"};
+    for (const char *p = q; p && *p;) {
+        size_t n = strcspn(p, "=&");
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
+            ok = n == strlen(known[i]) && strncmp(p, known[i], n) == 0;
+        if (!ok)
+            return false;
+        p = strchr(p, '&');
+        if (p)
+            p++;
+    }
+    return true;
+}
+
 bool events_open(events *e, http_ws *w, const http_req *upgrade, int *status)
 {
     const char *from = http_req_param(upgrade, "from");
-    const char *q = http_req_query(upgrade);
     sid pos = {0, 0};
     if ((from && events_parse_id(from, &pos.ms, &pos.seq) != 0) ||
-        (q[0] && !from)) { /* a query, but no from: malformed */
+        !query_known(http_req_query(upgrade))) {
         *status = 400;
         return false;
     }

@@ -51,8 +51,8 @@ int events_new(struct event_base *base, store *cmd, const store_config *sc, even
 void events_free(events *e);
 
 /* on_ws_open for the events path (auth already checked): validates the
- * query (from), and accepts (true: w is the feed's until events_closed) or
- * refuses with *status 400. */
+ * query (from; access_token, which api.c checked), and accepts (true: w
+ * is the feed's until events_closed) or refuses with *status 400. */
 bool events_open(events *e, http_ws *w, const http_req *upgrade, int *status);
 
 /* on_ws_close for a socket events_open accepted. */
