@@ -3,7 +3,16 @@
  * stream {NS}:node:<node>:cmds, and the node's answer on this agentd's
  * reply stream, which `actions` reads on a Redis connection of its own.
  *
- * (To be built.) */
+ * The routes are api_action_routes (api_int.h). Each request: the owner
+ * from the party's record (`node`; 404 without one), the node's heartbeat
+ * (503 without it), the command XADDed with req `<agentd_id>-<n>`, then the
+ * reply entry with that req answers the request with the node's status and
+ * body; 504 when none came within action_timeout_ms (a later one is
+ * dropped). rec_fetch serves {NS}:recfile:<req> (deleted after; 413 over
+ * max_download). Redis away: 503. Requests are answered, or dropped at
+ * actions_free, never leaked; the server tells nobody when a client goes
+ * away, so such a request lives until its reply or its timeout at most.
+ * Durations are not time-scaled: deadline_ms is wall time the node checks. */
 #ifndef ARIQ_AGENTD_ACTIONS_H
 #define ARIQ_AGENTD_ACTIONS_H
 
