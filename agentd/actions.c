@@ -416,13 +416,13 @@ static void on_entry(actions *x, const redisReply *e)
     snprintf(x->last, sizeof x->last, "%s", e->element[0]->str);
     const redisReply *kv = e->element[1], *req = entry_field(kv, "req");
     pending *p = req ? strmap_get(x->pending, req->str) : NULL;
-    if (p && (p->st == P_SENT)) {
+    if (p && p->st == P_SENT) {
         p_reply(p, kv);
         return;
     }
     LOG_I(MOD, "reply for %s dropped (late or unknown)", req ? req->str : "(no req)");
     const redisReply *st = entry_field(kv, "status");
-    if (req && st && strcmp(st->str, "200") == 0 && ids_valid(req->str, STORE_ID_MAX))
+    if (!p && req && st && strcmp(st->str, "200") == 0 && ids_valid(req->str, STORE_ID_MAX))
         del_recfile(x, req->str); /* a late rec_fetch's file: nobody will read it */
 }
 
