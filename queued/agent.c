@@ -60,6 +60,7 @@ struct agent {
     int64_t login_wall, since_wall, wrapup_until_wall; /* wall ms (qs_restore) */
     call *k;
     struct event *wrapup;
+    const char *logoff_reason; /* AGENTLOGOFF's reason: "hangup", or agent_logoff_by's */
 };
 
 static void set_state(agent *a, agent_state to)
@@ -98,7 +99,7 @@ static void on_logoff(queue_store *qs, int err, const qs_result *res, void *pd);
 static void logoff(agent *a)
 {
     leg_ref(&a->base);
-    if (qs_agent_logoff(a->base.n->qs, a->id, "hangup", true, on_logoff, a) != 0) {
+    if (qs_agent_logoff(a->base.n->qs, a->id, a->logoff_reason, true, on_logoff, a) != 0) {
         leg_unref(&a->base);
         LOG_E(MOD, "agent=%s hung up but Redis is unreachable: its record stays until reaped",
               a->id);
@@ -331,7 +332,7 @@ static void agent_gone(agent *a)
     set_state(a, AGENT_ENDED);
     leg_end(&a->base);
     if (a->k)
-        call_agent_gone(a->k); /* the call logs the agent off and ends the caller */
+        call_agent_logoff(a->k, a->logoff_reason); /* logs it off, ends the caller */
     else if (a->logged_in && was != AGENT_LOGGING_IN)
         logoff(a);
 }
@@ -374,6 +375,32 @@ static void destroy(leg *l)
 
 static const leg_ops agent_ops = {"agent", on_event, on_end, destroy, NULL};
 
+/* ---- what agentd asks (actions.c) ------------------------------------------- */
+
+const char *agent_id(const agent *a)
+{
+    return a->id;
+}
+
+bool agent_logged_in(const agent *a)
+{
+    return a->logged_in && !a->base.ended && a->state != AGENT_LOGGING_IN &&
+           a->state != AGENT_ANSWERING;
+}
+
+int agent_logoff_by(agent *a, const char *reason)
+{
+    if (!agent_logged_in(a))
+        return ARIQ_ENOTFOUND;
+    LOG_I(MOD, "agent=%s logged off by %s: hanging up chan=%s", a->id, reason, a->base.chan);
+    a->logoff_reason = reason;
+    leg_ref(&a->base);
+    agent_gone(a); /* as if it hung up: the events that follow find it ended */
+    ari_channel_hangup(a->base.n->rest, a->base.chan, "normal", NULL, NULL);
+    leg_unref(&a->base);
+    return 0;
+}
+
 /* An agent leg for chan, registered, with the creator's reference; NULL
  * (logged) if it cannot be. Queues not configured here are left out. */
 static agent *agent_new(node *n, const char *chan, const char *id, const char *const *queues,
@@ -394,6 +421,7 @@ static agent *agent_new(node *n, const char *chan, const char *id, const char *c
     a->q = a->nqueues ? a->queues[0] : &n->cfg->queues[0];
     snprintf(a->name, sizeof a->name, "%s", name ? name : "");
     a->wrapup = evtimer_new(n->base, on_wrapup_over, a);
+    a->logoff_reason = "hangup";
     if (!a->wrapup || leg_register(&a->base) != 0) {
         LOG_E(MOD, "chan=%s cannot track the agent", chan);
         leg_unref(&a->base);

@@ -345,10 +345,15 @@ void call_caller_gone(call *k)
  * learns the rest from Redis). */
 void call_agent_gone(call *k)
 {
+    call_agent_logoff(k, "hangup");
+}
+
+void call_agent_logoff(call *k, const char *reason)
+{
     if (k->state == CALL_ENDED)
         return;
     bool talking = k->state == CALL_CONNECTED;
-    FIRE(k, qs_agent_logoff(k->n->qs, k->p.agent, "hangup", true, on_qs_logged, k));
+    FIRE(k, qs_agent_logoff(k->n->qs, k->p.agent, reason, true, on_qs_logged, k));
     agent_set_call(k->a, NULL);
     if (k->kind == CALL_IN) {
         link_hangup(k->link);
@@ -895,6 +900,36 @@ static void rec_start(call *k)
                              k));
     k->rec = REC_ON;
     rec_log(k, QS_REC_START);
+}
+
+int call_rec_command(call *k, const char *action, const char **name, const char **state)
+{
+    if (k->state != CALL_CONNECTED)
+        return ARIQ_ESTATE;
+    if (strcmp(action, "start") == 0 && k->rec == REC_NONE) {
+        rec_start(k);
+        *state = "recording";
+    } else if (strcmp(action, "pause") == 0 && k->rec == REC_ON) {
+        rec_push(k, RQ_PAUSE);
+        k->rec = REC_PAUSED;
+        rec_log(k, QS_REC_PAUSE);
+        *state = "paused";
+    } else if (strcmp(action, "unpause") == 0 && k->rec == REC_PAUSED) {
+        rec_push(k, RQ_UNPAUSE);
+        k->rec = REC_ON;
+        rec_log(k, QS_REC_UNPAUSE);
+        *state = "recording";
+    } else if (strcmp(action, "stop") == 0 && k->rec != REC_NONE) {
+        rec_push(k, RQ_STOP);
+        k->rec = REC_NONE;
+        rec_log(k, QS_REC_STOP);
+        *state = "stored";
+    } else {
+        return ARIQ_ESTATE;
+    }
+    LOG_I(MOD, "pairing=%s recording %s %s (agentd)", k->p.pairing, k->rec_name, action);
+    *name = k->rec_name;
+    return 0;
 }
 
 void call_agent_dtmf(call *k, char digit)

@@ -724,6 +724,20 @@ void caller_start(node *n, const ari_event *ev, const entry_args *a)
     leg_unref(&c->base); /* the creator's */
 }
 
+bool caller_waiting(const caller *c)
+{
+    return !c->base.ended && c->queued && !c->k &&
+           (c->state == CALLER_HOLDING || c->state == CALLER_WAITING ||
+            c->state == CALLER_ANNOUNCING);
+}
+
+void caller_set_priority(caller *c, int priority)
+{
+    c->priority = priority;
+    if (c->seq > 0)
+        c->score = (int64_t)(1000 - priority) * ((int64_t)1 << 43) + c->seq;
+}
+
 bool caller_restore_info(caller *c, qs_restore_call *out, const char **queues, int64_t *seq)
 {
     bool waiting = c->state == CALLER_HOLDING || c->state == CALLER_WAITING ||

@@ -126,6 +126,8 @@ static void take_entry(cluster *cl, const redisReply *e)
         LOG_D(MOD, "cmd=pair pairing=%s call=%s agent=%s@%s", p.pairing, p.call, p.agent,
               p.agent_node);
         node_take_pairings(cl->n, &p, 1);
+    } else if (!cmd || strcmp(cmd->str, "pair") != 0) {
+        actions_take(cl->n, cl->last_id, kv); /* agentd's, or not understood: answered */
     } else {
         LOG_W(MOD, "id=%s command not understood: ignored", cl->last_id);
     }
@@ -194,6 +196,125 @@ static void on_reader_ready(store *s, void *ud)
         cl->reading = true;
 }
 
+/* ---- round-trip statistics and the queue registry ------------------------------- */
+
+typedef struct timed_req {
+    node *n;
+    ari_cb cb;
+    void *pd;
+} timed_req;
+
+static void on_timed(ari_rest *rest, const ari_response *r, void *pd)
+{
+    (void)rest;
+    timed_req *t = pd;
+    static const double bounds[STORE_RTT_BUCKETS - 1] = STORE_RTT_BOUNDS_MS;
+    size_t b = 0;
+    while (b < STORE_RTT_BUCKETS - 1 && r->elapsed_ms > bounds[b])
+        b++;
+    t->n->ari_rtt[b]++;
+    t->n->ari_rtt_sum_ms += r->elapsed_ms;
+    if (t->cb)
+        t->cb(&t->n->rest_timed, r, t->pd);
+    free(t);
+}
+
+static int timed_request(void *impl, const char *method, const char *path, const json_t *body,
+                         ari_cb cb, void *pd)
+{
+    node *n = impl;
+    timed_req *t = malloc(sizeof *t);
+    if (!t)
+        return ARIQ_ENOMEM;
+    *t = (timed_req){n, cb, pd};
+    int rc = ari_rest_request(n->rest_inner, method, path, body, on_timed, t);
+    if (rc)
+        free(t); /* an error never calls back */
+    return rc;
+}
+
+static const ari_rest_ops timed_ops = {timed_request};
+
+ari_rest *cluster_timed_rest(node *n, ari_rest *inner)
+{
+    n->rest_inner = inner;
+    n->rest_timed = (ari_rest){&timed_ops, n};
+    return &n->rest_timed;
+}
+
+/* "1:c,2:c,...,+Inf:c", cumulative, from per-bucket counts; returns the
+ * total. */
+static uint64_t buckets_text(const uint64_t *per, char *out, size_t len)
+{
+    static const unsigned bounds[STORE_RTT_BUCKETS - 1] = STORE_RTT_BOUNDS_MS;
+    uint64_t cum = 0;
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < STORE_RTT_BUCKETS; i++) {
+        cum += per[i];
+        char le[16];
+        if (i < STORE_RTT_BUCKETS - 1)
+            snprintf(le, sizeof le, "%u", bounds[i]);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        int w = snprintf(out + used, len - used, "%s%s:%llu", i ? "," : "", le,
+                         (unsigned long long)cum);
+        if (w < 0 || (size_t)w >= len - used)
+            break;
+        used += (size_t)w;
+    }
+    return cum;
+}
+
+static uint64_t period_ms(const cluster *cl);
+
+/* {NS}:node:<me>:stats, TTL three periods (fire and forget: the next beat
+ * writes it again). */
+static void write_stats(cluster *cl, store *s)
+{
+    node *n = cl->n;
+    char key[STORE_KEY_MAX], rb[400], ab[400], rsum[32], rcnt[24], asum[32], acnt[24],
+        ttl[24];
+    if (store_key(store_get_keys(s), key, sizeof key, "node", n->cfg->node_id, "stats") != 0)
+        return;
+    store_stats st;
+    store_get_stats(s, &st);
+    snprintf(rcnt, sizeof rcnt, "%llu",
+             (unsigned long long)buckets_text(st.rtt_buckets, rb, sizeof rb));
+    snprintf(rsum, sizeof rsum, "%.3f", (double)st.rtt_sum_us / 1000.0);
+    snprintf(acnt, sizeof acnt, "%llu",
+             (unsigned long long)buckets_text(n->ari_rtt, ab, sizeof ab));
+    snprintf(asum, sizeof asum, "%.3f", n->ari_rtt_sum_ms);
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)(3 * period_ms(cl)));
+    const char *hset[] = {"HSET", key, "redis_rtt_ms_buckets", rb, "redis_rtt_ms_sum_ms", rsum,
+                          "redis_rtt_ms_count", rcnt, "ari_rtt_ms_buckets", ab,
+                          "ari_rtt_ms_sum_ms", asum, "ari_rtt_ms_count", acnt};
+    const char *pexp[] = {"PEXPIRE", key, ttl};
+    store_command_argv(s, 14, hset, NULL, NULL, NULL);
+    store_command_argv(s, 3, pexp, NULL, NULL, NULL);
+}
+
+/* SADD {NS}:queues <every configured queue> (fire and forget: done again at
+ * every reconnect). */
+static void register_queues(cluster *cl, store *s)
+{
+    const qcfg *c = cl->n->cfg;
+    char key[STORE_KEY_MAX];
+    if (!c->nqueues || !store_is_ready(s) ||
+        store_key(store_get_keys(s), key, sizeof key, "queues", NULL, NULL) != 0)
+        return;
+    const char **argv = calloc(c->nqueues + 2, sizeof *argv);
+    if (!argv)
+        return;
+    argv[0] = "SADD";
+    argv[1] = key;
+    for (size_t i = 0; i < c->nqueues; i++)
+        argv[2 + i] = c->queues[i].name;
+    if (store_command_argv(s, (int)c->nqueues + 2, argv, NULL, NULL, NULL) != 0)
+        LOG_W(MOD, "node=%s cannot add its queues to %s", c->node_id, key);
+    free(argv);
+}
+
 /* ---- heartbeat and reaping ----------------------------------------------------- */
 
 /* The offering itself is shared with agentd (store/reaper.c). The reaper
@@ -255,6 +376,7 @@ static uint64_t period_ms(const cluster *cl);
 void cluster_redis_back(cluster *cl)
 {
     cl->reap_from = clock_mono_ms() + 2 * period_ms(cl);
+    register_queues(cl, cl->n->store);
 }
 
 void cluster_beat(cluster *cl)
@@ -291,6 +413,7 @@ void cluster_beat(cluster *cl)
     const char *keys[] = {hb, nodes};
     const char *args[] = {cl->n->cfg->node_id, ttl, now};
     store_script(s, "node_heartbeat", 2, keys, 3, args, on_beat, cl);
+    write_stats(cl, s);
 }
 
 static void on_beat_timer(evutil_socket_t fd, short what, void *arg)

@@ -606,7 +606,7 @@ static int open_ari(node *n, char *err, size_t errlen)
         snprintf(err, errlen, "ari_url '%s': cannot create the REST client", c->ari_url);
         return ARIQ_EINVAL;
     }
-    n->rest = ari_client_rest(n->ari);
+    n->rest = cluster_timed_rest(n, ari_client_rest(n->ari));
     return 0;
 }
 

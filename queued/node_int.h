@@ -21,7 +21,11 @@ struct node {
     struct event_base *base; /* borrowed */
     const qcfg *cfg;         /* borrowed */
     ari_client *ari;
-    ari_rest *rest; /* the ARI transport legs use (owned by ari) */
+    ari_rest *rest; /* the ARI transport legs use: rest_timed over ari's own */
+    ari_rest *rest_inner; /* the ARI client's transport (owned by ari) */
+    ari_rest rest_timed;  /* times every request (cluster.c), then rest_inner */
+    uint64_t ari_rtt[STORE_RTT_BUCKETS]; /* REST round trips per bucket (not cumulative) */
+    double ari_rtt_sum_ms;
     ari_stream *events;
     store *store;
     queue_store *qs;
@@ -110,8 +114,22 @@ void cluster_free(cluster *cl);
  * have lapsed while it was away, so none is reaped for two periods, the
  * time for the others to beat again. */
 void cluster_redis_back(cluster *cl);
-/* Beats now (and offers the other nodes to reap); also done every period. */
+/* Beats now (and offers the other nodes to reap); also done every period.
+ * Each beat also writes the node's round-trip histograms to
+ * {NS}:node:<me>:stats; cluster_redis_back also adds the configured queues
+ * to {NS}:queues. */
 void cluster_beat(cluster *cl);
+/* A transport that times each request through inner (borrowed: must outlive
+ * n's use of it) into n->ari_rtt, then answers as inner does. Returns
+ * &n->rest_timed. */
+ari_rest *cluster_timed_rest(node *n, ari_rest *inner);
+/* ---- actions.c: commands from agentd on the command stream ---- */
+
+/* One command entry (kv: the entry's name, value array, borrowed) whose
+ * `cmd` is not `pair`: carried out, and answered on its reply_to stream
+ * (status 200/400/404/409/500). A command past its deadline_ms is dropped
+ * (logged); one without a usable reply_to is only logged. */
+void actions_take(node *n, const char *id, const redisReply *kv);
 /* From cluster.c: the command stream is being read; the node may take calls. */
 void node_cluster_ready(node *n);
 
@@ -286,5 +304,27 @@ call *caller_call(const caller *c);
 call *agent_call(const agent *a);
 /* The agent pressed a key while in the call. */
 void call_agent_dtmf(call *k, char digit);
+/* call_agent_gone, with AGENTLOGOFF's reason (borrowed, must live on: a
+ * literal). */
+void call_agent_logoff(call *k, const char *reason);
+/* agentd asks what the agent's keys do: action "start" | "pause" |
+ * "unpause" | "stop". Returns 0 with *name (the recording, borrowed from k)
+ * and *state (what it becomes), or ARIQ_ESTATE (not connected, or the
+ * action does not apply to the recording's state). */
+int call_rec_command(call *k, const char *action, const char **name, const char **state);
+
+/* ---- what agentd may ask of a party (actions.c) ---- */
+
+const char *agent_id(const agent *a);
+/* Logged in (its login written) and not ended. */
+bool agent_logged_in(const agent *a);
+/* Logs a logged-in agent off as if it hung up (AGENTLOGOFF with reason, a
+ * literal; its call ends as then) and hangs its channel up. ARIQ_ENOTFOUND
+ * if it is not logged in. */
+int agent_logoff_by(agent *a, const char *reason);
+/* Waiting in its queues (entered, not paired, not gone). */
+bool caller_waiting(const caller *c);
+/* Redis changed its priority (set_priority): kept for qs_restore. */
+void caller_set_priority(caller *c, int priority);
 
 #endif

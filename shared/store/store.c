@@ -655,6 +655,11 @@ static void count_reply(store *s, const store_req *req, const redisReply *reply)
     s->stats.rtt_sum_us += rtt;
     if (rtt > s->stats.rtt_max_us)
         s->stats.rtt_max_us = rtt;
+    static const uint64_t bounds[STORE_RTT_BUCKETS - 1] = STORE_RTT_BOUNDS_MS;
+    size_t b = 0;
+    while (b < STORE_RTT_BUCKETS - 1 && rtt > bounds[b] * 1000u)
+        b++;
+    s->stats.rtt_buckets[b]++;
     if (reply->type == REDIS_REPLY_ERROR)
         s->stats.error_replies++;
 }

@@ -157,6 +157,10 @@ typedef struct store_callbacks {
     void (*on_down)(store *s, const char *reason, void *ud);
 } store_callbacks;
 
+/* Round-trip histogram bounds (ms), and one more bucket for +Inf. */
+#define STORE_RTT_BUCKETS 12
+#define STORE_RTT_BOUNDS_MS {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500}
+
 /* Counters for metrics. Round trips are measured from sending a command to
  * its reply, in microseconds. */
 typedef struct store_stats {
@@ -169,6 +173,9 @@ typedef struct store_stats {
     uint64_t noscript_reloads;
     uint64_t rtt_sum_us;
     uint64_t rtt_max_us;
+    /* round trips by the first bound of STORE_RTT_BOUNDS_MS they are within
+     * (the last: over every bound); not cumulative */
+    uint64_t rtt_buckets[STORE_RTT_BUCKETS];
     uint32_t pending;       /* commands sent and not yet completed */
 } store_stats;
 
