@@ -488,11 +488,15 @@ int qc_redis_clean(redisContext *rc, const char *ns, char *err, size_t errlen)
     for (size_t i = 0; i < r->elements && ret == 0; i++) {
         const char *k = r->element[i]->str;
         size_t kl = strlen(k);
-        /* a live node's own keys: its heartbeat, its command stream */
+        /* a live node's own keys: its heartbeat, its command stream, its
+         * stats; the registry of queues and the index of recordings */
         bool node_key = strncmp(k, node, (size_t)nodelen) == 0 &&
                         ((kl > 10 && strcmp(k + kl - 10, ":heartbeat") == 0) ||
-                         (kl > 5 && strcmp(k + kl - 5, ":cmds") == 0));
-        if (strcmp(k, seq) && strcmp(k, events) && strcmp(k, nodes) && !node_key &&
+                         (kl > 5 && strcmp(k + kl - 5, ":cmds") == 0) ||
+                         (kl > 6 && strcmp(k + kl - 6, ":stats") == 0));
+        const char *colon = strchr(k, ':');
+        bool kept = colon && (strcmp(colon, ":queues") == 0 || strcmp(colon, ":recordings") == 0);
+        if (strcmp(k, seq) && strcmp(k, events) && strcmp(k, nodes) && !node_key && !kept &&
             strncmp(k, rec, (size_t)reclen)) {
             snprintf(err, errlen, "Redis still holds %s", k);
             ret = -1;
