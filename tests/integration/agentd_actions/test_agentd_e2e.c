@@ -95,6 +95,7 @@ static void test_pause_and_hangup(void **state)
     redisReply *r = redisCommand(rc, "EXISTS %s", key);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
+    redisFree(rc);
     assert_int_equal(api("POST", path, "{}", &o), 404);
     json_decref(o);
 
