@@ -64,7 +64,9 @@ static void reply(action *a, int status, const char *error, json_t *body)
 {
     char st[8];
     snprintf(st, sizeof st, "%d", status);
-    char *text = json_dumps(body ? body : json_object(), JSON_COMPACT);
+    if (!body)
+        body = json_object();
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     if (status == 200)
         LOG_I(MOD, "req=%s cmd=%s done", a->req, a->cmd);
     else
