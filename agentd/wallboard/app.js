@@ -122,6 +122,7 @@
       ]);
       box.appendChild(card);
     });
+    $("queues-empty").hidden = queues.length > 0;
   }
 
   function renderAgents(agents) {
