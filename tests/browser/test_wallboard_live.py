@@ -43,13 +43,18 @@ def start_cluster(p):
     with open(aconf, "w") as f:
         f.write("[general]\nlisten = 127.0.0.1\nport = %d\ntokens = ${ARIQ_AGENTD_TOKENS}\n"
                 "redis_url = %s\nheartbeat_s = 1\n" % (ports["agentd"], redis_url))
-    env = dict(os.environ, ARIQ_AGENTD_TOKENS=h.TOKEN)
-    p.start("agentd", [os.path.join(h.BUILD, "agentd/agentd"), "-c", aconf], env=env)
     api = "http://127.0.0.1:%d" % ports["agentd"]
+    agentd = start_agentd(p, "agentd", aconf, api)
+    return sim, api, ports["agentd"], agentd
+
+
+def start_agentd(p, name, aconf, api):
+    env = dict(os.environ, ARIQ_AGENTD_TOKENS=h.TOKEN)
+    proc = p.start(name, [os.path.join(h.BUILD, "agentd/agentd"), "-c", aconf], env=env)
     bearer = {"Authorization": "Bearer " + h.TOKEN}
     h.wait_for("agentd's queues route",
                lambda: h.http("GET", api + "/api/v1/queues", headers=bearer)[0] == 200)
-    return sim, api, ports["agentd"]
+    return proc
 
 
 def call(sim, cid, args, number, name):
@@ -84,10 +89,11 @@ def run():
     p = h.Procs("wallboard")
     d = None
     try:
-        sim, api, port = start_cluster(p)
+        sim, api, port, agentd = start_cluster(p)
         check_ws_token(port, os.path.join(p.dir, "agentd.log"))
         d = h.browser()
         check_page(d, sim, api)
+        check_resume(d, p, sim, api, agentd)
     except BaseException:
         p.failed = True
         if d:
@@ -139,6 +145,29 @@ def check_page(d, sim, api):
     h.wait_for("agent 1001 no longer talking", lambda: h.text(d, a % "state") != "talking")
     h.wait_for("one call taken", lambda: h.text(d, a % "calls_taken") == "1")
     h.screenshot(d, "wallboard_live_after_hangup")
+
+
+def check_resume(d, p, sim, api, agentd):
+    """agentd goes away and comes back on the same port: the page says it is
+    reconnecting, then follows the feed again from its last event id, and
+    what happened meanwhile reaches it."""
+    q = '[data-queue="support"][data-field="waiting"]'
+    agentd.terminate()
+    agentd.wait(10)
+    h.wait_for("the page reconnecting", lambda: h.text(d, "#status").startswith("reconnecting"))
+    assert d.execute_script("return document.body.dataset.ws") == "closed"
+    call(sim, "erin", "caller,support", "5551003", "Erin")  # Alice takes her meanwhile
+    start_agentd(p, "agentd-again", os.path.join(p.dir, "agentd.conf"), api)
+    h.wait_for("the page live again", lambda: h.text(d, "#status") == "live", 15)
+    h.wait_for("Erin's call in progress", lambda: h.text(
+        d, '#calls tbody tr [data-field="caller"]') is not None, 5)
+    assert h.text(d, q) in ("0", None)
+    with open(os.path.join(p.dir, "agentd-again.log"), errors="replace") as f:
+        opened = [l for l in f if "feed opened" in l]
+    assert opened and "from=now" not in opened[0], \
+        "the page did not resume with its last event id: %r" % opened
+    h.screenshot(d, "wallboard_live_resumed")
+    hangup(sim, "erin")
 
 
 if __name__ == "__main__":
