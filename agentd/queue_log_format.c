@@ -356,7 +356,7 @@ static int dispatch(fmt_ctx *c, const char *ev, const char *agent_queues, qlog_b
     if (!strcmp(ev, "RECORDSTOP") || !strcmp(ev, "RECORDDISCARD"))
         return w_record(c, ev, 2, out);
     if (!strcmp(ev, "PAIRED") || !strcmp(ev, "UNPAIRED") || !strcmp(ev, "NODEDRAIN") ||
-        !strcmp(ev, "RESTORE"))
+        !strcmp(ev, "RESTORE") || !strcmp(ev, "PRIORITY"))
         return 0; /* ariq's own, no app_queue line */
     say(c, "unknown event %.64s", ev);
     return 0;

@@ -228,6 +228,8 @@ static void t_skipped(void **st)
     expect_lines(NULL, NULL, E(COMMON("NODEDRAIN", "NONE", "NONE", "NONE"), "state=on"), 0, "");
     expect_lines(NULL, NULL, E(COMMON("RESTORE", "support", "c-1", "NONE"), "position=1"), 0,
                  "");
+    expect_lines(NULL, NULL, E(COMMON("PRIORITY", "support", "c-1", "NONE"), "priority=5"), 0,
+                 "");
     expect_lines(NULL, NULL, E(COMMON("SOMETHINGNEW", "support", "c-1", "NONE")), 0, "");
 }
 
