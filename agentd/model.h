@@ -70,7 +70,9 @@ typedef struct model_snap {
     size_t nqueues;
     model_queue *queues; /* by name */
     size_t ncalls;
-    model_rec *calls; /* every call record (waiting, paired, bridged) */
+    model_rec *calls; /* every call record (waiting, paired, bridged); h holds channel,
+                          node, queues, state, priority, entered_ms, cid_num, cid_name,
+                          pairing only */
     size_t nagents;
     model_rec *agents; /* by id */
     size_t npairings;
