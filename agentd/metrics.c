@@ -194,9 +194,11 @@ static bool node_hist(FILE *f, const char *fam, const char *node, const json_t *
         sample_head(f, bn, "node", node);
         fprintf(f, ",le=\"%s\"} %llu\n", node_le[i], cnt[i]);
     }
-    snprintf(field, sizeof field, "%s_sum_ms", prefix);
-    double sum = (double)model_int(st, field) / 1000.0;
-    snprintf(field, sizeof field, "%s_count", prefix);
+    /* as queued writes them (API.md "Metrics"): <prefix>_ms_sum_ms, a
+     * decimal number of ms, and <prefix>_ms_count */
+    snprintf(field, sizeof field, "%s_ms_sum_ms", prefix);
+    double sum = strtod(model_str(st, field), NULL) / 1000.0;
+    snprintf(field, sizeof field, "%s_ms_count", prefix);
     long long count = model_int(st, field);
     fprintf(f, "%s_sum{node=\"", fam);
     metrics_label(f, node);

@@ -124,9 +124,9 @@ static void make_state(hx *h, char *pairing, size_t plen)
     DO(qs_rec(h->n[0].qs, QS_REC_START, "rec1", pairing, "rec1.wav", 0, hx_result_cb, &hx_o));
     redis_ok(h, "HSET {ariq}:node:A:stats redis_rtt_ms_buckets "
                 "1:3,2:5,5:6,10:6,25:6,50:6,100:6,250:6,500:6,1000:6,2500:6,+Inf:7 "
-                "redis_rtt_sum_ms 4000 redis_rtt_count 7 ari_rtt_ms_buckets "
+                "redis_rtt_ms_sum_ms 4000.250 redis_rtt_ms_count 7 ari_rtt_ms_buckets "
                 "1:0,2:0,5:1,10:1,25:1,50:1,100:1,250:1,500:1,1000:1,2500:1,+Inf:1 "
-                "ari_rtt_sum_ms 3 ari_rtt_count 1");
+                "ari_rtt_ms_sum_ms 3.000 ari_rtt_ms_count 1");
 }
 
 static void check_queues(int port)
@@ -347,7 +347,7 @@ static void check_metrics(int port)
         "ariq_node_up{node=\"B\"} 0\n",
         "ariq_redis_rtt_seconds_bucket{node=\"A\",le=\"0.001\"} 3\n",
         "ariq_redis_rtt_seconds_bucket{node=\"A\",le=\"+Inf\"} 7\n",
-        "ariq_redis_rtt_seconds_sum{node=\"A\"} 4\n",
+        "ariq_redis_rtt_seconds_sum{node=\"A\"} 4.00025\n",
         "ariq_ari_rtt_seconds_count{node=\"A\"} 1\n",
         "# TYPE ariq_pairing_latency_seconds histogram\n",
         "# HELP ariq_node_up ",
