@@ -18,6 +18,12 @@ ASSETS = {"/wallboard": ("index.html", "text/html"),
           "/wallboard/style.css": ("style.css", "text/css")}
 
 
+# The front caller entered 65 s before the stand-in started; each reply
+# says how long it has waited by then, as agentd's would (a fixed figure
+# with a fresh as_of_ms would set the page's clock back at every poll).
+ENTERED_MS = int(time.time() * 1000) - 65000
+
+
 def fixture(now_ms, waiting):
     sl = {"threshold_s": 20, "window_s": 86400, "answered": 7, "answered_within": 7,
           "abandoned": 1, "percent": 87.5}
@@ -26,7 +32,7 @@ def fixture(now_ms, waiting):
          "agents": {"logged_in": 0, "waiting": 0, "connecting": 0, "talking": 0,
                     "wrapup": 0, "paused": 0},
          "service_level": dict(sl, answered=0, answered_within=0, abandoned=0, percent=None)},
-        {"name": "support", "waiting": waiting, "longest_wait_ms": 65000 if waiting else 0,
+        {"name": "support", "waiting": waiting, "longest_wait_ms": now_ms - ENTERED_MS if waiting else 0,
          "agents": {"logged_in": 3, "waiting": 1, "connecting": 0, "talking": 1,
                     "wrapup": 0, "paused": 1},
          "service_level": sl}]}
