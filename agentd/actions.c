@@ -366,22 +366,11 @@ static void fetch_file(pending *p, json_t *body)
     p_send(p, 2, strlen_argv, NULL, on_size);
 }
 
-/* The value of field `name` in a stream entry's [k, v, ...], or NULL. */
-static const redisReply *entry_field(const redisReply *kv, const char *name)
-{
-    for (size_t i = 0; i + 1 < kv->elements; i += 2)
-        if (kv->element[i]->type == REDIS_REPLY_STRING &&
-            strcmp(kv->element[i]->str, name) == 0 &&
-            kv->element[i + 1]->type == REDIS_REPLY_STRING)
-            return kv->element[i + 1];
-    return NULL;
-}
-
 /* Answers p with the node's reply (fields of its entry). */
 static void p_reply(pending *p, const redisReply *kv)
 {
-    const redisReply *st = entry_field(kv, "status"), *er = entry_field(kv, "error"),
-                     *bd = entry_field(kv, "body");
+    const redisReply *st = store_entry_field(kv, "status");
+    const redisReply *er = store_entry_field(kv, "error"), *bd = store_entry_field(kv, "body");
     long status = st ? strtol(st->str, NULL, 10) : 0;
     if (status < 200 || status > 599) {
         p_error(p, 502, "node %s answered without a valid status", p->node);
@@ -414,14 +403,14 @@ static void on_entry(actions *x, const redisReply *e)
         e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_ARRAY)
         return;
     snprintf(x->last, sizeof x->last, "%s", e->element[0]->str);
-    const redisReply *kv = e->element[1], *req = entry_field(kv, "req");
+    const redisReply *kv = e->element[1], *req = store_entry_field(kv, "req");
     pending *p = req ? strmap_get(x->pending, req->str) : NULL;
     if (p && p->st == P_SENT) {
         p_reply(p, kv);
         return;
     }
     LOG_I(MOD, "reply for %s dropped (late or unknown)", req ? req->str : "(no req)");
-    const redisReply *st = entry_field(kv, "status");
+    const redisReply *st = store_entry_field(kv, "status");
     if (!p && req && st && strcmp(st->str, "200") == 0 && ids_valid(req->str, STORE_ID_MAX))
         del_recfile(x, req->str); /* a late rec_fetch's file: nobody will read it */
 }

@@ -403,22 +403,11 @@ static void fetch_file(action *a, const char *file)
 
 /* ---- parsing and dispatch ------------------------------------------------------------- */
 
-static const redisReply *field(const redisReply *kv, const char *name)
-{
-    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-        const redisReply *k = kv->element[i], *v = kv->element[i + 1];
-        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
-            strcmp(k->str, name) == 0)
-            return v;
-    }
-    return NULL;
-}
-
 /* Copies field `name` into dst: 1 copied, 0 absent, -1 too long or holding
  * a NUL. */
 static int take(const redisReply *kv, const char *name, char *dst, size_t len)
 {
-    const redisReply *v = field(kv, name);
+    const redisReply *v = store_entry_field(kv, name);
     if (!v)
         return 0;
     if (v->len >= len || strlen(v->str) != v->len)

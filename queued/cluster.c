@@ -65,20 +65,9 @@ struct cluster {
 
 static void read_next(cluster *cl);
 
-static const redisReply *field(const redisReply *kv, const char *name)
-{
-    for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-        const redisReply *k = kv->element[i], *v = kv->element[i + 1];
-        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
-            strcmp(k->str, name) == 0)
-            return v;
-    }
-    return NULL;
-}
-
 static bool copy_field(const redisReply *kv, const char *name, char *dst, size_t len)
 {
-    const redisReply *v = field(kv, name);
+    const redisReply *v = store_entry_field(kv, name);
     if (!v || v->len == 0 || v->len >= len)
         return false;
     memcpy(dst, v->str, v->len + 1);
@@ -120,7 +109,7 @@ static void take_entry(cluster *cl, const redisReply *e)
     memcpy(cl->last_id, e->element[0]->str, e->element[0]->len + 1);
     cl->entries++;
     const redisReply *kv = e->element[1];
-    const redisReply *cmd = field(kv, "cmd");
+    const redisReply *cmd = store_entry_field(kv, "cmd");
     qs_pairing p;
     if (cmd && strcmp(cmd->str, "pair") == 0 && parse_pair(kv, &p)) {
         LOG_D(MOD, "cmd=pair pairing=%s call=%s agent=%s@%s", p.pairing, p.call, p.agent,

@@ -820,3 +820,14 @@ void store_get_stats(const store *s, store_stats *out)
     *out = s->stats;
     out->pending = s->cmd.npending;
 }
+
+const redisReply *store_entry_field(const redisReply *kv, const char *name)
+{
+    for (size_t i = 0; kv && i + 1 < kv->elements; i += 2) {
+        const redisReply *k = kv->element[i], *v = kv->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+            strcmp(k->str, name) == 0)
+            return v;
+    }
+    return NULL;
+}

@@ -223,4 +223,8 @@ void store_get_stats(const store *s, store_stats *out);
 /* The sha of a loaded script, or NULL. Borrowed, valid while s lives. */
 const char *store_script_sha(const store *s, const char *name);
 
+/* The value of field `name` in a stream entry's fields [k1, v1, k2, v2...]
+ * (XREAD / XRANGE), or NULL when absent or not a string. Borrowed from kv. */
+const redisReply *store_entry_field(const redisReply *kv, const char *name);
+
 #endif
