@@ -365,7 +365,7 @@ static void check_metrics(int port)
 static void test_read_routes(void **state)
 {
     hx *h = *state;
-    char pairing[64];
+    char pairing[QS_ID_MAX + 1];
     make_state(h, pairing, sizeof pairing);
     scripted_events_before(h);
     agentd_proc a;
