@@ -136,15 +136,18 @@ static json_t *agent_json(const model_snap *s, const model_rec *ag)
                      str_or_null(p ? model_str(p->h, "call") : ""));
 }
 
-static json_t *call_json(const model_rec *p)
+static json_t *call_json(const model_snap *s, const model_rec *p)
 {
     const json_t *h = p->h;
+    const model_rec *c = model_find(s->calls, s->ncalls, model_str(h, "call"));
+    const json_t *ch = c ? c->h : NULL; /* the caller's number and name, for a wallboard */
     bool bridged = !strcmp(model_str(h, "state"), "bridged");
     const char *rec = model_str(h, "rec");
     json_t *recj = *rec ? json_pack("{s:s, s:s}", "name", rec, "state",
                                     model_str(h, "rec_state"))
                         : json_null();
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s,"
+                     " s:s}",
                      "pairing", p->id, "state", bridged ? "talking" : "connecting", "queue",
                      model_str(h, "queue"), "callid", model_str(h, "call"), "caller_channel",
                      model_str(h, "caller_channel"), "caller_node",
@@ -152,7 +155,9 @@ static json_t *call_json(const model_rec *p)
                      "agent_channel", model_str(h, "agent_channel"), "agent_node",
                      model_str(h, "agent_node"), "created_ms", num(h, "created_ms"),
                      "bridged_ms", bridged ? num(h, "bridged_ms") : json_null(),
-                     "holdtime_ms", num(h, "holdtime_ms"), "recording", recj);
+                     "holdtime_ms", num(h, "holdtime_ms"), "recording", recj, "cid_num",
+                     ch ? model_str(ch, "cid_num") : "", "cid_name",
+                     ch ? model_str(ch, "cid_name") : "");
 }
 
 static json_t *recording_json(const char *name, const json_t *h)
@@ -244,7 +249,7 @@ static void r_calls(rreq *q, model_snap *s)
 {
     json_t *o = as_of(s), *arr = json_array();
     for (size_t i = 0; i < s->npairings; i++)
-        json_array_append_new(arr, call_json(&s->pairings[i]));
+        json_array_append_new(arr, call_json(s, &s->pairings[i]));
     json_object_set_new(o, "calls", arr);
     reply_dump(q->r, o);
 }
@@ -263,7 +268,7 @@ static void r_call(rreq *q, model_snap *s)
     for (size_t i = 0; i < s->npairings; i++)
         if (!strcmp(model_str(s->pairings[i].h, "call"), q->id)) {
             json_t *o = as_of(s);
-            json_object_set_new(o, "call", call_json(&s->pairings[i]));
+            json_object_set_new(o, "call", call_json(s, &s->pairings[i]));
             reply_dump(q->r, o);
             return;
         }

@@ -212,6 +212,8 @@ static void check_agents_calls(int port, const char *pairing)
     assert_true(ji(c, "0.bridged_ms") > 0);
     assert_string_equal(js(c, "0.recording.name"), "rec1");
     assert_string_equal(js(c, "0.recording.state"), "recording");
+    assert_string_equal(js(c, "0.cid_num"), "5551234"); /* the caller's, from its record */
+    assert_string_equal(js(c, "0.cid_name"), "Ann Caller");
     json_decref(o);
     o = get(port, "/api/v1/calls/c2", 200, NULL);
     assert_string_equal(js(o, "call.pairing"), pairing);
