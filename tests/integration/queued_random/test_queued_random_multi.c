@@ -860,15 +860,21 @@ static void faults_end(void)
         redis_end();
     /* up to 30 s: a WebSocket whose upgrades were refused backs off up to
      * 5 s between attempts, and a sanitizer build on a loaded machine is slow */
-    for (int t = 0; t < 3 * WAIT_MS && fault_in_progress(); t += 10) {
+    uint64_t from = clock_mono_ms();
+    while (clock_mono_ms() - from < 3 * WAIT_MS && fault_in_progress()) {
         test_sleep_ms(10);
         ws_watch();
     }
-    if (fault_in_progress())
+    if (fault_in_progress()) {
+        for (int n = 0; n < NNODES; n++) /* which node, and its log */
+            fprintf(stderr, "seed %u: node%d: app %s, Redis %s; log %s\n", R.seed, n + 1,
+                    R.ws_gone[n] ? "NOT attached" : "attached",
+                    redis_settled(n) ? "caught up" : "NOT caught up", R.c->q[n].logpath);
         fail_msg(
-            "seed %u: %d s after the script, an events WebSocket is not attached again "
+            "seed %u: %llu ms after the script, an events WebSocket is not attached again "
             "or a node has not caught up with Redis",
-            R.seed, 3 * WAIT_MS / 1000);
+            R.seed, (unsigned long long)(clock_mono_ms() - from));
+    }
     read_new_events();
     resample(true);
 }
