@@ -142,6 +142,9 @@ static int open_http(app *a, char *err, size_t errlen)
         .key_path = c->tls_key[0] ? c->tls_key : NULL,
         .max_body = (size_t)c->max_body,
         .rate_per_s = c->rate_per_s > 0 ? c->rate_per_s : -1,
+        /* bursts of two seconds' worth, at least 10 (the server's own
+         * default burst, 200, would let a low limit through for 40 s) */
+        .rate_burst = c->rate_per_s > 5 ? (unsigned)(c->rate_per_s * 2) : 10,
         .on_request = api_on_request,
         .on_ws_open = api_on_ws_open,
         .on_ws_close = api_on_ws_close,

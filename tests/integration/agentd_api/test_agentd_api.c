@@ -471,6 +471,52 @@ static void test_janitor(void **state)
     redis_proc_stop(&r, SIGTERM);
 }
 
+/* The server's limits reach agentd's routes as JSON errors and change
+ * nothing: a body over max_body is 413 (no command reaches the node), a
+ * burst over rate_per_s from one peer gets 429 for the excess. */
+static void test_limits(void **state)
+{
+    (void)state;
+    redis_proc r;
+    assert_int_equal(redis_proc_start(&r, NULL), 0);
+    redisContext *rc = redis_proc_connect(&r);
+    freeReplyObject(redisCommand(rc, "HSET {ariq}:agent:1001 node n1 channel ag1 state free"));
+    freeReplyObject(redisCommand(rc, "SET {ariq}:node:n1:heartbeat 1"));
+    agentd_proc a;
+    assert_int_equal(agentd_proc_start(&a, &r, "max_body = 1024\nrate_per_s = 5\n"), 0);
+    size_t big = 4096;
+    char *body = malloc(big + 32), *reply = NULL;
+    snprintf(body, big + 32, "{\"reason\":\"%0*d\"}", (int)big, 0);
+    assert_int_equal(agentd_http_send(a.port, "POST", "/api/v1/agents/1001/pause", AGENTD_AUTH,
+                                      body, &reply, NULL, 0),
+                     413);
+    assert_non_null(reply);
+    assert_non_null(strstr(reply, "{\"error\":"));
+    free(reply);
+    free(body);
+    redisReply *n = redisCommand(rc, "XLEN {ariq}:node:n1:cmds");
+    assert_int_equal(n->integer, 0); /* nothing reached the node */
+    freeReplyObject(n);
+    int limited = 0, ok = 0;
+    for (int i = 0; i < 40; i++) {
+        long st = agentd_http(a.port, "GET", "/api/v1/health", AGENTD_AUTH, &reply, NULL, 0);
+        if (st == 429) {
+            limited++;
+            assert_non_null(strstr(reply, "{\"error\":"));
+        } else {
+            assert_int_equal(st, 200);
+            ok++;
+        }
+        free(reply);
+        reply = NULL;
+    }
+    print_message("limits: 40 requests at once: %d answered, %d refused (429)\n", ok, limited);
+    assert_true(ok >= 1 && limited >= 20); /* 5 per s: most of a quick burst is refused */
+    redisFree(rc);
+    assert_int_equal(agentd_proc_stop(&a), 0);
+    redis_proc_stop(&r, SIGTERM);
+}
+
 int main(void)
 {
     const struct CMUnitTest api[] = {
@@ -484,6 +530,7 @@ int main(void)
     const struct CMUnitTest alone[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_janitor),
+        cmocka_unit_test(test_limits),
     };
     int failed = cmocka_run_group_tests_name("agentd_alone", alone, NULL, NULL);
     failed += cmocka_run_group_tests_name("agentd_api", api, setup, teardown);
