@@ -65,6 +65,8 @@ struct events {
     client *clients;
     unsigned nclients;
     events_stats st;
+    events_entry_fn follow; /* events_follow */
+    void *follow_ud;
 };
 
 /* ---- ids ------------------------------------------------------------------------- */
@@ -428,6 +430,8 @@ static void fan_out(events *e, const redisReply *entry)
     }
     e->F = id; /* even when it cannot be sent: the next XREAD starts after it */
     e->st.entries++;
+    if (e->follow)
+        e->follow(entry->element[0]->str, entry->element[1], e->follow_ud);
     char *text = entry_json(entry);
     if (!text)
         return;
@@ -545,6 +549,17 @@ void events_free(events *e)
     }
     store_free(e->rd); /* a read in flight completes with NULL */
     free(e);
+}
+
+void events_follow(events *e, events_entry_fn fn, void *ud)
+{
+    e->follow = fn;
+    e->follow_ud = ud;
+}
+
+bool events_following(const events *e)
+{
+    return e->known;
 }
 
 void events_get_stats(const events *e, events_stats *out)

@@ -32,6 +32,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <hiredis/hiredis.h>
+
 #include "http/server.h"
 #include "store/store.h"
 
@@ -68,6 +70,18 @@ typedef struct events_stats {
     uint64_t gaps;       /* GAP messages sent */
 } events_stats;
 void events_get_stats(const events *e, events_stats *out);
+
+/* An in-process follower (the read model): fn gets every entry the reader
+ * fans out, in stream order, with its id and its [k1, v1, ...] fields
+ * (both borrowed for the call), whether or not a WebSocket client is
+ * there. Entries up to the reader's start position are not fanned out:
+ * read them with XRANGE, and count on fn only for pages sent once
+ * events_following() is true. One follower per feed; fn NULL removes it. */
+typedef void (*events_entry_fn)(const char *id, const redisReply *fields, void *ud);
+void events_follow(events *e, events_entry_fn fn, void *ud);
+/* True once the reader's start position is known: every entry added after
+ * a command sent from now on is fanned out. */
+bool events_following(const events *e);
 
 /* A stream id "ms" or "ms-seq" (decimal, each fitting 64 bits) into *ms,
  * *seq. Returns 0 or ARIQ_EINVAL. */

@@ -203,7 +203,7 @@ static int run(const acfg *c)
     }
     if (open_store(&a, &sc, err, sizeof err) != 0 ||
         events_new(a.base, a.store, &sc, &a.ev, err, sizeof err) != 0 ||
-        model_new(a.base, a.store, c, &a.model, err, sizeof err) != 0 ||
+        model_new(a.base, a.store, a.ev, c, &a.model, err, sizeof err) != 0 ||
         actions_new(a.base, a.store, &sc, c, &a.actions, err, sizeof err) != 0 ||
         open_qlog(&a, err, sizeof err) != 0 || open_http(&a, err, sizeof err) != 0 ||
         arm(&a, err, sizeof err) != 0)

@@ -14,7 +14,7 @@
 #define MOD "model"
 #define REC_MAX 1000     /* recordings the snapshot holds (the route's max limit) */
 #define PAGE 1000        /* events per XRANGE page */
-#define POLL_MS 100      /* events polled this often when caught up */
+#define POLL_MS 100      /* paging again while the feed has not started */
 #define RETRY_MS 1000    /* after a failed read */
 
 const char *const model_agent_count_names[MA_COUNT] = {
@@ -140,10 +140,16 @@ struct model {
     bool inflight;
     waiter *waiters, **wtail;
     life *life;
-    /* events */
+    /* events: XRANGE pages until caught up with the feed, then the feed
+     * (events_follow) */
+    events *feed;
     struct event *poll;
     bool ev_inflight;
+    bool page_following; /* the page in flight was sent once the feed followed */
+    bool ev_missed;      /* a fed entry came while paging: page again */
+    bool caught_up;      /* paging is over: entries come from the feed */
     char ev_last[48];     /* exclusive start of the next page */
+    uint64_t last_ms, last_seq; /* the id of the last entry taken */
     uint64_t start_ms;    /* entries before this are window only */
     uint64_t entries;
     size_t nring;
@@ -551,6 +557,29 @@ static void poll_arm(model *m, int ms)
     event_add(m->poll, &tv);
 }
 
+/* Takes entry `id` once: pages and the feed overlap at the seam. */
+static void take_entry(model *m, const char *id, const redisReply *fields)
+{
+    uint64_t ms, seq;
+    if (events_parse_id(id, &ms, &seq) != 0 ||
+        (ms < m->last_ms || (ms == m->last_ms && seq <= m->last_seq)))
+        return;
+    m->last_ms = ms;
+    m->last_seq = seq;
+    snprintf(m->ev_last, sizeof m->ev_last, "(%s", id);
+    on_entry(m, ms, fields);
+    m->entries++;
+}
+
+static void on_fed(const char *id, const redisReply *fields, void *ud)
+{
+    model *m = ud;
+    if (m->caught_up)
+        take_entry(m, id, fields);
+    else
+        m->ev_missed = true; /* maybe after the page in flight was read: the next has it */
+}
+
 static void on_events(store *st, const redisReply *r, void *pd)
 {
     (void)st;
@@ -570,11 +599,14 @@ static void on_events(store *st, const redisReply *r, void *pd)
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
             e->element[1]->type != REDIS_REPLY_ARRAY)
             continue;
-        snprintf(m->ev_last, sizeof m->ev_last, "(%s", rstr(e->element[0]));
-        on_entry(m, strtoull(rstr(e->element[0]), NULL, 10), e->element[1]);
-        m->entries++;
+        take_entry(m, rstr(e->element[0]), e->element[1]);
     }
-    poll_arm(m, r->elements >= PAGE ? 0 : POLL_MS);
+    if (r->elements >= PAGE || m->ev_missed)
+        poll_arm(m, 0); /* more, or an entry fed meanwhile */
+    else if (m->page_following)
+        m->caught_up = true; /* the feed has everything after this page */
+    else
+        poll_arm(m, POLL_MS); /* the feed's reader has not started yet */
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -585,6 +617,8 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
     char count[16];
     snprintf(count, sizeof count, "%d", PAGE);
     const char *argv[] = {"XRANGE", m->k_events, m->ev_last, "+", "COUNT", count};
+    m->page_following = events_following(m->feed);
+    m->ev_missed = false;
     if (store_command_argv(m->st, 6, argv, NULL, on_events, m->life) != 0) {
         poll_arm(m, RETRY_MS);
         return;
@@ -666,13 +700,13 @@ int model_command(model *m, int argc, const char **argv, store_cb cb, void *pd)
 
 /* ---- life ---------------------------------------------------------------------- */
 
-int model_new(struct event_base *base, store *st, const acfg *cfg, model **out, char *err,
-              size_t errlen)
+int model_new(struct event_base *base, store *st, events *feed, const acfg *cfg, model **out,
+              char *err, size_t errlen)
 {
     model *m = calloc(1, sizeof *m);
     if (!m)
         return ARIQ_ENOMEM;
-    *m = (model){.base = base, .st = st, .cfg = cfg};
+    *m = (model){.base = base, .st = st, .cfg = cfg, .feed = feed};
     m->wtail = &m->waiters;
     m->life = calloc(1, sizeof *m->life);
     if (m->life)
@@ -693,6 +727,7 @@ int model_new(struct event_base *base, store *st, const acfg *cfg, model **out, 
     m->start_ms = clock_wall_ms();
     uint64_t from = m->start_ms - (uint64_t)cfg->service_level_window_s * 1000;
     snprintf(m->ev_last, sizeof m->ev_last, "%llu-0", (unsigned long long)from);
+    events_follow(feed, on_fed, m);
     poll_arm(m, 0);
     *out = m;
     return 0;
@@ -716,6 +751,8 @@ void model_free(model *m)
         m->waiters = w->next;
         free(w);
     }
+    if (m->feed)
+        events_follow(m->feed, NULL, NULL);
     if (m->life) {
         m->life->alive = false;
         life_put(m->life);

@@ -12,8 +12,9 @@
  * queue's callers zset read once), so 5,000 waiting callers are one pass.
  *
  * The counters: the `{NS}:events` stream, read back `service_level_window_s`
- * at start and then followed (XRANGE pages on the command store, polled: no
- * blocking command), gives per queue the service level window (minute
+ * at start (XRANGE pages on the command store) and then followed through
+ * the events feed's own reader (events_follow: one read of the stream per
+ * agentd, not a second poll), gives per queue the service level window (minute
  * buckets of CONNECT / ABANDON / EXITWITHTIMEOUT) and, for entries written
  * since agentd started, the counters and histograms of /metrics. */
 #ifndef ARIQ_AGENTD_MODEL_H
@@ -25,6 +26,7 @@
 #include <stdint.h>
 
 #include "aconfig.h"
+#include "events.h"
 #include "store/store.h"
 
 struct event_base;
@@ -85,10 +87,12 @@ typedef struct model_snap {
     size_t queues_body_len;
 } model_snap;
 
-/* Creates the model on `base`, reading through `st` (borrowed). Returns 0
+/* Creates the model on `base`, reading through `st` (borrowed); after its
+ * read-back of the events window it follows `feed` (borrowed, freed after
+ * the model: events_follow) instead of reading the stream again. Returns 0
  * and *out (yours: model_free), or a negative ARIQ_ code with err. */
-int model_new(struct event_base *base, store *st, const acfg *cfg, model **out, char *err,
-              size_t errlen);
+int model_new(struct event_base *base, store *st, events *feed, const acfg *cfg, model **out,
+              char *err, size_t errlen);
 /* Drops the waiters without calling them (free the HTTP server first: it
  * has freed their requests). NULL does nothing. */
 void model_free(model *m);
