@@ -177,6 +177,8 @@ static bool take_over(call *k, const qs_pairing *p, leg *party)
 /* Keeps pairings that arrive while the node is adopting its legs. */
 static void defer_pairings(node *n, const qs_pairing *p, size_t np)
 {
+    if (np == 0)
+        return; /* p may be NULL then (a reply without pairings) */
     if (n->ndeferred + np > n->deferred_cap) {
         size_t cap = (n->ndeferred + np) * 2;
         qs_pairing *v = realloc(n->deferred, cap * sizeof *v);

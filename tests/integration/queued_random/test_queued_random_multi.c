@@ -867,7 +867,8 @@ static void faults_end(void)
     }
     if (fault_in_progress()) {
         for (int n = 0; n < NNODES; n++) /* which node, and its log */
-            fprintf(stderr, "seed %u: node%d: app %s, Redis %s; log %s\n", R.seed, n + 1,
+            fprintf(stderr, "seed %u: node%d: queued %s, app %s, Redis %s; log %s\n", R.seed,
+                    n + 1, queued_proc_alive(&R.c->q[n]) ? "running" : "EXITED",
                     R.ws_gone[n] ? "NOT attached" : "attached",
                     redis_settled(n) ? "caught up" : "NOT caught up", R.c->q[n].logpath);
         fail_msg(
